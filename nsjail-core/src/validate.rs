@@ -1,0 +1,142 @@
+//! Request validation. The helper runs this on every request before acting on it: nothing the
+//! CLI sent is trusted, whoever built it.
+
+use thiserror::Error;
+
+use crate::request::SpawnRequest;
+
+/// Largest number of arguments or environment entries a request may carry.
+pub const MAX_LIST: usize = 16 * 1024;
+/// Linux limits a hostname to 64 bytes (`__NEW_UTS_LEN`).
+pub const MAX_HOSTNAME: usize = 64;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ValidationError {
+    #[error("no command given")]
+    EmptyArgv,
+    #[error("{field}: contains a NUL byte")]
+    Nul { field: &'static str },
+    #[error("{field}: too many entries ({count}, at most {max})")]
+    TooMany {
+        field: &'static str,
+        count: usize,
+        max: usize,
+    },
+    #[error("environment variable name {0:?} is empty or contains '='")]
+    BadEnvName(String),
+    #[error("working directory {0:?} is not an absolute path")]
+    RelativeCwd(String),
+    #[error("hostname {0:?} must be 1 to 64 bytes")]
+    BadHostname(String),
+    #[error("{field} {value} is not a valid id inside the sandbox")]
+    BadId { field: &'static str, value: u32 },
+}
+
+fn no_nul(field: &'static str, s: &str) -> Result<(), ValidationError> {
+    if s.as_bytes().contains(&0) {
+        return Err(ValidationError::Nul { field });
+    }
+    Ok(())
+}
+
+/// Check a request for everything that does not depend on who sent it or on the host.
+pub fn check(req: &SpawnRequest) -> Result<(), ValidationError> {
+    if req.argv.is_empty() || req.program.is_empty() {
+        return Err(ValidationError::EmptyArgv);
+    }
+    for (field, count) in [("argv", req.argv.len()), ("env", req.env.len())] {
+        if count > MAX_LIST {
+            return Err(ValidationError::TooMany {
+                field,
+                count,
+                max: MAX_LIST,
+            });
+        }
+    }
+    no_nul("program", &req.program)?;
+    for a in &req.argv {
+        no_nul("argv", a)?;
+    }
+    for (k, v) in &req.env {
+        if k.is_empty() || k.contains('=') {
+            return Err(ValidationError::BadEnvName(k.clone()));
+        }
+        no_nul("env", k)?;
+        no_nul("env", v)?;
+    }
+    for (field, dir) in [("cwd", &req.cwd), ("caller_cwd", &req.caller_cwd)] {
+        if let Some(dir) = dir {
+            no_nul(field, dir)?;
+            if !dir.starts_with('/') {
+                return Err(ValidationError::RelativeCwd(dir.clone()));
+            }
+        }
+    }
+    if req.hostname.is_empty() || req.hostname.len() > MAX_HOSTNAME {
+        return Err(ValidationError::BadHostname(req.hostname.clone()));
+    }
+    no_nul("hostname", &req.hostname)?;
+    // (uid_t)-1 means "unchanged" to the set*id calls, so it can never be a real id.
+    for (field, value) in [("uid", req.ids.uid), ("gid", req.ids.gid)] {
+        if value == u32::MAX {
+            return Err(ValidationError::BadId { field, value });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> SpawnRequest {
+        SpawnRequest::new(vec!["true".into()])
+    }
+
+    #[test]
+    fn default_request_is_valid() {
+        assert_eq!(check(&ok()), Ok(()));
+    }
+
+    #[test]
+    fn refusals() {
+        let mut r = ok();
+        r.argv.clear();
+        assert_eq!(check(&r), Err(ValidationError::EmptyArgv));
+
+        let mut r = ok();
+        r.argv.push("a\0b".into());
+        assert!(matches!(
+            check(&r),
+            Err(ValidationError::Nul { field: "argv" })
+        ));
+
+        let mut r = ok();
+        r.env.push(("A=B".into(), "x".into()));
+        assert!(matches!(check(&r), Err(ValidationError::BadEnvName(_))));
+
+        let mut r = ok();
+        r.env.push((String::new(), "x".into()));
+        assert!(matches!(check(&r), Err(ValidationError::BadEnvName(_))));
+
+        let mut r = ok();
+        r.cwd = Some("relative".into());
+        assert!(matches!(check(&r), Err(ValidationError::RelativeCwd(_))));
+
+        let mut r = ok();
+        r.hostname = "h".repeat(65);
+        assert!(matches!(check(&r), Err(ValidationError::BadHostname(_))));
+
+        let mut r = ok();
+        r.hostname.clear();
+        assert!(matches!(check(&r), Err(ValidationError::BadHostname(_))));
+
+        let mut r = ok();
+        r.ids.uid = u32::MAX;
+        assert!(matches!(check(&r), Err(ValidationError::BadId { .. })));
+
+        let mut r = ok();
+        r.argv = vec![String::new(); MAX_LIST + 1];
+        assert!(matches!(check(&r), Err(ValidationError::TooMany { .. })));
+    }
+}

@@ -1,0 +1,339 @@
+//! Framing between the CLI and the helper, and the only module that knows about bincode.
+//!
+//! A frame is a 12-byte header — magic `NSJL`, protocol version (u16 LE), reserved zero (u16),
+//! body length (u32 LE) — followed by a bincode body. The length is checked against
+//! [`MAX_BODY`] before anything is allocated, and the body is decoded with the same hard limit,
+//! so a hostile peer can neither make the helper allocate much nor feed it a partial value.
+
+use std::io::{self, Read};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+use crate::message::ClientMessage;
+
+pub const MAGIC: [u8; 4] = *b"NSJL";
+/// Bumped on every incompatible change of any type that travels.
+pub const PROTOCOL_VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 12;
+/// The largest body either side accepts.
+pub const MAX_BODY: usize = 256 * 1024;
+
+#[derive(Debug, Error)]
+pub enum WireError {
+    #[error("truncated frame: expected {expected} bytes, got {got}")]
+    Truncated { expected: usize, got: usize },
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("not an nsjail frame (magic {0:02x?})")]
+    BadMagic([u8; 4]),
+    #[error(
+        "protocol version mismatch: this side speaks {ours}, the peer {theirs} (CLI and helper must come from the same build)"
+    )]
+    VersionMismatch { ours: u16, theirs: u16 },
+    #[error("malformed frame header (reserved field {0:#x})")]
+    BadHeader(u16),
+    #[error("malformed message body: {0}")]
+    BadBody(String),
+    #[error("malformed message body: {0} bytes left over")]
+    TrailingBytes(usize),
+    #[error("expected {expected} file descriptors with the message, got {got}")]
+    FdCount { expected: usize, got: usize },
+    #[error("cannot encode message: {0}")]
+    Encode(String),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_BODY>()
+}
+
+/// Encode `msg` as one complete frame.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, WireError> {
+    let body = bincode::serde::encode_to_vec(msg, config())
+        .map_err(|e| WireError::Encode(e.to_string()))?;
+    if body.len() > MAX_BODY {
+        return Err(WireError::TooLarge {
+            len: body.len(),
+            max: MAX_BODY,
+        });
+    }
+    let mut frame = Vec::with_capacity(HEADER_LEN + body.len());
+    frame.extend_from_slice(&MAGIC);
+    frame.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    frame.extend_from_slice(&0u16.to_le_bytes());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+/// Check a frame header and return the body length it announces.
+pub fn parse_header(h: &[u8; HEADER_LEN]) -> Result<usize, WireError> {
+    let magic = [h[0], h[1], h[2], h[3]];
+    if magic != MAGIC {
+        return Err(WireError::BadMagic(magic));
+    }
+    let version = u16::from_le_bytes([h[4], h[5]]);
+    if version != PROTOCOL_VERSION {
+        return Err(WireError::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs: version,
+        });
+    }
+    let reserved = u16::from_le_bytes([h[6], h[7]]);
+    if reserved != 0 {
+        return Err(WireError::BadHeader(reserved));
+    }
+    let len = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
+    if len > MAX_BODY {
+        return Err(WireError::TooLarge { len, max: MAX_BODY });
+    }
+    Ok(len)
+}
+
+/// Decode a body; every byte must belong to the value.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
+    if body.len() > MAX_BODY {
+        return Err(WireError::TooLarge {
+            len: body.len(),
+            max: MAX_BODY,
+        });
+    }
+    let (value, used) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| WireError::BadBody(e.to_string()))?;
+    if used != body.len() {
+        return Err(WireError::TrailingBytes(body.len() - used));
+    }
+    Ok(value)
+}
+
+/// Decode one whole frame from the start of `bytes`; returns the value and the bytes used.
+pub fn decode_frame<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), WireError> {
+    let header: &[u8; HEADER_LEN] = bytes
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(WireError::Truncated {
+            expected: HEADER_LEN,
+            got: bytes.len(),
+        })?;
+    let len = parse_header(header)?;
+    let body = bytes
+        .get(HEADER_LEN..HEADER_LEN + len)
+        .ok_or(WireError::Truncated {
+            expected: HEADER_LEN + len,
+            got: bytes.len(),
+        })?;
+    Ok((decode_body(body)?, HEADER_LEN + len))
+}
+
+/// Read the rest of a frame whose header is already in hand.
+pub fn read_body<R: Read, T: DeserializeOwned>(
+    r: &mut R,
+    header: &[u8; HEADER_LEN],
+) -> Result<T, WireError> {
+    let len = parse_header(header)?;
+    let mut body = vec![0u8; len];
+    read_full(r, &mut body)?;
+    decode_body(&body)
+}
+
+/// Read one frame. `Ok(None)` when the peer closed the stream cleanly between frames.
+pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<Option<T>, WireError> {
+    let mut header = [0u8; HEADER_LEN];
+    let got = read_up_to(r, &mut header)?;
+    if got == 0 {
+        return Ok(None);
+    }
+    if got < HEADER_LEN {
+        return Err(WireError::Truncated {
+            expected: HEADER_LEN,
+            got,
+        });
+    }
+    read_body(r, &header).map(Some)
+}
+
+/// Check that a client message arrived with the fds it must carry.
+pub fn check_fds(msg: &ClientMessage, got: usize) -> Result<(), WireError> {
+    let expected = msg.expected_fds();
+    if expected != got {
+        return Err(WireError::FdCount { expected, got });
+    }
+    Ok(())
+}
+
+fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, WireError> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(got)
+}
+
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<(), WireError> {
+    let got = read_up_to(r, buf)?;
+    if got < buf.len() {
+        return Err(WireError::Truncated {
+            expected: buf.len(),
+            got,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{ExitInfo, HelperEvent, Termination};
+    use crate::request::SpawnRequest;
+
+    fn spawn() -> ClientMessage {
+        let mut r = SpawnRequest::new(vec!["/bin/true".into(), "x".into()]);
+        r.env.push(("PATH".into(), "/usr/bin:/bin".into()));
+        ClientMessage::Spawn(Box::new(r))
+    }
+
+    #[test]
+    fn round_trip() {
+        let frame = encode(&spawn()).unwrap();
+        let (back, used): (ClientMessage, usize) = decode_frame(&frame).unwrap();
+        assert_eq!(back, spawn());
+        assert_eq!(used, frame.len());
+        let ev = HelperEvent::Exited(ExitInfo {
+            termination: Termination::Signaled(9),
+            wall_time_us: 1,
+            user_time_us: 2,
+            system_time_us: 3,
+            max_rss_kib: 4,
+        });
+        let frame = encode(&ev).unwrap();
+        let back: HelperEvent = read_frame(&mut &frame[..]).unwrap().unwrap();
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn clean_eof_is_none() {
+        let r: Option<ClientMessage> = read_frame(&mut &[][..]).unwrap();
+        assert!(r.is_none());
+    }
+
+    #[test]
+    fn truncated_header_and_body() {
+        let frame = encode(&spawn()).unwrap();
+        for cut in [1, HEADER_LEN - 1, HEADER_LEN, frame.len() - 1] {
+            let err = read_frame::<_, ClientMessage>(&mut &frame[..cut]).unwrap_err();
+            assert!(
+                matches!(err, WireError::Truncated { .. }),
+                "cut {cut}: {err}"
+            );
+            let err = decode_frame::<ClientMessage>(&frame[..cut]).unwrap_err();
+            assert!(
+                matches!(err, WireError::Truncated { .. }),
+                "cut {cut}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_length_refused_before_reading() {
+        let mut frame = encode(&spawn()).unwrap();
+        frame[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        let err = read_frame::<_, ClientMessage>(&mut &frame[..]).unwrap_err();
+        assert!(matches!(err, WireError::TooLarge { .. }), "{err}");
+        let big = vec![0u8; MAX_BODY + 1];
+        assert!(matches!(
+            decode_body::<ClientMessage>(&big),
+            Err(WireError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_message_refused_on_encode() {
+        let r = SpawnRequest::new(vec!["x".repeat(MAX_BODY + 1)]);
+        let err = encode(&ClientMessage::Spawn(Box::new(r))).unwrap_err();
+        assert!(matches!(
+            err,
+            WireError::Encode(_) | WireError::TooLarge { .. }
+        ));
+    }
+
+    #[test]
+    fn wrong_magic() {
+        let mut frame = encode(&spawn()).unwrap();
+        frame[0] = b'X';
+        assert!(matches!(
+            decode_frame::<ClientMessage>(&frame),
+            Err(WireError::BadMagic(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_version_says_so() {
+        let mut frame = encode(&spawn()).unwrap();
+        frame[4..6].copy_from_slice(&(PROTOCOL_VERSION + 1).to_le_bytes());
+        let err = decode_frame::<ClientMessage>(&frame).unwrap_err();
+        assert!(matches!(err, WireError::VersionMismatch { .. }));
+        assert!(err.to_string().contains("version mismatch"));
+    }
+
+    #[test]
+    fn reserved_bits_refused() {
+        let mut frame = encode(&spawn()).unwrap();
+        frame[6] = 1;
+        assert!(matches!(
+            decode_frame::<ClientMessage>(&frame),
+            Err(WireError::BadHeader(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_body() {
+        let mut frame = encode(&spawn()).unwrap();
+        for b in &mut frame[HEADER_LEN..] {
+            *b = 0xff;
+        }
+        assert!(matches!(
+            decode_frame::<ClientMessage>(&frame),
+            Err(WireError::BadBody(_))
+        ));
+        // A string length far beyond the frame must not allocate it.
+        let mut frame = encode(&ClientMessage::Signal(1)).unwrap();
+        frame.truncate(HEADER_LEN);
+        let body = [0u8, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        frame[8..12].copy_from_slice(&(body.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&body);
+        assert!(decode_frame::<ClientMessage>(&frame).is_err());
+    }
+
+    #[test]
+    fn trailing_bytes() {
+        let mut frame = encode(&ClientMessage::Signal(15)).unwrap();
+        frame.push(0);
+        let len = (frame.len() - HEADER_LEN) as u32;
+        frame[8..12].copy_from_slice(&len.to_le_bytes());
+        assert!(matches!(
+            decode_frame::<ClientMessage>(&frame),
+            Err(WireError::TrailingBytes(1))
+        ));
+    }
+
+    #[test]
+    fn fd_count_must_match_the_message() {
+        assert!(check_fds(&spawn(), 3).is_ok());
+        for n in [0, 1, 2, 4] {
+            assert!(matches!(
+                check_fds(&spawn(), n),
+                Err(WireError::FdCount { expected: 3, .. })
+            ));
+        }
+        assert!(check_fds(&ClientMessage::Signal(2), 0).is_ok());
+        assert!(check_fds(&ClientMessage::Signal(2), 1).is_err());
+    }
+}
