@@ -1,0 +1,321 @@
+//! The sandbox's first process: the steps after `clone`, in the order the kernel needs them.
+//!
+//! This process starts with the helper's credentials (euid 0 on the host when the helper is
+//! setuid) and a full capability set inside its new user namespace. Until it has switched every
+//! id to the mapped ones it must not touch any path: an euid of host root would make the kernel
+//! check file access as root.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::mount::{MsFlags, mount};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::prctl;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::{Gid, Uid, chdir, dup2_stderr, dup2_stdin, dup2_stdout, execve, read, setsid};
+use nsjail_core::SpawnRequest;
+use nsjail_core::exit::{NOT_EXECUTABLE, NOT_FOUND, SETUP_FAILED};
+
+use crate::error::{Result, sys};
+use crate::report::Reporter;
+use crate::{init, sys};
+
+/// The fds the first process starts with, besides everything it inherited and closes.
+pub struct ChildFds {
+    pub stdio: [OwnedFd; 3],
+    /// Readable once the parent has written the ID maps; hangs up when the parent dies.
+    pub sync: OwnedFd,
+    pub report: OwnedFd,
+    /// Where the init writes the payload's wait status.
+    pub status: OwnedFd,
+}
+
+/// Signals the init passes on to the payload. The helper forwards only these.
+pub const FORWARDED: [Signal; 6] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Run the first process of the sandbox; never returns.
+pub fn run(req: &SpawnRequest, fds: ChildFds) -> ! {
+    let ChildFds {
+        stdio,
+        sync,
+        report,
+        status,
+    } = fds;
+    let reporter = Reporter::new(report, req.verbose);
+    let exec = set_up(req, &sync, &reporter);
+    drop(sync);
+    let err = match exec {
+        Ok(exec) => match start(req, exec, stdio, reporter, status) {
+            Ok(never) => match never {},
+            Err((e, reporter)) => {
+                reporter.setup_failed(&e.to_string());
+                sys::exit_now(SETUP_FAILED)
+            }
+        },
+        Err(e) => e,
+    };
+    reporter.setup_failed(&err.to_string());
+    sys::exit_now(SETUP_FAILED)
+}
+
+/// Everything exec needs, prepared before the payload is forked so that errors are set-up
+/// errors.
+struct Exec {
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    program: String,
+}
+
+fn set_up(req: &SpawnRequest, sync: &OwnedFd, reporter: &Reporter) -> Result<Exec> {
+    // Die with the helper. Armed first so that no step below can outlive it.
+    prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
+
+    // 1. Wait until the parent has written our ID maps. End-of-file means it died.
+    let mut byte = [0u8; 1];
+    loop {
+        match read(sync.as_fd(), &mut byte) {
+            Ok(1) => break,
+            Ok(_) => sys::exit_now(SETUP_FAILED),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(sys("read sync pipe")(e)),
+        }
+    }
+
+    // 2. Become the mapped ids, all of them (real, effective, saved, filesystem), before any
+    //    path is touched: from here on the kernel checks every access as the caller.
+    //    Capabilities survive: the ids stay "root" of this namespace or are not mapped as 0, so
+    //    the setuid fix-up rule never clears them.
+    let gid = Gid::from_raw(req.ids.gid);
+    let uid = Uid::from_raw(req.ids.uid);
+    nix::unistd::setresgid(gid, gid, gid).map_err(sys(format!("setresgid({gid})")))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(sys(format!("setresuid({uid})")))?;
+    // A credential change resets the dumpable flag to fs.suid_dumpable and clears the parent
+    // death signal; set both again. Non-dumpable keeps the caller from ptracing the set-up
+    // (bubblewrap CVE-2016-8659).
+    prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
+    prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
+    // If the helper died before the signal was re-armed, its end of the sync pipe is closed.
+    let mut pfd = [PollFd::new(sync.as_fd(), PollFlags::POLLIN)];
+    if poll(&mut pfd, PollTimeout::ZERO).map_err(sys("poll sync pipe"))? > 0
+        && pfd[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+    {
+        sys::exit_now(SETUP_FAILED);
+    }
+    reporter.step(|| format!("ids: switched to uid {uid} gid {gid} inside"));
+
+    // 3. A new session: the payload loses the caller's controlling terminal, so it cannot push
+    //    input into it with TIOCSTI (bubblewrap CVE-2017-5226, firejail CVE-2016-9016).
+    setsid().map_err(sys("setsid"))?;
+
+    // 4. Mounts. Make every mount private first, so nothing done here propagates to the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(sys("mount --make-rprivate /"))?;
+    reporter.step(|| "mount: / and everything below made private".into());
+    // A /proc of the new pid namespace, so the payload sees only its own processes.
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(sys("mount proc on /proc"))?;
+    reporter.step(|| "mount: fresh proc on /proc".into());
+
+    // 5. UTS and network.
+    if req.namespaces.uts {
+        nix::unistd::sethostname(&req.hostname)
+            .map_err(sys(format!("sethostname({:?})", req.hostname)))?;
+        reporter.step(|| format!("hostname: {}", req.hostname));
+    }
+    if req.namespaces.net {
+        sys::loopback_up().map_err(sys("ioctl(SIOCSIFFLAGS) lo up"))?;
+        reporter.step(|| "net: lo up".into());
+    }
+
+    // 6. Working directory: the one asked for, else the caller's when it can be entered.
+    let cwd = match (&req.cwd, &req.caller_cwd) {
+        (Some(dir), _) => {
+            chdir(dir.as_str()).map_err(sys(format!("chdir {dir}")))?;
+            dir.clone()
+        }
+        (None, Some(dir)) if chdir(dir.as_str()).is_ok() => dir.clone(),
+        _ => {
+            chdir("/").map_err(sys("chdir /"))?;
+            "/".to_string()
+        }
+    };
+    reporter.step(|| format!("cwd: {cwd}"));
+
+    prepare_exec(req)
+}
+
+fn cstring(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| sys(format!("{s:?}"))(Errno::EINVAL))
+}
+
+fn prepare_exec(req: &SpawnRequest) -> Result<Exec> {
+    let argv = req
+        .argv
+        .iter()
+        .map(|a| cstring(a))
+        .collect::<Result<Vec<_>>>()?;
+    let env = req
+        .env
+        .iter()
+        .map(|(k, v)| cstring(&format!("{k}={v}")))
+        .collect::<Result<Vec<_>>>()?;
+    // PATH lookup as execvp does it, with the payload's own PATH.
+    let candidates = if req.program.contains('/') {
+        vec![cstring(&req.program)?]
+    } else {
+        let path = req
+            .path_var()
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        path.split(':')
+            .map(|dir| {
+                let dir = if dir.is_empty() { "." } else { dir };
+                cstring(&format!("{}/{}", dir.trim_end_matches('/'), req.program))
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    Ok(Exec {
+        candidates,
+        argv,
+        env,
+        program: req.program.clone(),
+    })
+}
+
+type StartError = (crate::error::HelperError, Reporter);
+
+/// Hand the payload its stdio, close everything else, and start it behind the init (or as
+/// PID 1 itself).
+fn start(
+    req: &SpawnRequest,
+    exec: Exec,
+    stdio: [OwnedFd; 3],
+    reporter: Reporter,
+    status: OwnedFd,
+) -> std::result::Result<std::convert::Infallible, StartError> {
+    let fail = |e: crate::error::HelperError, r: Reporter| (e, r);
+    let [stdin, stdout, stderr] = stdio;
+    if let Err(e) = dup2_stdin(&stdin)
+        .and_then(|()| dup2_stdout(&stdout))
+        .and_then(|()| dup2_stderr(&stderr))
+    {
+        return Err(fail(sys("dup2 stdio")(e), reporter));
+    }
+    drop((stdin, stdout, stderr));
+    // Every other inherited fd (the client socket, the helper's pipe ends) goes now; the two
+    // pipes we keep are close-on-exec.
+    let mut keep = [reporter_fd(&reporter), status.as_raw_fd()];
+    keep.sort_unstable();
+    if let Err(e) = sys::close_fds_from_except(3, &keep) {
+        return Err(fail(sys("close_range")(e), reporter));
+    }
+
+    if req.as_pid_1 {
+        drop(status);
+        reporter.step(|| format!("exec: {} as PID 1", exec.program));
+        exec_payload(&exec, &reporter);
+    }
+
+    // The init takes signals through a signalfd; block them before the fork so none is lost
+    // between fork and the init's first read. The payload restores an empty mask.
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    for s in FORWARDED {
+        mask.add(s);
+    }
+    if let Err(e) = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None) {
+        return Err(fail(sys("sigprocmask")(e), reporter));
+    }
+    let sigfd = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC) {
+        Ok(fd) => fd,
+        Err(e) => return Err(fail(sys("signalfd")(e), reporter)),
+    };
+    reporter.step(|| format!("exec: {} behind init (PID 1)", exec.program));
+    match sys::fork() {
+        Err(e) => Err(fail(sys("fork payload")(e), reporter)),
+        Ok(None) => {
+            drop(sigfd);
+            drop(status);
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+            exec_payload(&exec, &reporter)
+        }
+        Ok(Some(payload)) => {
+            // The init must not hold the report pipe: its end-of-file tells the helper that
+            // the payload's exec happened.
+            drop(reporter.into_fd());
+            init::run(payload, sigfd, status)
+        }
+    }
+}
+
+fn reporter_fd(r: &Reporter) -> i32 {
+    r.raw_fd()
+}
+
+/// The last steps before the payload's code runs: no new privileges, no inherited fd, exec.
+fn exec_payload(exec: &Exec, reporter: &Reporter) -> ! {
+    if let Err(e) = prctl::set_no_new_privs() {
+        reporter.setup_failed(&sys("prctl(PR_SET_NO_NEW_PRIVS)")(e).to_string());
+        sys::exit_now(SETUP_FAILED);
+    }
+    if let Err(e) = sys::cloexec_from(3) {
+        reporter.setup_failed(&sys("close_range(CLOEXEC)")(e).to_string());
+        sys::exit_now(SETUP_FAILED);
+    }
+    let mut denied = false;
+    let mut last = Errno::ENOENT;
+    for path in &exec.candidates {
+        let Err(e) = execve(path, &exec.argv, &exec.env);
+        match e {
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            // Like a shell: "permission denied" only when the file exists and cannot be
+            // executed; an unreadable directory on PATH just does not have it.
+            Errno::EACCES if nix::sys::stat::stat(path.as_c_str()).is_ok() => denied = true,
+            Errno::EACCES => {}
+            other => {
+                last = other;
+                break;
+            }
+        }
+        if e != Errno::EACCES {
+            last = e;
+        }
+    }
+    let errno = if denied && matches!(last, Errno::ENOENT | Errno::ENOTDIR) {
+        Errno::EACCES
+    } else {
+        last
+    };
+    reporter.exec_failed(
+        errno as i32,
+        &format!("cannot execute {:?}: {}", exec.program, errno.desc()),
+    );
+    sys::exit_now(if matches!(errno, Errno::ENOENT | Errno::ENOTDIR) {
+        NOT_FOUND
+    } else {
+        NOT_EXECUTABLE
+    })
+}

@@ -1,0 +1,141 @@
+//! One client connection: the spawn request with its stdio fds in, events out, later client
+//! messages (signals to forward) in.
+
+use std::io::{IoSliceMut, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
+use nix::sys::stat::{SFlag, fstat};
+use nsjail_core::message::STDIO_FDS;
+use nsjail_core::wire::{self, HEADER_LEN, WireError};
+use nsjail_core::{ClientMessage, HelperEvent, SpawnRequest};
+
+use crate::error::{HelperError, Result, sys};
+
+/// At most this many fds are accepted with one message; more is an error (and the kernel closes
+/// the excess when the control buffer is too small for them).
+const MAX_FDS: usize = 8;
+
+pub struct Conn {
+    stream: UnixStream,
+}
+
+impl Conn {
+    pub fn new(fd: OwnedFd) -> Conn {
+        Conn {
+            stream: UnixStream::from(fd),
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+
+    /// Read the opening message, which must be a spawn request carrying exactly the three
+    /// stdio fds.
+    pub fn read_spawn(&mut self) -> Result<(SpawnRequest, [OwnedFd; STDIO_FDS])> {
+        let mut header = [0u8; HEADER_LEN];
+        let mut got = 0;
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        while got < HEADER_LEN {
+            let n = self.recv_with_fds(&mut header[got..], &mut fds)?;
+            if n == 0 {
+                return Err(WireError::Truncated {
+                    expected: HEADER_LEN,
+                    got,
+                }
+                .into());
+            }
+            got += n;
+        }
+        let msg: ClientMessage = wire::read_body(&mut self.stream, &header)?;
+        wire::check_fds(&msg, fds.len())?;
+        let ClientMessage::Spawn(req) = msg else {
+            return Err(HelperError::Refused(
+                "the first message must be a spawn request".into(),
+            ));
+        };
+        for fd in &fds {
+            check_stdio_fd(fd)?;
+        }
+        let fds: [OwnedFd; STDIO_FDS] = fds.try_into().map_err(|v: Vec<OwnedFd>| {
+            HelperError::Wire(WireError::FdCount {
+                expected: STDIO_FDS,
+                got: v.len(),
+            })
+        })?;
+        Ok((*req, fds))
+    }
+
+    /// Receive some bytes and any fds that come with them. Fds arrive close-on-exec so that no
+    /// path can leak them into the payload unless we hand them over deliberately.
+    fn recv_with_fds(&mut self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<usize> {
+        let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = loop {
+            match recvmsg::<UnixAddr>(
+                self.stream.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other.map_err(sys("recvmsg on the client socket"))?,
+            }
+        };
+        let bytes = msg.bytes;
+        let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
+        for c in msg.cmsgs().map_err(sys("recvmsg control data"))? {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                for fd in raw {
+                    fds.push(crate::sys::take_fd(fd));
+                }
+            }
+        }
+        if truncated || fds.len() > MAX_FDS {
+            return Err(WireError::FdCount {
+                expected: STDIO_FDS,
+                got: fds.len().max(MAX_FDS + 1),
+            }
+            .into());
+        }
+        Ok(bytes)
+    }
+
+    /// The next message from the client; `None` when it has closed the connection.
+    pub fn read_message(&mut self) -> Result<Option<ClientMessage>> {
+        let msg: Option<ClientMessage> = wire::read_frame(&mut self.stream)?;
+        if let Some(m) = &msg {
+            wire::check_fds(m, 0)?;
+        }
+        Ok(msg)
+    }
+
+    pub fn send(&mut self, ev: &HelperEvent) -> Result<()> {
+        let frame = wire::encode(ev)?;
+        self.stream
+            .write_all(&frame)
+            .map_err(|e| HelperError::Wire(WireError::Io(e)))
+    }
+}
+
+/// A directory (or an `O_PATH` handle) passed as stdio would let the payload `openat()` its way
+/// to host files outside anything it was given (nsjail #268). Only real open files pass.
+fn check_stdio_fd(fd: &OwnedFd) -> Result<()> {
+    let st = fstat(fd.as_fd()).map_err(sys("fstat on a passed stdio fd"))?;
+    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR {
+        return Err(HelperError::Refused(
+            "a directory cannot be passed as stdin, stdout or stderr".into(),
+        ));
+    }
+    let flags =
+        fcntl(fd.as_fd(), FcntlArg::F_GETFL).map_err(sys("fcntl(F_GETFL) on a stdio fd"))?;
+    if OFlag::from_bits_truncate(flags).contains(OFlag::O_PATH) {
+        return Err(HelperError::Refused(
+            "an O_PATH descriptor cannot be passed as stdin, stdout or stderr".into(),
+        ));
+    }
+    Ok(())
+}

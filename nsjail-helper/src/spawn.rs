@@ -1,0 +1,148 @@
+//! The parent side of starting a sandbox: clone into the new namespaces, write the ID maps,
+//! release the child. The child side is `child.rs`.
+
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::{Pid, pipe2, write};
+use nsjail_core::{Namespaces, SpawnRequest};
+
+use crate::caller::Caller;
+use crate::child::{self, ChildFds};
+use crate::error::{Result, sys};
+use crate::sys::{self, Cloned};
+use crate::userns;
+
+/// A started sandbox, as the helper holds it.
+pub struct Sandbox {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    /// Our end of the sync pipe, held open for the sandbox's life: the child checks it to know
+    /// that we are alive.
+    pub _sync: OwnedFd,
+    pub report: OwnedFd,
+    pub status: OwnedFd,
+    pub started: Instant,
+    pub as_pid_1: bool,
+}
+
+/// `CLONE_NEWTIME` is not in nix's `CloneFlags`; clone3 accepts it.
+const CLONE_NEWTIME: u64 = 0x80;
+
+fn clone_flags(ns: &Namespaces) -> u64 {
+    let mut f = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
+    for (on, flag) in [
+        (ns.net, CloneFlags::CLONE_NEWNET),
+        (ns.ipc, CloneFlags::CLONE_NEWIPC),
+        (ns.uts, CloneFlags::CLONE_NEWUTS),
+        (ns.cgroup, CloneFlags::CLONE_NEWCGROUP),
+    ] {
+        if on {
+            f |= flag;
+        }
+    }
+    let mut bits = f.bits() as u64;
+    if ns.time {
+        bits |= CLONE_NEWTIME;
+    }
+    bits
+}
+
+pub fn describe_namespaces(ns: &Namespaces) -> String {
+    let mut v = vec!["user", "mount", "pid"];
+    for (on, name) in [
+        (ns.uts, "uts"),
+        (ns.ipc, "ipc"),
+        (ns.net, "net"),
+        (ns.cgroup, "cgroup"),
+        (ns.time, "time"),
+    ] {
+        if on {
+            v.push(name);
+        }
+    }
+    v.join(", ")
+}
+
+/// Clone the sandbox and write its maps. `step` receives `--verbose` lines.
+pub fn spawn(
+    req: &SpawnRequest,
+    caller: &Caller,
+    stdio: [OwnedFd; 3],
+    step: &mut dyn FnMut(String),
+) -> Result<Sandbox> {
+    let (sync_r, sync_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (sync)"))?;
+    let (report_r, report_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (report)"))?;
+    let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (status)"))?;
+
+    let flags = clone_flags(&req.namespaces);
+    let started = Instant::now();
+    // With privilege we are still euid 0 here, so the new user namespace belongs to root: the
+    // caller can neither ptrace the set-up nor setns() into the namespace to get one of their
+    // own (which matters where the admin disabled unprivileged user namespaces).
+    let (pid, pidfd) = match sys::clone_fork(flags) {
+        Err(e) => return Err(clone_error(caller, &req.namespaces, e)),
+        Ok(Cloned::Child) => {
+            drop((sync_w, report_r, status_r));
+            child::run(
+                req,
+                ChildFds {
+                    stdio,
+                    sync: sync_r,
+                    report: report_w,
+                    status: status_w,
+                },
+            )
+        }
+        Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
+    };
+    drop((sync_r, report_w, status_w, stdio));
+    step(format!(
+        "clone3: new {} namespaces, host pid {pid}",
+        describe_namespaces(&req.namespaces)
+    ));
+
+    let kill = |e| {
+        let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&pidfd), Signal::SIGKILL);
+        let _ = sys::wait4(pid, false);
+        e
+    };
+    match userns::write_maps(pid, caller, req.ids) {
+        Ok(lines) => lines.into_iter().for_each(&mut *step),
+        Err(e) => return Err(kill(e)),
+    }
+    // Release the child: its maps are in place.
+    if let Err(e) = write(&sync_w, b"1") {
+        return Err(kill(sys("write sync pipe")(e)));
+    }
+    Ok(Sandbox {
+        pid,
+        pidfd,
+        _sync: sync_w,
+        report: report_r,
+        status: status_r,
+        started,
+        as_pid_1: req.as_pid_1,
+    })
+}
+
+fn clone_error(
+    caller: &Caller,
+    ns: &Namespaces,
+    e: nix::errno::Errno,
+) -> crate::error::HelperError {
+    let call = format!("clone3(new {} namespaces)", describe_namespaces(ns));
+    if e == nix::errno::Errno::EPERM && !caller.privileged {
+        return crate::error::HelperError::Refused(format!(
+            "{call}: {}: this host does not allow unprivileged user namespaces \
+             (see sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, \
+             kernel.apparmor_restrict_unprivileged_userns); install the helper setuid-root \
+             with `sudo cargo xtask install --setuid`",
+            e.desc()
+        ));
+    }
+    sys(call)(e)
+}

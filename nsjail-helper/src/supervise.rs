@@ -1,0 +1,211 @@
+//! Waits for the sandbox, relays the client's signals and reports how it ended.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nsjail_core::{ClientMessage, ErrorKind, ExitInfo, HelperEvent, Termination};
+
+use crate::child::FORWARDED;
+use crate::conn::Conn;
+use crate::error::{HelperError, Result, sys};
+use crate::report::{ChildReport, parse};
+use crate::spawn::Sandbox;
+use crate::sys as os;
+
+/// What woke us.
+enum Wake {
+    Client,
+    Report,
+    Exited,
+}
+
+fn wait_for(conn: &Conn, other: Option<&OwnedFd>, pidfd: &OwnedFd) -> Result<Vec<Wake>> {
+    let ready = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
+    let mut fds = vec![
+        PollFd::new(conn.fd(), PollFlags::POLLIN),
+        PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+    ];
+    if let Some(fd) = other {
+        fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+    }
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(sys("poll")(e)),
+            Ok(_) => break,
+        }
+    }
+    let hit = |i: usize| {
+        fds.get(i)
+            .and_then(|f| f.revents())
+            .is_some_and(|r| r.intersects(ready))
+    };
+    let mut out = Vec::new();
+    if hit(0) {
+        out.push(Wake::Client);
+    }
+    if hit(2) {
+        out.push(Wake::Report);
+    }
+    if hit(1) {
+        out.push(Wake::Exited);
+    }
+    Ok(out)
+}
+
+/// Supervise `sb` until it ends. Returns when the final event has been sent (or the client is
+/// gone and the sandbox has been killed).
+pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> {
+    // Phase 1: until the payload's exec (end-of-file on the report pipe).
+    let mut report = Vec::new();
+    let mut report_open = true;
+    let mut exited = false;
+    while report_open && !exited {
+        for wake in wait_for(conn, Some(&sb.report), &sb.pidfd)? {
+            match wake {
+                Wake::Client => {
+                    if !handle_client(&sb, conn)? {
+                        return kill_and_reap(&sb);
+                    }
+                }
+                Wake::Report => {
+                    if !read_some(&mut sb.report, &mut report)? {
+                        report_open = false;
+                    }
+                }
+                Wake::Exited => exited = true,
+            }
+        }
+    }
+    // The first process may have died before its writes were read; with every writer gone,
+    // the rest of the pipe is there to read.
+    while report_open {
+        report_open = read_some(&mut sb.report, &mut report)?;
+    }
+    let mut exec_failed = false;
+    for r in parse(&report) {
+        match r {
+            ChildReport::Step(s) if verbose => conn.send(&HelperEvent::Step(s))?,
+            ChildReport::Step(_) => {}
+            ChildReport::SetupFailed(message) => {
+                let _ = kill_and_reap(&sb);
+                conn.send(&HelperEvent::Error {
+                    kind: ErrorKind::Setup,
+                    message,
+                })?;
+                return Ok(());
+            }
+            ChildReport::ExecFailed { errno, message } => {
+                exec_failed = true;
+                let kind = if matches!(Errno::from_raw(errno), Errno::ENOENT | Errno::ENOTDIR) {
+                    ErrorKind::NotFound
+                } else {
+                    ErrorKind::NotExecutable
+                };
+                conn.send(&HelperEvent::Error { kind, message })?;
+            }
+        }
+    }
+    if !exec_failed {
+        conn.send(&HelperEvent::Started {
+            pid: sb.pid.as_raw(),
+        })?;
+    }
+
+    // Phase 2: until the sandbox's first process exits.
+    while !exited {
+        for wake in wait_for(conn, None, &sb.pidfd)? {
+            match wake {
+                Wake::Client => {
+                    if !handle_client(&sb, conn)? {
+                        return kill_and_reap(&sb);
+                    }
+                }
+                Wake::Exited => exited = true,
+                Wake::Report => {}
+            }
+        }
+    }
+    let info = reap(&mut sb)?;
+    conn.send(&HelperEvent::Exited(info))
+}
+
+/// Read what the client sent. `false` when it has gone away.
+fn handle_client(sb: &Sandbox, conn: &mut Conn) -> Result<bool> {
+    match conn.read_message() {
+        Ok(None) => Ok(false),
+        Ok(Some(ClientMessage::Signal(n))) => {
+            // Re-checked here: only the forwardable signals, only to our own sandbox, through
+            // the pidfd so a recycled pid can never be hit.
+            if let Some(sig) = FORWARDED.into_iter().find(|s| *s as i32 == n) {
+                let _ = os::pidfd_send_signal(sb.pidfd.as_fd(), sig);
+            }
+            Ok(true)
+        }
+        Ok(Some(ClientMessage::Spawn(_))) => Err(HelperError::Refused(
+            "only one spawn request per connection".into(),
+        )),
+        Err(e) => {
+            let _ = kill_and_reap(sb);
+            Err(e)
+        }
+    }
+}
+
+/// `false` at end-of-file.
+fn read_some(fd: &mut OwnedFd, buf: &mut Vec<u8>) -> Result<bool> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match nix::unistd::read(fd.as_fd(), &mut chunk) {
+            Ok(0) => return Ok(false),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(true);
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(sys("read report pipe")(e)),
+        }
+    }
+}
+
+fn kill_and_reap(sb: &Sandbox) -> Result<()> {
+    // SIGKILL to the sandbox's PID 1 ends its whole pid namespace.
+    let _ = os::pidfd_send_signal(sb.pidfd.as_fd(), Signal::SIGKILL);
+    os::wait4(sb.pid, false).map_err(sys("wait4"))?;
+    Ok(())
+}
+
+fn reap(sb: &mut Sandbox) -> Result<ExitInfo> {
+    let (raw, usage) = os::wait4(sb.pid, false)
+        .map_err(sys("wait4"))?
+        .ok_or_else(|| sys("wait4")(Errno::ECHILD))?;
+    let wall = sb.started.elapsed();
+    // Behind our init, the payload's own status comes through the status pipe; the init's exit
+    // code could not tell "exit 137" from "killed by SIGKILL".
+    let mut buf = [0u8; 4];
+    let status = if sb.as_pid_1 {
+        raw
+    } else {
+        match nix::unistd::read(sb.status.as_fd(), &mut buf) {
+            Ok(4) => i32::from_le_bytes(buf),
+            _ => raw,
+        }
+    };
+    Ok(ExitInfo {
+        termination: termination(status),
+        wall_time_us: wall.as_micros() as u64,
+        user_time_us: usage.user_us,
+        system_time_us: usage.system_us,
+        max_rss_kib: usage.max_rss_kib,
+    })
+}
+
+fn termination(status: i32) -> Termination {
+    if libc::WIFSIGNALED(status) {
+        Termination::Signaled(libc::WTERMSIG(status))
+    } else {
+        Termination::Exited(libc::WEXITSTATUS(status))
+    }
+}
