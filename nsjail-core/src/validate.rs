@@ -28,6 +28,8 @@ pub enum ValidationError {
     RelativeCwd(String),
     #[error("hostname {0:?} must be 1 to 64 bytes")]
     BadHostname(String),
+    #[error("a hostname can only be set in a new UTS namespace (drop --share-uts)")]
+    HostnameNeedsUts,
     #[error("{field} {value} is not a valid id inside the sandbox")]
     BadId { field: &'static str, value: u32 },
 }
@@ -76,6 +78,9 @@ pub fn check(req: &SpawnRequest) -> Result<(), ValidationError> {
         return Err(ValidationError::BadHostname(req.hostname.clone()));
     }
     no_nul("hostname", &req.hostname)?;
+    if !req.namespaces.uts && req.hostname != crate::request::DEFAULT_HOSTNAME {
+        return Err(ValidationError::HostnameNeedsUts);
+    }
     // (uid_t)-1 means "unchanged" to the set*id calls, so it can never be a real id.
     for (field, value) in [("uid", req.ids.uid), ("gid", req.ids.gid)] {
         if value == u32::MAX {
@@ -130,6 +135,12 @@ mod tests {
         let mut r = ok();
         r.hostname.clear();
         assert!(matches!(check(&r), Err(ValidationError::BadHostname(_))));
+
+        let mut r = ok();
+        r.namespaces.uts = false;
+        assert_eq!(check(&r), Ok(()));
+        r.hostname = "other".into();
+        assert_eq!(check(&r), Err(ValidationError::HostnameNeedsUts));
 
         let mut r = ok();
         r.ids.uid = u32::MAX;
