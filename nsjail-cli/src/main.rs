@@ -36,18 +36,15 @@ fn main() -> ExitCode {
 /// version requests are not errors.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
-        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-            ExitCode::from(SETUP_FAILED as u8)
-        } else {
-            ExitCode::SUCCESS
-        };
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        eprintln!(
+            "nsjail: no command given: nsjail run [OPTIONS] -- CMD [ARGS...] (see nsjail --help)"
+        );
+        return ExitCode::from(SETUP_FAILED as u8);
     }
     let text = e.render().to_string();
     let first = text

@@ -1,1 +1,1075 @@
+//! Support for the end-to-end tests: finding the real binaries, running them with a timeout
+//! (a test never hangs forever), installing the helper setuid into a temporary prefix, and the
+//! ordinary user the tests run the CLI as.
+//!
+//! Nothing here mocks the kernel: every test runs `nsjail` and `nsjail-helper` as built.
 
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long one CLI run may take before it is killed and the test fails. Generous: CI has two
+/// cores and runs the tests in parallel.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The name of the ordinary user the tests create and run the CLI as.
+pub const TEST_USER: &str = "nsjail-e2e";
+
+/// The environment an ordinary user's CLI runs with (everything else is cleared).
+pub const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// The environment root's CLI runs with.
+pub const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// ---------------------------------------------------------------------------------------------
+// Binaries
+
+/// Where the built `nsjail` and `nsjail-helper` are: `$NSJAIL_BIN_DIR`, else the directory above
+/// this test executable (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = match std::env::var_os("NSJAIL_BIN_DIR") {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => {
+                let exe = std::env::current_exe().expect("current_exe");
+                // target/debug/deps/e2e-HASH -> target/debug
+                exe.parent()
+                    .and_then(Path::parent)
+                    .expect("test executable has no grandparent directory")
+                    .to_path_buf()
+            }
+        };
+        for name in ["nsjail", "nsjail-helper"] {
+            let p = dir.join(name);
+            if !p.is_file() {
+                panic!(
+                    "{} is missing: build the binaries first: cargo build --workspace --bins \
+                     (or point NSJAIL_BIN_DIR at the directory that holds them)",
+                    p.display()
+                );
+            }
+        }
+        dir
+    })
+    .clone()
+}
+
+pub fn nsjail_bin() -> PathBuf {
+    bin_dir().join("nsjail")
+}
+
+pub fn helper_bin() -> PathBuf {
+    bin_dir().join("nsjail-helper")
+}
+
+/// The absolute path of a host tool (the sandbox sees the host filesystem in this issue), looked
+/// up in the usual directories whatever PATH the caller has.
+pub fn tool(name: &str) -> String {
+    for dir in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return p.to_string_lossy().into_owned();
+        }
+    }
+    panic!("the host tool `{name}` is missing; the e2e tests need it");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Root detection
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true").unwrap_or(false)
+}
+
+/// For a test that needs root: `true` when it may go on. When not root it says
+/// `skipped: needs root` and returns `false` — unless `CI=true`, where it panics: CI never skips.
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if in_ci() {
+        panic!("{test}: needs root, and CI=true must never skip a test");
+    }
+    eprintln!("{test}: skipped: needs root");
+    println!("{test}: skipped: needs root");
+    false
+}
+
+/// `if !root_or_skip!() { return; }` with the test's module path in the message.
+#[macro_export]
+macro_rules! root_or_skip {
+    () => {
+        if !$crate::require_root(module_path!()) {
+            return;
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temporary directories that vanish when the test process ends
+
+fn cleanup_list() -> &'static Mutex<Vec<PathBuf>> {
+    static LIST: OnceLock<Mutex<Vec<PathBuf>>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        // SAFETY: registering a plain `extern "C" fn` with atexit; it runs once at exit.
+        unsafe {
+            libc::atexit(remove_process_dirs);
+        }
+        Mutex::new(Vec::new())
+    })
+}
+
+extern "C" fn remove_process_dirs() {
+    if let Ok(list) = cleanup_list().lock() {
+        for d in list.iter() {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Keep a directory for the whole test process and remove it at exit (statics are never dropped).
+fn keep_until_exit(dir: TempDir) -> PathBuf {
+    let path = dir.keep();
+    cleanup_list().lock().unwrap().push(path.clone());
+    path
+}
+
+/// A fresh directory in /tmp that every user can traverse and read (0755), removed when dropped.
+pub fn scratch_dir() -> TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("nsjail-e2e-")
+        .tempdir_in("/tmp")
+        .expect("create a scratch dir in /tmp");
+    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+/// A scratch dir owned by `uid:gid` (so inside that caller's sandbox it is root's).
+pub fn scratch_dir_for(uid: u32, gid: u32) -> TempDir {
+    let d = scratch_dir();
+    if is_root() {
+        chown(d.path(), Some(uid), Some(gid)).expect("chown scratch dir");
+    }
+    d
+}
+
+/// A string unique in this machine for this run, for names, keys and argv markers.
+pub fn unique() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}{}{}", std::process::id(), n, nanos % 1000)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ordinary user and the setuid install
+
+/// The uid and gid of the ordinary test user `nsjail-e2e`, created idempotently (root only).
+pub fn test_user() -> (u32, u32) {
+    static USER: OnceLock<(u32, u32)> = OnceLock::new();
+    *USER.get_or_init(|| {
+        assert!(is_root(), "creating the test user needs root");
+        if let Some(ids) = lookup_user(TEST_USER) {
+            return ids;
+        }
+        let out = Command::new(tool("useradd"))
+            .args(["-M", "-s", "/usr/sbin/nologin", TEST_USER])
+            .output()
+            .expect("run useradd");
+        // Exit code 9: the user already exists (another test process made it meanwhile).
+        if !out.status.success() && out.status.code() != Some(9) {
+            // A concurrent useradd may also fail on the lock of /etc/passwd; look again.
+            thread::sleep(Duration::from_millis(500));
+            if let Some(ids) = lookup_user(TEST_USER) {
+                return ids;
+            }
+            panic!(
+                "useradd {TEST_USER} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        lookup_user(TEST_USER).expect("the test user exists after useradd")
+    })
+}
+
+fn lookup_user(name: &str) -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new(tool("id")).args([flag, name]).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
+}
+
+/// A prefix `P` with `P/bin/nsjail` (0755) and `P/libexec/nsjail/nsjail-helper` (root:root 4755),
+/// made once per test process and removed at exit.
+pub struct Install {
+    pub prefix: PathBuf,
+    pub nsjail: PathBuf,
+    pub helper: PathBuf,
+}
+
+pub fn setuid_install() -> &'static Install {
+    static INSTALL: OnceLock<Install> = OnceLock::new();
+    INSTALL.get_or_init(|| {
+        assert!(is_root(), "the setuid install needs root");
+        let prefix = keep_until_exit(scratch_dir());
+        let bin = prefix.join("bin");
+        let libexec = prefix.join("libexec");
+        let libexec_nsjail = libexec.join("nsjail");
+        for d in [&bin, &libexec, &libexec_nsjail] {
+            fs::create_dir_all(d).unwrap();
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let nsjail = bin.join("nsjail");
+        let helper = libexec_nsjail.join("nsjail-helper");
+        install_file(&nsjail_bin(), &nsjail, 0o755);
+        install_file(&helper_bin(), &helper, 0o4755);
+        Install {
+            prefix,
+            nsjail,
+            helper,
+        }
+    })
+}
+
+/// Both binaries side by side in a user-readable directory, without any setuid bit: the path of
+/// a plain `cargo build` used by an ordinary user.
+pub fn plain_install() -> &'static Install {
+    static INSTALL: OnceLock<Install> = OnceLock::new();
+    INSTALL.get_or_init(|| {
+        let prefix = keep_until_exit(scratch_dir());
+        let nsjail = prefix.join("nsjail");
+        let helper = prefix.join("nsjail-helper");
+        install_file(&nsjail_bin(), &nsjail, 0o755);
+        install_file(&helper_bin(), &helper, 0o755);
+        Install {
+            prefix,
+            nsjail,
+            helper,
+        }
+    })
+}
+
+/// Copy an executable to `to` with `mode` (root-owned when we are root).
+///
+/// The copy is made by a `cp` child, not in this process: a file this process held open for
+/// writing could be inherited by a child that another test thread forks at that moment, and
+/// executing the copy would then fail with ETXTBSY until that child execs.
+pub fn install_file(from: &Path, to: &Path, mode: u32) {
+    let st = Command::new(tool("cp"))
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("run cp");
+    assert!(st.success(), "cp {} {}: {st}", from.display(), to.display());
+    if is_root() {
+        chown(to, Some(0), Some(0)).unwrap();
+    }
+    // chmod after chown: chown clears the setuid bit.
+    fs::set_permissions(to, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Callers: who runs the CLI, and how
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallerKind {
+    /// Root running `<bin_dir>/nsjail` with the helper next to it.
+    Root,
+    /// The ordinary test user running the installed `P/bin/nsjail`, which finds the setuid
+    /// helper in `P/libexec/nsjail/` by itself.
+    SetuidUser,
+    /// The ordinary test user running a copy of both binaries without the setuid bit.
+    PlainUser,
+    /// Whoever runs the tests, when that is not root (local development only).
+    Myself,
+}
+
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub kind: CallerKind,
+    pub nsjail: PathBuf,
+    pub helper: PathBuf,
+    /// The caller's ids outside the sandbox.
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Caller {
+    pub fn root() -> Caller {
+        Caller {
+            kind: CallerKind::Root,
+            nsjail: nsjail_bin(),
+            helper: helper_bin(),
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    pub fn setuid_user() -> Caller {
+        let (uid, gid) = test_user();
+        let inst = setuid_install();
+        Caller {
+            kind: CallerKind::SetuidUser,
+            nsjail: inst.nsjail.clone(),
+            helper: inst.helper.clone(),
+            uid,
+            gid,
+        }
+    }
+
+    pub fn plain_user() -> Caller {
+        let (uid, gid) = test_user();
+        let inst = plain_install();
+        Caller {
+            kind: CallerKind::PlainUser,
+            nsjail: inst.nsjail.clone(),
+            helper: inst.helper.clone(),
+            uid,
+            gid,
+        }
+    }
+
+    pub fn myself() -> Caller {
+        Caller {
+            kind: CallerKind::Myself,
+            nsjail: nsjail_bin(),
+            helper: helper_bin(),
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            CallerKind::Root => "root",
+            CallerKind::SetuidUser => "user via setuid helper",
+            CallerKind::PlainUser => "user via plain helper",
+            CallerKind::Myself => "current user",
+        }
+    }
+
+    pub fn is_user(&self) -> bool {
+        matches!(self.kind, CallerKind::SetuidUser | CallerKind::PlainUser)
+    }
+
+    /// A scratch dir this caller owns.
+    pub fn scratch(&self) -> TempDir {
+        scratch_dir_for(self.uid, self.gid)
+    }
+
+    /// A command that runs `program` as this caller: the ordinary user's ids, a cleared
+    /// environment with only PATH and HOME, cwd `/`.
+    pub fn command_for(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear().current_dir("/");
+        match self.kind {
+            CallerKind::Root => {
+                c.env("PATH", ROOT_PATH).env("HOME", "/root");
+            }
+            CallerKind::SetuidUser | CallerKind::PlainUser => {
+                c.env("PATH", USER_PATH).env("HOME", "/");
+                // std drops root's supplementary groups (setgroups(0)) when it switches uid.
+                c.uid(self.uid).gid(self.gid);
+            }
+            CallerKind::Myself => {
+                c.env("PATH", USER_PATH).env("HOME", "/");
+            }
+        }
+        c
+    }
+
+    /// `nsjail` as this caller, without arguments.
+    pub fn nsjail_cmd(&self) -> Command {
+        self.command_for(&self.nsjail)
+    }
+
+    /// `nsjail run ARGS...` as this caller (ARGS includes options, `--` and the command).
+    pub fn run_cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.nsjail_cmd();
+        c.arg("run").args(args);
+        c
+    }
+
+    /// Run `nsjail run ARGS...` with stdin from /dev/null and wait (bounded).
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut c = self.run_cmd(args);
+        let what = format!("[{}] nsjail run {}", self.name(), shell_words(args));
+        Running::spawn(&mut c, None, &what).wait()
+    }
+
+    /// Like [`Caller::run`] with `input` on stdin.
+    pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut c = self.run_cmd(args);
+        let what = format!("[{}] nsjail run {}", self.name(), shell_words(args));
+        Running::spawn(&mut c, Some(input.to_vec()), &what).wait()
+    }
+
+    /// `nsjail run -- sh -c SCRIPT`.
+    pub fn sh(&self, opts: &[&str], script: &str) -> Output {
+        let mut args: Vec<&str> = opts.to_vec();
+        args.extend(["--", "/bin/sh", "-c", script]);
+        self.run(&args)
+    }
+}
+
+/// The callers most tests run as: root directly, and the ordinary user through the setuid
+/// helper. Not root: only the current user (skipped setuid path reported; CI panics).
+pub fn callers() -> Vec<Caller> {
+    if is_root() {
+        vec![Caller::root(), Caller::setuid_user()]
+    } else {
+        require_root("setuid-user caller");
+        vec![Caller::myself()]
+    }
+}
+
+/// Run `f` once per caller of [`callers`], saying which caller a failure belongs to.
+pub fn for_each_caller(f: impl Fn(&Caller)) {
+    for c in callers() {
+        eprintln!("--- as {}", c.name());
+        f(&c);
+    }
+}
+
+pub fn shell_words(args: &[&str]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_./=:,".contains(ch))
+            {
+                a.to_string()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running a process with captured output and a deadline
+
+/// A pipe being drained by a thread into a shared buffer.
+#[derive(Clone)]
+pub struct Capture {
+    buf: Arc<Mutex<Vec<u8>>>,
+    eof: Arc<AtomicBool>,
+}
+
+impl Capture {
+    pub fn start(mut r: impl Read + Send + 'static) -> Capture {
+        let cap = Capture {
+            buf: Arc::new(Mutex::new(Vec::new())),
+            eof: Arc::new(AtomicBool::new(false)),
+        };
+        let c = cap.clone();
+        thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match r.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => c.buf.lock().unwrap().extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    // EIO: a pty master whose slaves are all closed.
+                    Err(_) => break,
+                }
+            }
+            c.eof.store(true, Ordering::SeqCst);
+        });
+        cap
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+
+    pub fn is_eof(&self) -> bool {
+        self.eof.load(Ordering::SeqCst)
+    }
+
+    /// Wait (bounded) until the text contains `needle`; `false` on timeout or EOF without it.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.text().contains(needle) {
+                return true;
+            }
+            if self.is_eof() || Instant::now() >= deadline {
+                return self.text().contains(needle);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn wait_eof(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.is_eof() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+}
+
+/// What a finished run left.
+#[derive(Debug)]
+pub struct Output {
+    pub what: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// The exit code, or `None` when the process itself died of a signal.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{}\n  status: {}\n  stdout: {:?}\n  stderr: {:?}",
+            self.what, self.status, self.stdout, self.stderr
+        )
+    }
+
+    /// Panic unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "expected exit code {code}:\n{}",
+            self.describe()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn expect_success(&self) -> &Self {
+        self.expect_code(0)
+    }
+
+    /// Panic if anything looks like a Rust panic or backtrace.
+    #[track_caller]
+    pub fn expect_no_panic(&self) -> &Self {
+        for s in [&self.stdout, &self.stderr] {
+            for bad in ["panicked", "RUST_BACKTRACE", "stack backtrace"] {
+                assert!(
+                    !s.contains(bad),
+                    "output mentions {bad:?}:\n{}",
+                    self.describe()
+                );
+            }
+        }
+        self
+    }
+
+    /// The stdout lines, trimmed.
+    pub fn lines(&self) -> Vec<String> {
+        self.stdout.lines().map(|l| l.trim().to_string()).collect()
+    }
+
+    /// Stdout with surrounding whitespace removed.
+    pub fn out(&self) -> &str {
+        self.stdout.trim()
+    }
+
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+
+    /// Exactly one non-empty line on stderr and it starts with `prefix`.
+    #[track_caller]
+    pub fn expect_one_error_line(&self, prefix: &str) -> &Self {
+        let lines = self.stderr_lines();
+        assert!(
+            lines.len() == 1 && lines[0].starts_with(prefix),
+            "expected exactly one stderr line starting {prefix:?}:\n{}",
+            self.describe()
+        );
+        self
+    }
+}
+
+/// A spawned process whose stdout and stderr are being captured, with a deadline.
+pub struct Running {
+    pub what: String,
+    pub child: Child,
+    pub stdout: Capture,
+    pub stderr: Capture,
+    pub deadline: Instant,
+}
+
+impl Running {
+    /// Spawn `cmd` with stdout/stderr captured and stdin fed from `input` (or /dev/null). The
+    /// process gets its own process group so a timeout can kill it with everything it started.
+    pub fn spawn(cmd: &mut Command, input: Option<Vec<u8>>, what: &str) -> Running {
+        Self::spawn_with_timeout(cmd, input, what, TIMEOUT)
+    }
+
+    pub fn spawn_with_timeout(
+        cmd: &mut Command,
+        input: Option<Vec<u8>>,
+        what: &str,
+        timeout: Duration,
+    ) -> Running {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.process_group(0);
+        // ETXTBSY: a binary the tests just copied may still be open for writing in a child that
+        // another test thread forked meanwhile (until that child execs); try again shortly.
+        let start = Instant::now();
+        let mut child = loop {
+            match cmd.spawn() {
+                Ok(c) => break c,
+                Err(e)
+                    if e.raw_os_error() == Some(libc::ETXTBSY)
+                        && start.elapsed() < Duration::from_secs(10) =>
+                {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("cannot start {what}: {e}"),
+            }
+        };
+        if let Some(data) = input {
+            let mut stdin = child.stdin.take().unwrap();
+            thread::spawn(move || {
+                let _ = stdin.write_all(&data);
+            });
+        }
+        let stdout = Capture::start(child.stdout.take().unwrap());
+        let stderr = Capture::start(child.stderr.take().unwrap());
+        Running {
+            what: what.to_string(),
+            child,
+            stdout,
+            stderr,
+            deadline: Instant::now() + timeout,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Send `sig` to the process (not its group).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)
+            .unwrap_or_else(|e| panic!("kill({}, {sig}) of {}: {e}", self.pid(), self.what));
+    }
+
+    /// Wait until stdout contains `needle`; panics with everything seen so far on timeout.
+    #[track_caller]
+    pub fn wait_stdout(&mut self, needle: &str) {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if !self.stdout.wait_for(needle, left) {
+            let status = self.child.try_wait().ok().flatten();
+            self.kill_group();
+            panic!(
+                "{}: {needle:?} never appeared on stdout (status so far: {status:?})\n  stdout: {:?}\n  stderr: {:?}",
+                self.what,
+                self.stdout.text(),
+                self.stderr.text()
+            );
+        }
+    }
+
+    fn kill_group(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Wait (bounded) for the process to end; `None` on timeout (the process is left running).
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Wait for the end and for both pipes to close; panics (after killing the process group)
+    /// when the deadline passes.
+    #[track_caller]
+    pub fn wait(mut self) -> Output {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let status = match self.wait_timeout(left) {
+            Some(st) => st,
+            None => {
+                self.kill_group();
+                thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "{}: still running after {:?}; killed\n  stdout: {:?}\n  stderr: {:?}",
+                    self.what,
+                    TIMEOUT,
+                    self.stdout.text(),
+                    self.stderr.text()
+                );
+            }
+        };
+        // Once the process has ended, its pipes close unless something it started survived.
+        let grace = Duration::from_secs(20);
+        let closed = self.stdout.wait_eof(grace) && self.stderr.wait_eof(grace);
+        let out = Output {
+            what: self.what.clone(),
+            status,
+            stdout: self.stdout.text(),
+            stderr: self.stderr.text(),
+        };
+        assert!(
+            closed,
+            "the process ended but its stdout/stderr stayed open for {grace:?}: something it \
+             started survived it\n{}",
+            out.describe()
+        );
+        out
+    }
+}
+
+/// Describe an exit status as the shell would see it (`128+N` for a signal).
+pub fn shell_code(st: &ExitStatus) -> i32 {
+    st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host process inspection
+
+/// Pids of host processes whose argv is exactly `argv`.
+pub fn pids_with_argv(argv: &[&str]) -> Vec<i32> {
+    let mut want = Vec::new();
+    for a in argv {
+        want.extend_from_slice(a.as_bytes());
+        want.push(0);
+    }
+    let mut found = Vec::new();
+    for (pid, _) in processes() {
+        let matches = fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want);
+        if matches && proc_state(pid) != Some('Z') {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Every host process: pid → (ppid, comm). Processes that vanish while listed are skipped.
+pub fn processes() -> BTreeMap<i32, (i32, String)> {
+    let mut map = BTreeMap::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return map;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Some((ppid, comm, _state, _start)) = proc_stat(pid) {
+            map.insert(pid, (ppid, comm));
+        }
+    }
+    map
+}
+
+/// (ppid, comm, state, starttime) from /proc/PID/stat.
+pub fn proc_stat(pid: i32) -> Option<(i32, String, char, u64)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = s.find('(')?;
+    let close = s.rfind(')')?;
+    let comm = s[open + 1..close].to_string();
+    let rest: Vec<&str> = s[close + 1..].split_whitespace().collect();
+    let state = rest.first()?.chars().next()?;
+    let ppid = rest.get(1)?.parse().ok()?;
+    let start = rest.get(19)?.parse().ok()?;
+    Some((ppid, comm, state, start))
+}
+
+pub fn proc_state(pid: i32) -> Option<char> {
+    proc_stat(pid).map(|(_, _, st, _)| st)
+}
+
+/// The process `pid` with start time `start` still exists and is not a zombie.
+pub fn alive(pid: i32, start: u64) -> bool {
+    matches!(proc_stat(pid), Some((_, _, st, s)) if s == start && st != 'Z' && st != 'X')
+}
+
+/// Poll `cond` every 20 ms until it holds or `timeout` passes.
+pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The inode link of one of this process's namespaces, e.g. `net:[4026531840]`.
+pub fn host_ns(name: &str) -> String {
+    fs::read_link(format!("/proc/self/ns/{name}"))
+        .unwrap_or_else(|e| panic!("readlink /proc/self/ns/{name}: {e}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Remove `FD_CLOEXEC` from `fd` (for fds a child must inherit).
+pub fn clear_cloexec(fd: RawFd) {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    // SAFETY: fd is open for the duration of the call (the caller owns it).
+    let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    fcntl(bfd, FcntlArg::F_SETFD(FdFlag::empty())).expect("clear FD_CLOEXEC");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Talking to the helper directly
+
+/// A helper started by the test as `nsjail-helper --fd N`, with the test's end of the socket.
+pub struct HelperConn {
+    pub run: Running,
+    pub sock: std::os::unix::net::UnixStream,
+}
+
+/// How to start the helper directly.
+#[derive(Clone, Debug, Default)]
+pub struct HelperStart {
+    /// Run it as this uid/gid (the ordinary user), else as the test process's user.
+    pub as_ids: Option<(u32, u32)>,
+    /// Close fds 0, 1 and 2 before the exec (only the socket stays open).
+    pub close_stdio: bool,
+    /// Extra environment; otherwise the environment is cleared but for PATH.
+    pub env: Vec<(String, String)>,
+}
+
+impl HelperConn {
+    pub fn start(helper: &Path, how: &HelperStart) -> HelperConn {
+        // The setuid helper checks that its socket's peer (SO_PEERCRED: the effective ids of
+        // whoever made the pair) is its caller, as it is when the CLI makes it.
+        let (ours, theirs) = match how.as_ids {
+            Some((uid, gid)) => socketpair_as(uid, gid),
+            None => std::os::unix::net::UnixStream::pair().expect("socketpair"),
+        };
+        let fd = theirs.as_raw_fd();
+        let mut cmd = Command::new(helper);
+        cmd.arg("--fd").arg(fd.to_string());
+        cmd.env_clear().env("PATH", USER_PATH).current_dir("/");
+        for (k, v) in &how.env {
+            cmd.env(k, v);
+        }
+        if let Some((uid, gid)) = how.as_ids {
+            cmd.uid(uid).gid(gid);
+        }
+        let close_stdio = how.close_stdio;
+        // SAFETY: only async-signal-safe calls (fcntl, close) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Only the child's copy loses CLOEXEC: no other process the tests start in
+                // parallel inherits the helper's end of the socket.
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if close_stdio {
+                    libc::close(0);
+                    libc::close(1);
+                    libc::close(2);
+                }
+                Ok(())
+            });
+        }
+        let what = format!("{} --fd {fd} ({how:?})", helper.display());
+        let run = Running::spawn(&mut cmd, None, &what);
+        drop(theirs);
+        ours.set_read_timeout(Some(TIMEOUT)).unwrap();
+        HelperConn { run, sock: ours }
+    }
+
+    /// Write raw bytes, passing `fds` with them as SCM_RIGHTS (if any).
+    pub fn send(&self, bytes: &[u8], fds: &[RawFd]) -> nix::Result<usize> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        let iov = [std::io::IoSlice::new(bytes)];
+        let cmsgs = [ControlMessage::ScmRights(fds)];
+        let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsgs };
+        sendmsg::<()>(
+            self.sock.as_raw_fd(),
+            &iov,
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+    }
+
+    /// No more bytes from us.
+    pub fn shutdown_write(&self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Read events until EOF or a framing error; the error (if any) is returned as text.
+    ///
+    /// A peer that closes its end while bytes we sent are still unread makes our next read
+    /// fail with ECONNRESET once its queued events have been read: that counts as the end.
+    pub fn read_events(&mut self) -> (Vec<nsjail_core::HelperEvent>, Option<String>) {
+        let mut events = Vec::new();
+        loop {
+            match nsjail_core::wire::read_frame::<_, nsjail_core::HelperEvent>(&mut self.sock) {
+                Ok(Some(ev)) => events.push(ev),
+                Ok(None) => return (events, None),
+                Err(nsjail_core::wire::WireError::Io(e))
+                    if e.kind() == std::io::ErrorKind::ConnectionReset =>
+                {
+                    return (events, None);
+                }
+                Err(e) => return (events, Some(e.to_string())),
+            }
+        }
+    }
+
+    /// Read events until (and including) an `Exited` or `Error` that ends the exchange, or EOF.
+    pub fn read_until_end(&mut self) -> (Vec<nsjail_core::HelperEvent>, Option<String>) {
+        use nsjail_core::{ErrorKind, HelperEvent};
+        let mut events = Vec::new();
+        loop {
+            match nsjail_core::wire::read_frame::<_, HelperEvent>(&mut self.sock) {
+                Ok(Some(ev)) => {
+                    let last = matches!(ev, HelperEvent::Exited(_))
+                        || matches!(
+                            ev,
+                            HelperEvent::Error { kind, .. }
+                                if kind != ErrorKind::NotFound && kind != ErrorKind::NotExecutable
+                        );
+                    events.push(ev);
+                    if last {
+                        return (events, None);
+                    }
+                }
+                Ok(None) => return (events, None),
+                Err(nsjail_core::wire::WireError::Io(e))
+                    if e.kind() == std::io::ErrorKind::ConnectionReset =>
+                {
+                    return (events, None);
+                }
+                Err(e) => return (events, Some(e.to_string())),
+            }
+        }
+    }
+}
+
+/// Make a socketpair whose SO_PEERCRED credentials are `uid:gid`: switch only this thread's
+/// effective ids (raw syscalls: glibc's wrappers would switch every thread) and back.
+pub fn socketpair_as(
+    uid: u32,
+    gid: u32,
+) -> (
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+) {
+    assert!(is_root(), "socketpair_as needs root");
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: plain syscalls on this thread's credentials; back to euid/egid 0, which
+            // the saved set-user-ID (0) allows.
+            unsafe {
+                libc::syscall(libc::SYS_setresuid, -1i64, 0i64, -1i64);
+                libc::syscall(libc::SYS_setresgid, -1i64, 0i64, -1i64);
+            }
+        }
+    }
+    // SAFETY: as above; the guard restores the ids even if the socketpair call panics.
+    let restore = Restore;
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_setresgid, -1i64, gid as i64, -1i64),
+            0,
+            "setresgid"
+        );
+        assert_eq!(
+            libc::syscall(libc::SYS_setresuid, -1i64, uid as i64, -1i64),
+            0,
+            "setresuid"
+        );
+    }
+    let pair = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    drop(restore);
+    assert!(is_root(), "this thread's euid was not restored");
+    pair
+}
+
+/// A valid spawn request for `argv`, with a plain PATH and cwd `/`.
+pub fn spawn_request(argv: &[&str]) -> nsjail_core::SpawnRequest {
+    let mut r = nsjail_core::SpawnRequest::new(argv.iter().map(|s| s.to_string()).collect());
+    r.env.push(("PATH".into(), USER_PATH.into()));
+    r.cwd = Some("/".into());
+    r.caller_cwd = Some("/".into());
+    r
+}
+
+/// One complete, valid spawn frame.
+pub fn spawn_frame(argv: &[&str]) -> Vec<u8> {
+    let msg = nsjail_core::ClientMessage::Spawn(Box::new(spawn_request(argv)));
+    nsjail_core::wire::encode(&msg).expect("encode spawn")
+}
+
+/// Three fds on /dev/null (read, write, write) for a spawn request's stdio.
+pub fn devnull_stdio() -> Vec<OwnedFd> {
+    let r = fs::File::open("/dev/null").unwrap();
+    let w1 = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let w2 = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    vec![r.into(), w1.into(), w2.into()]
+}
