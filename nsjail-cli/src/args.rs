@@ -78,6 +78,84 @@ pub struct RunArgs {
     #[arg(long, short)]
     pub verbose: bool,
 
+    // Filesystem view. Every option below builds the new root in the order given; any of them
+    // replaces the default view unless --default-view is also given.
+    /// Bind SRC (on the host) at DST, read-write, nosuid,nodev
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub bind: Vec<String>,
+    /// As --bind, skipped when SRC does not exist
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub bind_try: Vec<String>,
+    /// Bind SRC at DST read-only (every submount too)
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub ro_bind: Vec<String>,
+    /// As --ro-bind, skipped when SRC does not exist
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub ro_bind_try: Vec<String>,
+    /// Bind SRC at DST read-write with device nodes usable
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub dev_bind: Vec<String>,
+    /// As --dev-bind, skipped when SRC does not exist
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub dev_bind_try: Vec<String>,
+    /// A new tmpfs at DST [default mode 0755, size: the kernel's default]
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub tmpfs: Vec<String>,
+    /// A new /proc (of the sandbox's pid namespace) at DST
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub proc: Vec<String>,
+    /// A minimal /dev at DST: null zero full random urandom tty, a new devpts, shm
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub dev: Vec<String>,
+    /// A new mqueue filesystem at DST (needs a new IPC namespace)
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub mqueue: Vec<String>,
+    /// Create directory DST [default mode 0755]
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub dir: Vec<String>,
+    /// Create symlink LINK pointing at TARGET
+    #[arg(long, num_args = 2, value_names = ["TARGET", "LINK"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub symlink: Vec<String>,
+    /// Copy the contents of file descriptor FD to a new file DST [default mode 0644]
+    #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub file: Vec<String>,
+    /// Bind a file holding the contents of FD at DST
+    #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub bind_data: Vec<String>,
+    /// As --bind-data, read-only
+    #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub ro_bind_data: Vec<String>,
+    /// Make DST (and everything under it) read-only
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub remount_ro: Vec<String>,
+    /// Change the mode of PATH inside the sandbox
+    #[arg(long, num_args = 2, value_names = ["OCTAL", "PATH"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub chmod: Vec<String>,
+    /// Mode for the next --tmpfs, --dir, --file or --bind-data
+    #[arg(long, value_name = "OCTAL", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub perms: Vec<String>,
+    /// Size in bytes (K, M, G suffixes allowed) for the next --tmpfs
+    #[arg(long, value_name = "BYTES", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub size: Vec<String>,
+    /// A lower layer for the next overlay; each one goes above the ones before it
+    #[arg(long, value_name = "SRC", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub overlay_src: Vec<String>,
+    /// Overlay the sources at DST; writes go to a tmpfs that vanishes with the sandbox
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub tmp_overlay: Vec<String>,
+    /// Overlay the sources (at least two) at DST, read-only
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub ro_overlay: Vec<String>,
+    /// Overlay the sources at DST with writes going to RWSRC (WORKDIR: an empty directory on the same filesystem)
+    #[arg(long, num_args = 3, value_names = ["RWSRC", "WORKDIR", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    pub overlay: Vec<String>,
+    /// Keep the default view and add the options above to it [default: they replace it]
+    #[arg(long, help_heading = "Filesystem view")]
+    pub default_view: bool,
+    /// In the default view, do not bind the current directory [default: bound read-write]
+    #[arg(long, help_heading = "Filesystem view")]
+    pub no_cwd: bool,
+
     /// The command to run and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -90,8 +168,12 @@ impl RunArgs {
         &self,
         env: impl Iterator<Item = (String, String)>,
         cwd: Option<String>,
+        mounts: Vec<nsjail_core::MountOp>,
+        extra_fds: u32,
     ) -> SpawnRequest {
         let mut req = SpawnRequest::new(self.command.clone());
+        req.mounts = mounts;
+        req.extra_fds = extra_fds;
         if let Some(name) = &self.argv0 {
             req.argv[0] = name.clone();
         }
@@ -159,7 +241,7 @@ mod tests {
             ("A".into(), "0".into()),
             ("C".into(), "3".into()),
         ];
-        let req = r.to_request(env.into_iter(), Some("/w".into()));
+        let req = r.to_request(env.into_iter(), Some("/w".into()), Vec::new(), 0);
         assert_eq!(
             req.env,
             vec![("C".into(), "3".into()), ("A".into(), "1".into())]
@@ -179,7 +261,12 @@ mod tests {
             "env",
         ])
         .unwrap();
-        let req = r.to_request(vec![("A".into(), "1".into())].into_iter(), None);
+        let req = r.to_request(
+            vec![("A".into(), "1".into())].into_iter(),
+            None,
+            Vec::new(),
+            0,
+        );
         assert!(req.env.is_empty());
         assert_eq!(req.argv, ["x"]);
         assert_eq!(req.program, "env");

@@ -5,21 +5,27 @@
 mod args;
 mod helper;
 mod session;
+mod view;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use nsjail_core::exit::SETUP_FAILED;
 
 use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return usage_error(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    let code = match cli.command {
-        Command::Run(run) => match run_sandbox(&run) {
+    let code = match (cli.command, matches.subcommand()) {
+        (Command::Run(run), Some((_, run_matches))) => match run_sandbox(&run, run_matches) {
             Ok(code) => code,
             Err(e) => {
                 // One line: the error and its causes, joined.
@@ -28,6 +34,7 @@ fn main() -> ExitCode {
                 SETUP_FAILED
             }
         },
+        (Command::Run(_), None) => SETUP_FAILED,
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
@@ -56,13 +63,28 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(SETUP_FAILED as u8)
 }
 
-fn run_sandbox(run: &args::RunArgs) -> anyhow::Result<i32> {
+fn run_sandbox(run: &args::RunArgs, matches: &ArgMatches) -> anyhow::Result<i32> {
     let env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-    let cwd = std::env::current_dir()
-        .ok()
-        .and_then(|p| p.into_os_string().into_string().ok());
-    let req = run.to_request(env, cwd);
+    let cwd_path = std::env::current_dir().ok();
+    let cwd = cwd_path
+        .as_ref()
+        .and_then(|p| p.to_str().map(str::to_string));
+    let mut view = view::from_args(matches, cwd_path.as_deref().unwrap_or(Path::new("/")))
+        .map_err(anyhow::Error::msg)?;
+    if view.ops.is_empty() || run.default_view {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let mut default = view::default_view(cwd_path.as_deref(), home.as_deref(), !run.no_cwd);
+        default.ops.append(&mut view.ops);
+        default.fds = view.fds;
+        view = default;
+    }
+    if run.verbose {
+        for note in &view.notes {
+            eprintln!("nsjail: {note}");
+        }
+    }
+    let req = run.to_request(env, cwd, view.ops, view.fds.len() as u32);
     nsjail_core::validate::check(&req)?;
 
     let located = helper::locate(run.helper.as_deref())?;
@@ -76,7 +98,7 @@ fn run_sandbox(run: &args::RunArgs) -> anyhow::Result<i32> {
     }
     let signals = session::catch_signals()?;
     let (mut child, sock) = helper::start(&located.path)?;
-    let outcome = session::run(sock, &req, &signals);
+    let outcome = session::run(sock, &req, &view.fds, &signals);
     // The helper exits once it has reported; reap it so that nothing of ours lingers.
     let status = child.wait();
     match outcome {

@@ -2,7 +2,7 @@
 //! what the helper reports, and work out our exit code.
 
 use std::io::{IoSlice, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use anyhow::{Context, Result, bail};
@@ -41,9 +41,14 @@ pub struct Outcome {
     pub code: i32,
 }
 
-pub fn run(sock: OwnedFd, req: &SpawnRequest, signals: &SignalFd) -> Result<Outcome> {
+pub fn run(
+    sock: OwnedFd,
+    req: &SpawnRequest,
+    extra_fds: &[RawFd],
+    signals: &SignalFd,
+) -> Result<Outcome> {
     let mut stream = UnixStream::from(sock);
-    send_spawn(&stream, req)?;
+    send_spawn(&stream, req, extra_fds)?;
     let verbose = req.verbose;
     let mut exec_error: Option<ErrorKind> = None;
     loop {
@@ -114,10 +119,11 @@ pub fn run(sock: OwnedFd, req: &SpawnRequest, signals: &SignalFd) -> Result<Outc
 }
 
 /// The spawn frame, with our stdin, stdout and stderr attached as `SCM_RIGHTS`.
-fn send_spawn(stream: &UnixStream, req: &SpawnRequest) -> Result<()> {
+fn send_spawn(stream: &UnixStream, req: &SpawnRequest, extra_fds: &[RawFd]) -> Result<()> {
     let frame = wire::encode(&ClientMessage::Spawn(Box::new(req.clone())))?;
-    let stdio = [0, 1, 2];
-    let cmsg = [ControlMessage::ScmRights(&stdio)];
+    let mut fds = vec![0, 1, 2];
+    fds.extend_from_slice(extra_fds);
+    let cmsg = [ControlMessage::ScmRights(&fds)];
     let sent = loop {
         match sendmsg::<()>(
             stream.as_raw_fd(),
@@ -127,6 +133,9 @@ fn send_spawn(stream: &UnixStream, req: &SpawnRequest) -> Result<()> {
             None,
         ) {
             Err(Errno::EINTR) => continue,
+            Err(Errno::EBADF) if !extra_fds.is_empty() => {
+                bail!("passing fds {extra_fds:?} to the helper: one of them is not open")
+            }
             other => break other.context("sending the request to the helper")?,
         }
     };

@@ -5,9 +5,11 @@
 
 pub mod exit;
 pub mod message;
+pub mod mounts;
 pub mod request;
 pub mod validate;
 pub mod wire;
 
 pub use message::{ClientMessage, ErrorKind, ExitInfo, HelperEvent, Termination};
+pub use mounts::{BindKind, MountOp, OverlayKind};
 pub use request::{IdMapping, Namespaces, SpawnRequest};

@@ -8,8 +8,8 @@ use crate::request::SpawnRequest;
 /// Messages from the CLI to the helper.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientMessage {
-    /// Start a sandbox. Carries exactly [`STDIO_FDS`] file descriptors (stdin, stdout, stderr)
-    /// as `SCM_RIGHTS`.
+    /// Start a sandbox. Carries [`STDIO_FDS`] file descriptors (stdin, stdout, stderr), then the
+    /// request's `extra_fds`, as `SCM_RIGHTS`.
     Spawn(Box<SpawnRequest>),
     /// Deliver this signal to the payload.
     Signal(i32),
@@ -22,7 +22,7 @@ impl ClientMessage {
     /// How many fds must arrive with this message; any other count is a protocol error.
     pub fn expected_fds(&self) -> usize {
         match self {
-            ClientMessage::Spawn(_) => STDIO_FDS,
+            ClientMessage::Spawn(req) => STDIO_FDS + req.extra_fds as usize,
             ClientMessage::Signal(_) => 0,
         }
     }

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::mounts::MountOp;
+
 /// Everything the helper needs to start one sandbox. Fields that later features add go here, so
 /// that the CLI, profiles and policy all produce or check this one type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +29,11 @@ pub struct SpawnRequest {
     pub as_pid_1: bool,
     /// Ask the helper to report each set-up step as an event.
     pub verbose: bool,
+    /// The new root, built by these operations in order on an empty tmpfs.
+    pub mounts: Vec<MountOp>,
+    /// How many fds beyond stdin, stdout and stderr travel with the request (for `--file`,
+    /// `--bind-data` and the like, which refer to them by index).
+    pub extra_fds: u32,
 }
 
 /// Which namespaces are new. User, mount and PID namespaces are always new: the whole design
@@ -79,6 +86,8 @@ impl SpawnRequest {
             hostname: DEFAULT_HOSTNAME.to_string(),
             as_pid_1: false,
             verbose: false,
+            mounts: Vec::new(),
+            extra_fds: 0,
         }
     }
 

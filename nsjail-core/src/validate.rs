@@ -3,6 +3,7 @@
 
 use thiserror::Error;
 
+use crate::mounts::{MountOp, OverlayKind};
 use crate::request::SpawnRequest;
 
 /// Largest number of arguments or environment entries a request may carry.
@@ -30,6 +31,22 @@ pub enum ValidationError {
     BadHostname(String),
     #[error("a hostname can only be set in a new UTS namespace (drop --share-uts)")]
     HostnameNeedsUts,
+    #[error("{op}: {path:?} must be an absolute path")]
+    RelativePath { op: String, path: String },
+    #[error("{op}: {path:?} may not contain '..'")]
+    DotDot { op: String, path: String },
+    #[error("{op}: contains a NUL byte")]
+    MountNul { op: String },
+    #[error("{op}: permissions {perms:o} are not valid (at most 7777)")]
+    BadPerms { op: String, perms: u32 },
+    #[error("{op}: a size of 0 bytes is not valid")]
+    BadSize { op: String },
+    #[error("{op}: needs at least {need} --overlay-src before it")]
+    OverlaySources { op: String, need: usize },
+    #[error("{op}: refers to passed fd #{fd}, but {count} extra fds were passed")]
+    BadFdRef { op: String, fd: u32, count: u32 },
+    #[error("passed fd #{0} is used by more than one operation")]
+    FdReused(u32),
     #[error("{field} {value} is not a valid id inside the sandbox")]
     BadId { field: &'static str, value: u32 },
 }
@@ -46,7 +63,11 @@ pub fn check(req: &SpawnRequest) -> Result<(), ValidationError> {
     if req.argv.is_empty() || req.program.is_empty() {
         return Err(ValidationError::EmptyArgv);
     }
-    for (field, count) in [("argv", req.argv.len()), ("env", req.env.len())] {
+    for (field, count) in [
+        ("argv", req.argv.len()),
+        ("env", req.env.len()),
+        ("mounts", req.mounts.len()),
+    ] {
         if count > MAX_LIST {
             return Err(ValidationError::TooMany {
                 field,
@@ -81,10 +102,101 @@ pub fn check(req: &SpawnRequest) -> Result<(), ValidationError> {
     if !req.namespaces.uts && req.hostname != crate::request::DEFAULT_HOSTNAME {
         return Err(ValidationError::HostnameNeedsUts);
     }
+    check_mounts(req)?;
     // (uid_t)-1 means "unchanged" to the set*id calls, so it can never be a real id.
     for (field, value) in [("uid", req.ids.uid), ("gid", req.ids.gid)] {
         if value == u32::MAX {
             return Err(ValidationError::BadId { field, value });
+        }
+    }
+    Ok(())
+}
+
+/// A path inside the sandbox or on the host must be absolute and free of `..`: the helper
+/// resolves inside the new root anyway, but a request that tries to climb out is refused
+/// outright rather than quietly clamped.
+fn check_path(op: &MountOp, path: &str) -> Result<(), ValidationError> {
+    let op = || op.describe();
+    if path.as_bytes().contains(&0) {
+        return Err(ValidationError::MountNul { op: op() });
+    }
+    if !path.starts_with('/') {
+        return Err(ValidationError::RelativePath {
+            op: op(),
+            path: path.into(),
+        });
+    }
+    if path.split('/').any(|c| c == "..") {
+        return Err(ValidationError::DotDot {
+            op: op(),
+            path: path.into(),
+        });
+    }
+    Ok(())
+}
+
+fn check_mounts(req: &SpawnRequest) -> Result<(), ValidationError> {
+    let mut used = Vec::new();
+    for op in &req.mounts {
+        check_path(op, op.target())?;
+        // Host paths are opened by the child as the caller, so `..` there is the caller's
+        // own business; they only have to be absolute.
+        for src in op.sources() {
+            if src.as_bytes().contains(&0) {
+                return Err(ValidationError::MountNul { op: op.describe() });
+            }
+            if !src.starts_with('/') {
+                return Err(ValidationError::RelativePath {
+                    op: op.describe(),
+                    path: src.into(),
+                });
+            }
+        }
+        let perms = match op {
+            MountOp::Tmpfs { perms, .. }
+            | MountOp::Dir { perms, .. }
+            | MountOp::File { perms, .. }
+            | MountOp::BindData { perms, .. } => *perms,
+            MountOp::Chmod { mode, .. } => Some(*mode),
+            _ => None,
+        };
+        if let Some(p) = perms.filter(|p| *p > 0o7777) {
+            return Err(ValidationError::BadPerms {
+                op: op.describe(),
+                perms: p,
+            });
+        }
+        match op {
+            MountOp::Tmpfs { size: Some(0), .. } => {
+                return Err(ValidationError::BadSize { op: op.describe() });
+            }
+            MountOp::Symlink { target, .. } if target.as_bytes().contains(&0) => {
+                return Err(ValidationError::MountNul { op: op.describe() });
+            }
+            MountOp::Overlay { srcs, kind, .. } => {
+                // overlayfs needs two lower layers when there is no upper layer.
+                let need = if *kind == OverlayKind::ReadOnly { 2 } else { 1 };
+                if srcs.len() < need {
+                    return Err(ValidationError::OverlaySources {
+                        op: op.describe(),
+                        need,
+                    });
+                }
+            }
+            _ => {}
+        }
+        if let Some(fd) = op.passed_fd() {
+            if fd >= req.extra_fds {
+                return Err(ValidationError::BadFdRef {
+                    op: op.describe(),
+                    fd,
+                    count: req.extra_fds,
+                });
+            }
+            if used.contains(&fd) {
+                return Err(ValidationError::FdReused(fd));
+            }
+            used.push(fd);
         }
     }
     Ok(())
@@ -145,6 +257,68 @@ mod tests {
         let mut r = ok();
         r.ids.uid = u32::MAX;
         assert!(matches!(check(&r), Err(ValidationError::BadId { .. })));
+
+        let mut r = ok();
+        r.mounts.push(MountOp::Dir {
+            dst: "/../../x".into(),
+            perms: None,
+        });
+        assert!(matches!(check(&r), Err(ValidationError::DotDot { .. })));
+
+        let mut r = ok();
+        r.mounts.push(MountOp::Bind {
+            src: "relative".into(),
+            dst: "/x".into(),
+            kind: crate::mounts::BindKind::ReadOnly,
+            optional: false,
+        });
+        assert!(matches!(
+            check(&r),
+            Err(ValidationError::RelativePath { .. })
+        ));
+
+        let mut r = ok();
+        r.mounts.push(MountOp::Tmpfs {
+            dst: "/t".into(),
+            size: Some(0),
+            perms: None,
+        });
+        assert!(matches!(check(&r), Err(ValidationError::BadSize { .. })));
+
+        let mut r = ok();
+        r.mounts.push(MountOp::Dir {
+            dst: "/d".into(),
+            perms: Some(0o17777),
+        });
+        assert!(matches!(check(&r), Err(ValidationError::BadPerms { .. })));
+
+        let mut r = ok();
+        r.mounts.push(MountOp::Overlay {
+            srcs: vec!["/a".into()],
+            dst: "/o".into(),
+            kind: OverlayKind::ReadOnly,
+        });
+        assert!(matches!(
+            check(&r),
+            Err(ValidationError::OverlaySources { need: 2, .. })
+        ));
+
+        let mut r = ok();
+        r.mounts.push(MountOp::File {
+            fd: 0,
+            dst: "/f".into(),
+            perms: None,
+        });
+        assert!(matches!(check(&r), Err(ValidationError::BadFdRef { .. })));
+        r.extra_fds = 1;
+        assert_eq!(check(&r), Ok(()));
+        r.mounts.push(MountOp::BindData {
+            fd: 0,
+            dst: "/g".into(),
+            read_only: true,
+            perms: None,
+        });
+        assert_eq!(check(&r), Err(ValidationError::FdReused(0)));
 
         let mut r = ok();
         r.argv = vec![String::new(); MAX_LIST + 1];

@@ -20,11 +20,13 @@ use nsjail_core::exit::{NOT_EXECUTABLE, NOT_FOUND, SETUP_FAILED};
 
 use crate::error::{Result, sys};
 use crate::report::Reporter;
-use crate::{init, sys};
+use crate::{init, mounts, sys};
 
 /// The fds the first process starts with, besides everything it inherited and closes.
 pub struct ChildFds {
     pub stdio: [OwnedFd; 3],
+    /// The request's extra fds, consumed by the filesystem view.
+    pub extra: Vec<OwnedFd>,
     /// Readable once the parent has written the ID maps; hangs up when the parent dies.
     pub sync: OwnedFd,
     pub report: OwnedFd,
@@ -46,12 +48,13 @@ pub const FORWARDED: [Signal; 6] = [
 pub fn run(req: &SpawnRequest, fds: ChildFds) -> ! {
     let ChildFds {
         stdio,
+        extra,
         sync,
         report,
         status,
     } = fds;
     let reporter = Reporter::new(report, req.verbose);
-    let exec = set_up(req, &sync, &reporter);
+    let exec = set_up(req, &sync, extra, &reporter);
     drop(sync);
     let err = match exec {
         Ok(exec) => match start(req, exec, stdio, reporter, status) {
@@ -76,7 +79,12 @@ struct Exec {
     program: String,
 }
 
-fn set_up(req: &SpawnRequest, sync: &OwnedFd, reporter: &Reporter) -> Result<Exec> {
+fn set_up(
+    req: &SpawnRequest,
+    sync: &OwnedFd,
+    extra: Vec<OwnedFd>,
+    reporter: &Reporter,
+) -> Result<Exec> {
     // Die with the helper. Armed first so that no step below can outlive it.
     prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
 
@@ -129,16 +137,9 @@ fn set_up(req: &SpawnRequest, sync: &OwnedFd, reporter: &Reporter) -> Result<Exe
     )
     .map_err(sys("mount --make-rprivate /"))?;
     reporter.step(|| "mount: / and everything below made private".into());
-    // A /proc of the new pid namespace, so the payload sees only its own processes.
-    mount(
-        Some("proc"),
-        "/proc",
-        Some("proc"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    )
-    .map_err(sys("mount proc on /proc"))?;
-    reporter.step(|| "mount: fresh proc on /proc".into());
+    // The new root: every source opened as the caller, every destination resolved inside it,
+    // then pivot_root. See mounts.rs for why each step comes where it does.
+    mounts::build(&req.mounts, extra, reporter)?;
 
     // 5. UTS and network.
     if req.namespaces.uts {

@@ -14,9 +14,16 @@ use nsjail_core::{ClientMessage, HelperEvent, SpawnRequest};
 
 use crate::error::{HelperError, Result, sys};
 
+/// The fds that came with a spawn request.
+pub struct PassedFds {
+    pub stdio: [OwnedFd; STDIO_FDS],
+    /// Fds for `--file`, `--bind-data` and the like, by index.
+    pub extra: Vec<OwnedFd>,
+}
+
 /// At most this many fds are accepted with one message; more is an error (and the kernel closes
 /// the excess when the control buffer is too small for them).
-const MAX_FDS: usize = 8;
+const MAX_FDS: usize = 64;
 
 pub struct Conn {
     stream: UnixStream,
@@ -34,8 +41,8 @@ impl Conn {
     }
 
     /// Read the opening message, which must be a spawn request carrying exactly the three
-    /// stdio fds.
-    pub fn read_spawn(&mut self) -> Result<(SpawnRequest, [OwnedFd; STDIO_FDS])> {
+    /// stdio fds and the extra fds it announces.
+    pub fn read_spawn(&mut self) -> Result<(SpawnRequest, PassedFds)> {
         let mut header = [0u8; HEADER_LEN];
         let mut got = 0;
         let mut fds: Vec<OwnedFd> = Vec::new();
@@ -57,16 +64,17 @@ impl Conn {
                 "the first message must be a spawn request".into(),
             ));
         };
+        let extra = fds.split_off(STDIO_FDS.min(fds.len()));
         for fd in &fds {
             check_stdio_fd(fd)?;
         }
-        let fds: [OwnedFd; STDIO_FDS] = fds.try_into().map_err(|v: Vec<OwnedFd>| {
+        let stdio: [OwnedFd; STDIO_FDS] = fds.try_into().map_err(|v: Vec<OwnedFd>| {
             HelperError::Wire(WireError::FdCount {
                 expected: STDIO_FDS,
                 got: v.len(),
             })
         })?;
-        Ok((*req, fds))
+        Ok((*req, PassedFds { stdio, extra }))
     }
 
     /// Receive some bytes and any fds that come with them. Fds arrive close-on-exec so that no

@@ -11,6 +11,7 @@ mod child;
 mod conn;
 mod error;
 mod init;
+mod mounts;
 mod report;
 mod serve;
 mod spawn;

@@ -41,7 +41,7 @@ pub fn serve_connection(sock: OwnedFd, caller: &Caller) -> Outcome {
 }
 
 fn serve(conn: &mut Conn, caller: &Caller) -> Result<()> {
-    let (req, stdio) = conn.read_spawn()?;
+    let (req, fds) = conn.read_spawn()?;
     validate::check(&req)?;
     let verbose = req.verbose;
     let mut steps = Vec::new();
@@ -53,7 +53,7 @@ fn serve(conn: &mut Conn, caller: &Caller) -> Result<()> {
             caller.mode()
         ));
     }
-    let spawned = spawn::spawn(&req, caller, stdio, &mut |s| {
+    let spawned = spawn::spawn(&req, caller, fds, &mut |s| {
         if verbose {
             steps.push(s)
         }

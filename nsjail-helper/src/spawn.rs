@@ -12,6 +12,7 @@ use nsjail_core::{Namespaces, SpawnRequest};
 
 use crate::caller::Caller;
 use crate::child::{self, ChildFds};
+use crate::conn::PassedFds;
 use crate::error::{Result, sys};
 use crate::sys::{self, Cloned};
 use crate::userns;
@@ -71,7 +72,7 @@ pub fn describe_namespaces(ns: &Namespaces) -> String {
 pub fn spawn(
     req: &SpawnRequest,
     caller: &Caller,
-    stdio: [OwnedFd; 3],
+    fds: PassedFds,
     step: &mut dyn FnMut(String),
 ) -> Result<Sandbox> {
     let (sync_r, sync_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (sync)"))?;
@@ -90,7 +91,8 @@ pub fn spawn(
             child::run(
                 req,
                 ChildFds {
-                    stdio,
+                    stdio: fds.stdio,
+                    extra: fds.extra,
                     sync: sync_r,
                     report: report_w,
                     status: status_w,
@@ -99,7 +101,7 @@ pub fn spawn(
         }
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
     };
-    drop((sync_r, report_w, status_w, stdio));
+    drop((sync_r, report_w, status_w, fds));
     step(format!(
         "clone3: new {} namespaces, host pid {pid}",
         describe_namespaces(&req.namespaces)

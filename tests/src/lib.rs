@@ -1045,9 +1045,45 @@ pub fn socketpair_as(
     pair
 }
 
-/// A valid spawn request for `argv`, with a plain PATH and cwd `/`.
+/// The system part of the default view, for requests built by hand: /usr read-only and the
+/// host's /bin, /sbin, /lib* links or directories.
+pub fn system_mounts() -> Vec<nsjail_core::MountOp> {
+    use nsjail_core::{BindKind, MountOp};
+    let mut ops = vec![MountOp::Bind {
+        src: "/usr".into(),
+        dst: "/usr".into(),
+        kind: BindKind::ReadOnly,
+        optional: false,
+    }];
+    for p in ["/bin", "/sbin", "/lib", "/lib64"] {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => ops.push(MountOp::Symlink {
+                target: fs::read_link(p).unwrap().to_string_lossy().into_owned(),
+                link: p.into(),
+            }),
+            Ok(m) if m.is_dir() => ops.push(MountOp::Bind {
+                src: p.into(),
+                dst: p.into(),
+                kind: BindKind::ReadOnly,
+                optional: false,
+            }),
+            _ => {}
+        }
+    }
+    ops
+}
+
+/// Options that keep the default view and add `dir` read-write at its own path: for tests whose
+/// payload must see a host directory other than the current one.
+pub fn with_dir(dir: &Path) -> Vec<String> {
+    let d = dir.to_str().expect("utf-8 path").to_string();
+    vec!["--default-view".into(), "--bind".into(), d.clone(), d]
+}
+
+/// A valid spawn request for `argv`, with a plain PATH, cwd `/` and the system mounted.
 pub fn spawn_request(argv: &[&str]) -> nsjail_core::SpawnRequest {
     let mut r = nsjail_core::SpawnRequest::new(argv.iter().map(|s| s.to_string()).collect());
+    r.mounts = system_mounts();
     r.env.push(("PATH".into(), USER_PATH.into()));
     r.cwd = Some("/".into());
     r.caller_cwd = Some("/".into());

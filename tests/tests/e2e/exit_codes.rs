@@ -65,9 +65,12 @@ fn non_executable_command_is_126() {
         if is_root() {
             chown(&dir, Some(c.uid), Some(c.gid)).unwrap();
         }
+        let view = nsjail_tests::with_dir(scratch.path());
         for target in [&file, &dir] {
             let t = target.to_str().unwrap();
-            let out = c.run(&["--", t]);
+            let mut args: Vec<&str> = view.iter().map(String::as_str).collect();
+            args.extend(["--", t]);
+            let out = c.run(&args);
             out.expect_code(126)
                 .expect_no_panic()
                 .expect_one_error_line("nsjail:");

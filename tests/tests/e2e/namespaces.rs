@@ -308,10 +308,12 @@ fn a_mount_made_inside_is_invisible_outside() {
         let scratch = c.scratch();
         let dir = scratch.path().to_str().unwrap().to_string();
         let script = format!(
-            "{mount} -t tmpfs none {dir} && grep -c ' {dir} ' /proc/self/mountinfo && \
+            "{mount} -t tmpfs none {dir} && grep ' {dir} ' /proc/self/mountinfo | grep -c ' - tmpfs ' && \
              echo inside > {dir}/marker"
         );
-        let out = c.sh(&[], &script);
+        let view = nsjail_tests::with_dir(scratch.path());
+        let opts: Vec<&str> = view.iter().map(String::as_str).collect();
+        let out = c.sh(&opts, &script);
         if host_mountinfo_has(&dir) {
             let _ = std::process::Command::new(tool("umount"))
                 .args(["-l", &dir])
