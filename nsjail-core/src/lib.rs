@@ -2,6 +2,10 @@
 //! helper's events, the wire framing between the CLI and the helper, request validation and the
 //! exit-code rules. Nothing here touches the operating system beyond reading bytes.
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod exit;
 pub mod message;

@@ -5,6 +5,11 @@
 //! non-dumpable, forgets its environment, closes every fd it was not meant to have and resets
 //! the signal state it inherited; then it serves the connection and exits.
 #![deny(unsafe_code)]
+// The helper never panics on input: no unwrap/expect/panic outside tests, enforced by clippy.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod caller;
 mod child;
