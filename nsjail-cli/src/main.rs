@@ -4,12 +4,14 @@
 
 mod args;
 mod helper;
+mod report;
 mod session;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use nsjail_core::exit::SETUP_FAILED;
+use nsjail_core::report::RunReport;
 
 use crate::args::{Cli, Command};
 
@@ -64,7 +66,25 @@ fn run_sandbox(run: &args::RunArgs) -> anyhow::Result<i32> {
         .and_then(|p| p.into_os_string().into_string().ok());
     let req = run.to_request(env, cwd);
     nsjail_core::validate::check(&req)?;
+    // Bad input ends above with no report; from here on a report is always written, XX when
+    // the sandbox could not be set up.
+    let mut sinks = report::Sinks::open(run)?;
+    let result = start_and_supervise(run, &req);
+    let report = match &result {
+        Ok(o) => RunReport::from_exit(&o.exit, o.exec_error.as_deref()),
+        Err(e) => RunReport::internal_error(&format!("{e:#}").replace('\n', " ")),
+    };
+    let written = sinks.write(&report);
+    // A set-up error is the one line to show; else a report that could not be written is.
+    let code = result?.code;
+    written?;
+    Ok(code)
+}
 
+fn start_and_supervise(
+    run: &args::RunArgs,
+    req: &nsjail_core::SpawnRequest,
+) -> anyhow::Result<session::Outcome> {
     let located = helper::locate(run.helper.as_deref())?;
     if run.verbose {
         eprintln!(
@@ -76,11 +96,11 @@ fn run_sandbox(run: &args::RunArgs) -> anyhow::Result<i32> {
     }
     let signals = session::catch_signals()?;
     let (mut child, sock) = helper::start(&located.path)?;
-    let outcome = session::run(sock, &req, &signals);
+    let outcome = session::run(sock, req, &signals);
     // The helper exits once it has reported; reap it so that nothing of ours lingers.
     let status = child.wait();
     match outcome {
-        Ok(o) => Ok(o.code),
+        Ok(o) => Ok(o),
         Err(e) => match status {
             Ok(st) if !st.success() && st.code() != Some(2) => {
                 Err(e.context(format!("helper {}", describe_status(st))))

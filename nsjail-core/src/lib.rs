@@ -4,10 +4,14 @@
 #![forbid(unsafe_code)]
 
 pub mod exit;
+pub mod limits;
 pub mod message;
+pub mod report;
 pub mod request;
 pub mod validate;
 pub mod wire;
 
-pub use message::{ClientMessage, ErrorKind, ExitInfo, HelperEvent, Termination};
-pub use request::{IdMapping, Namespaces, SpawnRequest};
+pub use message::{
+    CgroupUsage, ClientMessage, ErrorKind, ExitInfo, HelperEvent, LimitHit, Termination,
+};
+pub use request::{CgroupVersion, IdMapping, Limits, Namespaces, SpawnRequest};

@@ -17,6 +17,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{Gid, Uid, chdir, dup2_stderr, dup2_stdin, dup2_stdout, execve, read, setsid};
 use nsjail_core::SpawnRequest;
 use nsjail_core::exit::{NOT_EXECUTABLE, NOT_FOUND, SETUP_FAILED};
+use nsjail_core::limits::RlimitSetting;
 
 use crate::error::{Result, sys};
 use crate::report::Reporter;
@@ -74,6 +75,9 @@ struct Exec {
     argv: Vec<CString>,
     env: Vec<CString>,
     program: String,
+    /// Applied in the payload alone, just before exec: our init must not inherit them (a small
+    /// `nproc` or `as` would stop it from starting the payload at all).
+    rlimits: Vec<RlimitSetting>,
 }
 
 fn set_up(req: &SpawnRequest, sync: &OwnedFd, reporter: &Reporter) -> Result<Exec> {
@@ -202,6 +206,7 @@ fn prepare_exec(req: &SpawnRequest) -> Result<Exec> {
         argv,
         env,
         program: req.program.clone(),
+        rlimits: crate::rlimits::with_defaults(&req.limits.rlimits),
     })
 }
 
@@ -277,6 +282,10 @@ fn reporter_fd(r: &Reporter) -> i32 {
 
 /// The last steps before the payload's code runs: no new privileges, no inherited fd, exec.
 fn exec_payload(exec: &Exec, reporter: &Reporter) -> ! {
+    if let Err(e) = crate::rlimits::apply(&exec.rlimits) {
+        reporter.setup_failed(&e.to_string());
+        sys::exit_now(SETUP_FAILED);
+    }
     if let Err(e) = prctl::set_no_new_privs() {
         reporter.setup_failed(&sys("prctl(PR_SET_NO_NEW_PRIVS)")(e).to_string());
         sys::exit_now(SETUP_FAILED);
