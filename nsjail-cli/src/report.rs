@@ -23,9 +23,7 @@ fn create(path: &Path) -> Result<File> {
 impl Sinks {
     pub fn open(run: &RunArgs) -> Result<Sinks> {
         let mut json = Vec::new();
-        if let Some(p) = &run.status_json {
-            json.push((p.display().to_string(), create(p)?));
-        }
+        // The descriptor first: it can be wrong without anything having been created.
         if let Some(fd) = run.status_fd {
             // Reopened through /proc so that this command needs no unsafe code to adopt a
             // descriptor number; append, so a file keeps what was written before.
@@ -36,6 +34,9 @@ impl Sinks {
                     format!("--status-fd {fd}: not a descriptor open for writing (a file, pipe or terminal)")
                 })?;
             json.push((format!("--status-fd {fd}"), f));
+        }
+        if let Some(p) = &run.status_json {
+            json.push((p.display().to_string(), create(p)?));
         }
         let meta = match &run.meta {
             Some(p) => Some((p.display().to_string(), create(p)?)),
