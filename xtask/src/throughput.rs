@@ -175,6 +175,7 @@ pub fn run(args: &BenchArgs, prefix: &Path, user: &RunAs) -> Result<()> {
             count: 0,
         })
         .collect();
+    let load_before = loadavg();
     let mut left = args.sandboxes;
     while left > 0 {
         let n = left.min(BLOCK);
@@ -184,9 +185,11 @@ pub fn run(args: &BenchArgs, prefix: &Path, user: &RunAs) -> Result<()> {
         }
         left -= n;
     }
+    let load = format!("{} before, {} after", load_before, loadavg());
     if let Some(path) = &isolate {
         let _ = isolate_box(path, user, "--cleanup");
     }
+    println!("\nload average (1 min): {load}");
 
     let bwrap_rate = rows.iter().find(|r| r.name == "bwrap").map(Row::per_second);
     println!();
@@ -215,6 +218,7 @@ pub fn run(args: &BenchArgs, prefix: &Path, user: &RunAs) -> Result<()> {
             bwrap_rate,
             bwrap_version.as_deref(),
             &isolate_note,
+            &load,
         )?;
         let old = fs::read_to_string(path).unwrap_or_default();
         fs::write(path, replace_section(&old, &section))
@@ -222,6 +226,14 @@ pub fn run(args: &BenchArgs, prefix: &Path, user: &RunAs) -> Result<()> {
         println!("wrote the throughput section of {}", path.display());
     }
     Ok(())
+}
+
+/// The 1-minute load average, as `/proc/loadavg` has it.
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn ratio(rate: f64, bwrap: Option<f64>) -> String {
@@ -276,6 +288,7 @@ fn markdown(
     bwrap_rate: Option<f64>,
     bwrap_version: Option<&str>,
     isolate_note: &Option<String>,
+    load: &str,
 ) -> Result<String> {
     let date = Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -320,6 +333,11 @@ fn markdown(
     if let Some(n) = isolate_note {
         let _ = writeln!(md, "- {n}, so it has no row");
     }
+    let _ = writeln!(
+        md,
+        "- load average (1 min) of the machine during the run: {load}; on a shared machine the \
+         absolute rates move with the load, the ratios much less"
+    );
     let _ = writeln!(
         md,
         "\n| command | sandboxes/s | mean ms per sandbox | ÷ bwrap |\n|---|---:|---:|---:|"

@@ -99,6 +99,30 @@ fn v2_time_limits_accounting_and_cleanup() {
         expect_v2_dirs(&l);
         l.expect_status("TO");
 
+        // SIGTERM to every member (frozen with cgroup.freeze while they are signalled).
+        let script = "for i in 1 2; do (trap \"echo T$i; exit 0\" TERM; \
+                      while :; do sleep 0.05; done) & done; trap 'echo T0' TERM; wait; wait";
+        let l = run_limited(
+            c,
+            &[
+                "--cgroup-version",
+                "2",
+                "--wall-time-limit",
+                "0.5",
+                "--kill-grace",
+                "20",
+            ],
+            &["/bin/sh", "-c", script],
+        );
+        l.expect_status("TO");
+        for m in ["T0", "T1", "T2"] {
+            assert!(
+                l.out.lines().iter().any(|x| x == m),
+                "{m}:\n{}",
+                l.describe()
+            );
+        }
+
         let l = run_limited(c, &["--cgroup-version", "2"], &["/bin/sh", "-c", "exit 4"]);
         expect_v2_dirs(&l);
         l.expect_status("RE");
