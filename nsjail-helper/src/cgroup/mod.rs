@@ -303,6 +303,10 @@ impl Cgroup {
                             ));
                         }
                     }
+                    "cpuacct" if limits.cpu_time_us.is_some() => {
+                        set.push("cpuacct.usage watched for --time-limit".into());
+                    }
+                    "freezer" => set.push("freezer, to kill every member".into()),
                     _ => {}
                 }
             }
