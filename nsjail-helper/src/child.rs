@@ -154,6 +154,15 @@ fn set_up(req: &SpawnRequest, sync: &OwnedFd, reporter: &Reporter) -> Result<Exe
         sys::loopback_up().map_err(sys("ioctl(SIOCSIFFLAGS) lo up"))?;
         reporter.step(|| "net: lo up".into());
     }
+    // 5b. A cgroup namespace rooted at the sandbox's own cgroup, which the helper put us in
+    //     before releasing us (the one made by the clone is rooted where we were cloned): the
+    //     payload sees its cgroup as `/`, not the host's path, and a cgroup filesystem mounted
+    //     inside shows nothing above it.
+    if req.namespaces.cgroup && req.limits.wants_cgroup() {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(sys("unshare(CLONE_NEWCGROUP)"))?;
+        reporter.step(|| "cgroup namespace: rooted at the sandbox's cgroup".into());
+    }
 
     // 6. Working directory: the one asked for, else the caller's when it can be entered.
     let cwd = match (&req.cwd, &req.caller_cwd) {

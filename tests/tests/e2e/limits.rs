@@ -818,3 +818,38 @@ fn a_killed_helpers_cgroups_are_removed_by_the_next_helper() {
         expect_gone(&dirs, &format!("{what}, then another sandbox"));
     });
 }
+
+#[test]
+fn the_sandbox_sees_its_cgroup_as_root_and_an_ordinary_user_cannot_leave_it() {
+    for_each_caller(|c| {
+        // Every cgroup.procs of the host that the payload can see (the host's /sys, until the
+        // filesystem view of issue 3 hides it), each tried as a way out.
+        let script = "grep -E ':(memory|pids):' /proc/self/cgroup; \
+            for f in /sys/fs/cgroup/*/cgroup.procs /sys/fs/cgroup/cgroup.procs; do \
+              [ -e \"$f\" ] && (echo $$ > \"$f\") 2>/dev/null && echo \"MOVED $f\"; done; \
+            grep -E ':(memory|pids):' /proc/self/cgroup";
+        let l = run_limited(
+            c,
+            &["--memory-limit", "64M", "--pids-limit", "16"],
+            &["/bin/sh", "-c", script],
+        );
+        l.expect_status("OK");
+        let lines = l.out.lines();
+        let views: Vec<&String> = lines.iter().filter(|x| x.contains(":/")).collect();
+        if c.kind != nsjail_tests::CallerKind::Myself {
+            // Its own cgroup is the root of its cgroup namespace: no host path leaks in.
+            assert!(
+                views.iter().take(2).all(|v| v.ends_with(":/")),
+                "the payload sees a host cgroup path:\n{}",
+                l.describe()
+            );
+        }
+        if c.is_user() {
+            assert!(
+                !l.out.stdout.contains("MOVED"),
+                "an ordinary user's payload moved itself out of its cgroup:\n{}",
+                l.describe()
+            );
+        }
+    });
+}
