@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use nsjail_core::request::DEFAULT_HOSTNAME;
-use nsjail_core::{IdMapping, Namespaces, SpawnRequest};
+use nsjail_core::limits::{self, RlimitSetting};
+use nsjail_core::request::{CgroupVersion, DEFAULT_HOSTNAME};
+use nsjail_core::{IdMapping, Limits, Namespaces, SpawnRequest};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -155,10 +156,89 @@ pub struct RunArgs {
     /// In the default view, do not bind the current directory [default: bound read-write]
     #[arg(long, help_heading = "Filesystem view")]
     pub no_cwd: bool,
+    /// A resource limit of CMD (repeatable): NAME=SOFT[:HARD], NAME one of as, core, cpu, data,
+    /// fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending,
+    /// stack; values are numbers with an optional K, M, G or T suffix, or `inf`; without :HARD
+    /// the hard limit is SOFT [default: yours, except core=0 (no core dumps)]
+    #[arg(long, value_name = "NAME=SOFT[:HARD]", value_parser = rlimit_arg,
+          action = clap::ArgAction::Append, allow_hyphen_values = true,
+          help_heading = "Limits")]
+    pub rlimit: Vec<RlimitSetting>,
+    /// CPU time limit of the whole sandbox (user + system of every process), in seconds,
+    /// fractions allowed; needs a cgroup [default: none]
+    #[arg(long, value_name = "SECS", value_parser = seconds_arg, allow_hyphen_values = true,
+          help_heading = "Limits")]
+    pub time_limit: Option<u64>,
+    /// Wall-clock time limit, in seconds, fractions allowed [default: none]
+    #[arg(long, value_name = "SECS", value_parser = seconds_arg, allow_hyphen_values = true,
+          help_heading = "Limits")]
+    pub wall_time_limit: Option<u64>,
+    /// When a time limit is reached: SIGTERM to every process of the sandbox, then SIGKILL after
+    /// SECS [default: 0, SIGKILL at once]
+    #[arg(long, value_name = "SECS", value_parser = seconds_arg, allow_hyphen_values = true,
+          default_value = "0", hide_default_value = true, help_heading = "Limits")]
+    pub kill_grace: u64,
+    /// Memory limit of the whole sandbox (its cgroup), e.g. 64M or 1G; swap is off
+    /// [default: none]
+    #[arg(long, value_name = "SIZE", value_parser = size_arg, allow_hyphen_values = true,
+          help_heading = "Limits")]
+    pub memory_limit: Option<u64>,
+    /// At most N processes (and threads) of CMD at once; nsjail's own init is not counted
+    /// [default: none]
+    #[arg(long, value_name = "N", value_parser = size_arg, allow_hyphen_values = true,
+          help_heading = "Limits")]
+    pub pids_limit: Option<u64>,
+    /// CPU bandwidth of the sandbox in CPUs, e.g. 0.5 for half of one [default: no limit]
+    #[arg(long, value_name = "FRACTION", value_parser = cpus_arg, allow_hyphen_values = true,
+          help_heading = "Limits")]
+    pub cpus: Option<u64>,
+    /// The cgroup hierarchy to use on a host that has both [default: auto: 2 when cgroup v2 has
+    /// the memory controller, else 1]
+    #[arg(long, value_name = "VERSION", value_enum, default_value_t = CgroupVersionArg::Auto,
+          hide_default_value = true, help_heading = "Limits")]
+    pub cgroup_version: CgroupVersionArg,
+
+    /// When the sandbox ends, write the run report to FILE as one JSON object (see
+    /// docs/judges.md) [default: none]
+    #[arg(long, value_name = "FILE", help_heading = "Report")]
+    pub status_json: Option<PathBuf>,
+    /// Write the JSON run report to this open file descriptor (a file, pipe or terminal)
+    /// [default: none]
+    #[arg(long, value_name = "FD", help_heading = "Report")]
+    pub status_fd: Option<u32>,
+    /// Write the run report to FILE in isolate's meta format (key:value lines) [default: none]
+    #[arg(long, value_name = "FILE", help_heading = "Report")]
+    pub meta: Option<PathBuf>,
 
     /// The command to run and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `--cgroup-version`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CgroupVersionArg {
+    Auto,
+    #[value(name = "1")]
+    V1,
+    #[value(name = "2")]
+    V2,
+}
+
+fn rlimit_arg(s: &str) -> Result<RlimitSetting, String> {
+    limits::parse_rlimit(s).map_err(|e| e.to_string())
+}
+
+fn seconds_arg(s: &str) -> Result<u64, String> {
+    limits::parse_seconds(s).map_err(|e| e.to_string())
+}
+
+fn size_arg(s: &str) -> Result<u64, String> {
+    limits::parse_size(s).map_err(|e| e.to_string())
+}
+
+fn cpus_arg(s: &str) -> Result<u64, String> {
+    limits::parse_cpus(s).map_err(|e| e.to_string())
 }
 
 impl RunArgs {
@@ -206,7 +286,37 @@ impl RunArgs {
         req.hostname = self.hostname.clone();
         req.as_pid_1 = self.as_pid_1;
         req.verbose = self.verbose;
+        req.limits = self.limits();
         req
+    }
+
+    /// Whether a run report was asked for.
+    pub fn wants_report(&self) -> bool {
+        self.status_json.is_some() || self.status_fd.is_some() || self.meta.is_some()
+    }
+
+    fn limits(&self) -> Limits {
+        // A later --rlimit for the same resource replaces an earlier one.
+        let mut rlimits: Vec<RlimitSetting> = Vec::new();
+        for r in &self.rlimit {
+            rlimits.retain(|x| x.resource != r.resource);
+            rlimits.push(*r);
+        }
+        Limits {
+            rlimits,
+            cpu_time_us: self.time_limit,
+            wall_time_us: self.wall_time_limit,
+            kill_grace_us: self.kill_grace,
+            memory_bytes: self.memory_limit,
+            pids: self.pids_limit,
+            cpu_millis: self.cpus,
+            cgroup_version: match self.cgroup_version {
+                CgroupVersionArg::Auto => CgroupVersion::Auto,
+                CgroupVersionArg::V1 => CgroupVersion::V1,
+                CgroupVersionArg::V2 => CgroupVersion::V2,
+            },
+            account: self.wants_report(),
+        }
     }
 }
 
@@ -278,5 +388,82 @@ mod tests {
         assert!(parse(&[]).is_err());
         assert!(parse(&["--uid", "-1", "--", "id"]).is_err());
         assert!(parse(&["--bogus", "--", "id"]).is_err());
+    }
+
+    #[test]
+    fn limits_become_the_request() {
+        let r = parse(&[
+            "--rlimit",
+            "nofile=10:20",
+            "--rlimit",
+            "fsize=1M",
+            "--rlimit",
+            "nofile=30",
+            "--time-limit",
+            "1.5",
+            "--wall-time-limit",
+            "3",
+            "--kill-grace",
+            "0.25",
+            "--memory-limit",
+            "64M",
+            "--pids-limit",
+            "16",
+            "--cpus",
+            "0.5",
+            "--cgroup-version",
+            "1",
+            "--status-json",
+            "s.json",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        let l = r.to_request(std::iter::empty(), None, Vec::new(), 0).limits;
+        use nsjail_core::limits::RlimitResource::{Fsize, Nofile};
+        assert_eq!(
+            l.rlimits
+                .iter()
+                .map(|r| (r.resource, r.soft, r.hard))
+                .collect::<Vec<_>>(),
+            [(Fsize, 1 << 20, 1 << 20), (Nofile, 30, 30)]
+        );
+        assert_eq!(l.cpu_time_us, Some(1_500_000));
+        assert_eq!(l.wall_time_us, Some(3_000_000));
+        assert_eq!(l.kill_grace_us, 250_000);
+        assert_eq!(l.memory_bytes, Some(64 << 20));
+        assert_eq!(l.pids, Some(16));
+        assert_eq!(l.cpu_millis, Some(500));
+        assert_eq!(l.cgroup_version, CgroupVersion::V1);
+        assert!(l.account);
+
+        let l = parse(&["--", "true"])
+            .unwrap()
+            .to_request(std::iter::empty(), None, Vec::new(), 0)
+            .limits;
+        assert_eq!(l, Limits::default());
+        assert!(!l.wants_cgroup());
+    }
+
+    #[test]
+    fn bad_limits_are_errors() {
+        for args in [
+            ["--rlimit", "bogus=1"],
+            ["--rlimit", "nofile=-1"],
+            ["--rlimit", "nofile=x"],
+            ["--rlimit", "nofile=2:1"],
+            ["--time-limit", "-1"],
+            ["--time-limit", "soon"],
+            ["--wall-time-limit", "1s"],
+            ["--memory-limit", "-64M"],
+            ["--memory-limit", "lots"],
+            ["--pids-limit", "-1"],
+            ["--cpus", "half"],
+            ["--cgroup-version", "3"],
+        ] {
+            let mut v = args.to_vec();
+            v.extend(["--", "true"]);
+            assert!(parse(&v).is_err(), "{args:?}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 mod args;
 mod helper;
+mod report;
 mod session;
 mod view;
 
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use nsjail_core::exit::SETUP_FAILED;
+use nsjail_core::report::RunReport;
 
 use crate::args::{Cli, Command};
 
@@ -86,7 +88,26 @@ fn run_sandbox(run: &args::RunArgs, matches: &ArgMatches) -> anyhow::Result<i32>
     }
     let req = run.to_request(env, cwd, view.ops, view.fds.len() as u32);
     nsjail_core::validate::check(&req)?;
+    // Bad input ends above with no report; from here on a report is always written, XX when
+    // the sandbox could not be set up.
+    let mut sinks = report::Sinks::open(run)?;
+    let result = start_and_supervise(run, &req, &view.fds);
+    let report = match &result {
+        Ok(o) => RunReport::from_exit(&o.exit, o.exec_error.as_deref()),
+        Err(e) => RunReport::internal_error(&format!("{e:#}").replace('\n', " ")),
+    };
+    let written = sinks.write(&report);
+    // A set-up error is the one line to show; else a report that could not be written is.
+    let code = result?.code;
+    written?;
+    Ok(code)
+}
 
+fn start_and_supervise(
+    run: &args::RunArgs,
+    req: &nsjail_core::SpawnRequest,
+    extra_fds: &[std::os::fd::RawFd],
+) -> anyhow::Result<session::Outcome> {
     let located = helper::locate(run.helper.as_deref())?;
     if run.verbose {
         eprintln!(
@@ -98,11 +119,11 @@ fn run_sandbox(run: &args::RunArgs, matches: &ArgMatches) -> anyhow::Result<i32>
     }
     let signals = session::catch_signals()?;
     let (mut child, sock) = helper::start(&located.path)?;
-    let outcome = session::run(sock, &req, &view.fds, &signals);
+    let outcome = session::run(sock, req, extra_fds, &signals);
     // The helper exits once it has reported; reap it so that nothing of ours lingers.
     let status = child.wait();
     match outcome {
-        Ok(o) => Ok(o.code),
+        Ok(o) => Ok(o),
         Err(e) => match status {
             Ok(st) if !st.success() && st.code() != Some(2) => {
                 Err(e.context(format!("helper {}", describe_status(st))))

@@ -13,7 +13,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use nsjail_core::exit::{code_for_error, code_for_termination};
 use nsjail_core::wire;
-use nsjail_core::{ClientMessage, ErrorKind, HelperEvent, SpawnRequest, Termination};
+use nsjail_core::{ClientMessage, ErrorKind, ExitInfo, HelperEvent, SpawnRequest, Termination};
 
 /// Signals we pass on to the payload.
 pub const FORWARDED: [Signal; 6] = [
@@ -36,9 +36,12 @@ pub fn catch_signals() -> Result<SignalFd> {
     SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")
 }
 
-/// The outcome of a session: the exit code, and whether anything was printed already.
+/// The outcome of a session: the exit code, how the sandbox ended, and the message of an exec
+/// failure (command not found or not executable) if there was one.
 pub struct Outcome {
     pub code: i32,
+    pub exit: ExitInfo,
+    pub exec_error: Option<String>,
 }
 
 pub fn run(
@@ -50,7 +53,7 @@ pub fn run(
     let mut stream = UnixStream::from(sock);
     send_spawn(&stream, req, extra_fds)?;
     let verbose = req.verbose;
-    let mut exec_error: Option<ErrorKind> = None;
+    let mut exec_error: Option<(ErrorKind, String)> = None;
     loop {
         let mut fds = [
             PollFd::new(stream.as_fd(), PollFlags::POLLIN),
@@ -90,7 +93,7 @@ pub fn run(
             Some(HelperEvent::Error { kind, message }) => match kind {
                 ErrorKind::NotFound | ErrorKind::NotExecutable => {
                     eprintln!("nsjail: {message}");
-                    exec_error = Some(kind);
+                    exec_error = Some((kind, message));
                 }
                 ErrorKind::Setup | ErrorKind::BadRequest => bail!("{message}"),
             },
@@ -101,18 +104,35 @@ pub fn run(
                         Termination::Signaled(s) => format!("killed by signal {s}"),
                     };
                     eprintln!(
-                        "nsjail: {how}; wall {:.3}s, user {:.3}s, sys {:.3}s, max rss {} KiB",
+                        "nsjail: {how}; wall {:.3}s, user {:.3}s, sys {:.3}s, cpu {:.3}s, max rss {} KiB",
                         info.wall_time_us as f64 / 1e6,
                         info.user_time_us as f64 / 1e6,
                         info.system_time_us as f64 / 1e6,
+                        info.cpu_time_us as f64 / 1e6,
                         info.max_rss_kib
                     );
+                    if let Some(hit) = info.limit_hit {
+                        eprintln!("nsjail: killed by the supervisor: {hit:?} limit reached");
+                    }
+                    if let Some(cg) = info.cgroup {
+                        eprintln!(
+                            "nsjail: cgroup v{}: memory peak {}, OOM kills {}",
+                            cg.version,
+                            cg.memory_peak_bytes
+                                .map_or("unknown".to_string(), |b| format!("{} KiB", b / 1024)),
+                            cg.oom_kills
+                        );
+                    }
                 }
-                let code = match exec_error {
-                    Some(kind) => code_for_error(kind),
+                let code = match &exec_error {
+                    Some((kind, _)) => code_for_error(*kind),
                     None => code_for_termination(info.termination),
                 };
-                return Ok(Outcome { code });
+                return Ok(Outcome {
+                    code,
+                    exit: info,
+                    exec_error: exec_error.map(|(_, m)| m),
+                });
             }
         }
     }

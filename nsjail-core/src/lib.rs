@@ -8,12 +8,16 @@
 )]
 
 pub mod exit;
+pub mod limits;
 pub mod message;
 pub mod mounts;
+pub mod report;
 pub mod request;
 pub mod validate;
 pub mod wire;
 
-pub use message::{ClientMessage, ErrorKind, ExitInfo, HelperEvent, Termination};
+pub use message::{
+    CgroupUsage, ClientMessage, ErrorKind, ExitInfo, HelperEvent, LimitHit, Termination,
+};
 pub use mounts::{BindKind, MountOp, OverlayKind};
-pub use request::{IdMapping, Namespaces, SpawnRequest};
+pub use request::{CgroupVersion, IdMapping, Limits, Namespaces, SpawnRequest};

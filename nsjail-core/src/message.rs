@@ -65,6 +65,35 @@ pub struct ExitInfo {
     pub system_time_us: u64,
     /// Largest resident set size of any single process, KiB.
     pub max_rss_kib: u64,
+    /// CPU time of the whole sandbox, microseconds: the cgroup's figure when the sandbox had a
+    /// cgroup (every process, reaped or not), else `user_time_us + system_time_us`.
+    pub cpu_time_us: u64,
+    /// Context switches of the reaped processes (rusage): voluntary and forced.
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+    /// What the sandbox's cgroup measured; `None` when it had none.
+    pub cgroup: Option<CgroupUsage>,
+    /// The time limit the supervisor ended the sandbox for, if it did.
+    pub limit_hit: Option<LimitHit>,
+}
+
+/// Usage read from the sandbox's cgroup after its last process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupUsage {
+    /// 1 or 2.
+    pub version: u8,
+    /// Peak memory of the whole cgroup, bytes; `None` without a memory controller (or on a v2
+    /// kernel older than 5.19, which has no `memory.peak`).
+    pub memory_peak_bytes: Option<u64>,
+    /// How many processes the kernel's OOM killer killed in the cgroup.
+    pub oom_kills: u64,
+}
+
+/// Which time limit made the supervisor kill the sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LimitHit {
+    CpuTime,
+    WallTime,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

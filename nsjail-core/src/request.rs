@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::RlimitSetting;
 use crate::mounts::MountOp;
 
 /// Everything the helper needs to start one sandbox. Fields that later features add go here, so
@@ -34,6 +35,8 @@ pub struct SpawnRequest {
     /// How many fds beyond stdin, stdout and stderr travel with the request (for `--file`,
     /// `--bind-data` and the like, which refer to them by index).
     pub extra_fds: u32,
+    /// Resource limits, time limits and accounting (issue 7).
+    pub limits: Limits,
 }
 
 /// Which namespaces are new. User, mount and PID namespaces are always new: the whole design
@@ -88,6 +91,7 @@ impl SpawnRequest {
             verbose: false,
             mounts: Vec::new(),
             extra_fds: 0,
+            limits: Limits::default(),
         }
     }
 
@@ -98,5 +102,66 @@ impl SpawnRequest {
             .rev()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Which cgroup hierarchy the helper uses for a sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum CgroupVersion {
+    /// v2 when its memory controller is available, else v1 where v1 hierarchies are mounted.
+    #[default]
+    Auto,
+    V1,
+    V2,
+}
+
+/// What the sandbox may use, and whether its usage is measured. Every `None` is "no limit".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Limits {
+    /// `setrlimit` calls made in the payload before exec, at most one per resource. Without a
+    /// `core` entry the helper sets `core` to 0:0 (no core dumps).
+    pub rlimits: Vec<RlimitSetting>,
+    /// CPU time (user + system) of every process of the sandbox together, microseconds.
+    pub cpu_time_us: Option<u64>,
+    /// Wall-clock time from the start of the sandbox, microseconds.
+    pub wall_time_us: Option<u64>,
+    /// When a time limit is hit: SIGTERM to every process, then SIGKILL after this long.
+    /// 0: SIGKILL at once.
+    pub kill_grace_us: u64,
+    /// Memory of the sandbox's cgroup, bytes; swap is not allowed on top.
+    pub memory_bytes: Option<u64>,
+    /// Processes (tasks) of the payload; nsjail's own init is not counted.
+    pub pids: Option<u64>,
+    /// CPU bandwidth in thousandths of a CPU (500 = half a CPU).
+    pub cpu_millis: Option<u64>,
+    /// The cgroup hierarchy to use.
+    pub cgroup_version: CgroupVersion,
+    /// Measure usage (memory peak, OOM kills, CPU of the whole sandbox) in a cgroup when the
+    /// helper can create one, even if no limit needs it; set when a report was asked for.
+    pub account: bool,
+}
+
+impl Limits {
+    /// Limits that only a cgroup can enforce; a helper without privilege refuses them.
+    pub fn cgroup_limits(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.memory_bytes.is_some() {
+            v.push("--memory-limit");
+        }
+        if self.pids.is_some() {
+            v.push("--pids-limit");
+        }
+        if self.cpu_millis.is_some() {
+            v.push("--cpus");
+        }
+        if self.cpu_time_us.is_some() {
+            v.push("--time-limit");
+        }
+        v
+    }
+
+    /// Whether the helper should create a cgroup for this sandbox (when it can).
+    pub fn wants_cgroup(&self) -> bool {
+        self.account || !self.cgroup_limits().is_empty()
     }
 }

@@ -3,13 +3,27 @@
 
 use thiserror::Error;
 
+use crate::limits::show_seconds;
 use crate::mounts::{MountOp, OverlayKind};
-use crate::request::SpawnRequest;
+use crate::request::{Limits, SpawnRequest};
 
 /// Largest number of arguments or environment entries a request may carry.
 pub const MAX_LIST: usize = 16 * 1024;
 /// Linux limits a hostname to 64 bytes (`__NEW_UTS_LEN`).
 pub const MAX_HOSTNAME: usize = 64;
+/// The longest time limit (or kill grace) a request may carry: a million seconds, 11.5 days.
+pub const MAX_TIME_US: u64 = 1_000_000 * 1_000_000;
+/// The longest kill grace: an hour.
+pub const MAX_KILL_GRACE_US: u64 = 3600 * 1_000_000;
+/// The smallest memory limit: below a MiB not even the sandbox's init starts.
+pub const MIN_MEMORY: u64 = 1 << 20;
+/// The largest memory limit the kernel takes as a number (it rounds to pages below 2^63).
+pub const MAX_MEMORY: u64 = 1 << 62;
+/// `PID_MAX_LIMIT` on 64-bit Linux.
+pub const MAX_PIDS: u64 = 4 * 1024 * 1024;
+/// `--cpus` between 0.01 (the kernel's smallest quota, 1 ms per 100 ms period) and 1000.
+pub const MIN_CPU_MILLIS: u64 = 10;
+pub const MAX_CPU_MILLIS: u64 = 1_000_000;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ValidationError {
@@ -49,6 +63,16 @@ pub enum ValidationError {
     FdReused(u32),
     #[error("{field} {value} is not a valid id inside the sandbox")]
     BadId { field: &'static str, value: u32 },
+    #[error("--rlimit {0} is given more than once")]
+    DuplicateRlimit(&'static str),
+    #[error("--rlimit {0}: the soft limit is above the hard limit")]
+    RlimitSoftAboveHard(&'static str),
+    #[error("{flag} {value} is out of range ({range})")]
+    LimitOutOfRange {
+        flag: &'static str,
+        value: String,
+        range: &'static str,
+    },
 }
 
 fn no_nul(field: &'static str, s: &str) -> Result<(), ValidationError> {
@@ -108,6 +132,62 @@ pub fn check(req: &SpawnRequest) -> Result<(), ValidationError> {
         if value == u32::MAX {
             return Err(ValidationError::BadId { field, value });
         }
+    }
+    check_limits(&req.limits)
+}
+
+/// Check the limits of a request: each within its range, each rlimit given once and sane.
+pub fn check_limits(l: &Limits) -> Result<(), ValidationError> {
+    let mut seen = Vec::new();
+    for r in &l.rlimits {
+        if seen.contains(&r.resource) {
+            return Err(ValidationError::DuplicateRlimit(r.resource.name()));
+        }
+        seen.push(r.resource);
+        if r.soft > r.hard {
+            return Err(ValidationError::RlimitSoftAboveHard(r.resource.name()));
+        }
+    }
+    let out = |flag, value: String, range| ValidationError::LimitOutOfRange { flag, value, range };
+    for (flag, v) in [
+        ("--time-limit", l.cpu_time_us),
+        ("--wall-time-limit", l.wall_time_us),
+    ] {
+        if let Some(us) = v
+            && (us == 0 || us > MAX_TIME_US)
+        {
+            return Err(out(flag, show_seconds(us), "above 0 s, at most 1000000 s"));
+        }
+    }
+    if l.kill_grace_us > MAX_KILL_GRACE_US {
+        return Err(out(
+            "--kill-grace",
+            show_seconds(l.kill_grace_us),
+            "at most 3600 s",
+        ));
+    }
+    if let Some(b) = l.memory_bytes
+        && !(MIN_MEMORY..=MAX_MEMORY).contains(&b)
+    {
+        return Err(out(
+            "--memory-limit",
+            format!("{b} bytes"),
+            "1M to 4611686018427387904 bytes",
+        ));
+    }
+    if let Some(n) = l.pids
+        && !(1..=MAX_PIDS).contains(&n)
+    {
+        return Err(out("--pids-limit", n.to_string(), "1 to 4194304"));
+    }
+    if let Some(m) = l.cpu_millis
+        && !(MIN_CPU_MILLIS..=MAX_CPU_MILLIS).contains(&m)
+    {
+        return Err(out(
+            "--cpus",
+            format!("{}.{:03}", m / 1000, m % 1000),
+            "0.01 to 1000",
+        ));
     }
     Ok(())
 }
@@ -323,5 +403,62 @@ mod tests {
         let mut r = ok();
         r.argv = vec![String::new(); MAX_LIST + 1];
         assert!(matches!(check(&r), Err(ValidationError::TooMany { .. })));
+    }
+
+    #[test]
+    fn limits() {
+        use crate::limits::{RlimitResource, RlimitSetting};
+        let with = |f: &dyn Fn(&mut Limits)| {
+            let mut r = ok();
+            f(&mut r.limits);
+            check(&r)
+        };
+        assert_eq!(
+            with(&|l| {
+                l.rlimits.push(RlimitSetting {
+                    resource: RlimitResource::Nofile,
+                    soft: 10,
+                    hard: 20,
+                });
+                l.cpu_time_us = Some(1);
+                l.wall_time_us = Some(MAX_TIME_US);
+                l.kill_grace_us = MAX_KILL_GRACE_US;
+                l.memory_bytes = Some(MIN_MEMORY);
+                l.pids = Some(1);
+                l.cpu_millis = Some(MIN_CPU_MILLIS);
+            }),
+            Ok(())
+        );
+        let nofile = RlimitSetting {
+            resource: RlimitResource::Nofile,
+            soft: 1,
+            hard: 1,
+        };
+        assert_eq!(
+            with(&|l| l.rlimits = vec![nofile, nofile]),
+            Err(ValidationError::DuplicateRlimit("nofile"))
+        );
+        assert_eq!(
+            with(&|l| l.rlimits = vec![RlimitSetting { soft: 2, ..nofile }]),
+            Err(ValidationError::RlimitSoftAboveHard("nofile"))
+        );
+        let out_of_range: [&dyn Fn(&mut Limits); 10] = [
+            &|l| l.cpu_time_us = Some(0),
+            &|l| l.cpu_time_us = Some(MAX_TIME_US + 1),
+            &|l| l.wall_time_us = Some(0),
+            &|l| l.kill_grace_us = MAX_KILL_GRACE_US + 1,
+            &|l| l.memory_bytes = Some(MIN_MEMORY - 1),
+            &|l| l.memory_bytes = Some(MAX_MEMORY + 1),
+            &|l| l.pids = Some(0),
+            &|l| l.pids = Some(MAX_PIDS + 1),
+            &|l| l.cpu_millis = Some(MIN_CPU_MILLIS - 1),
+            &|l| l.cpu_millis = Some(MAX_CPU_MILLIS + 1),
+        ];
+        for (i, f) in out_of_range.iter().enumerate() {
+            assert!(
+                matches!(with(f), Err(ValidationError::LimitOutOfRange { .. })),
+                "case {i}"
+            );
+        }
     }
 }

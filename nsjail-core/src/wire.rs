@@ -212,6 +212,15 @@ mod tests {
             user_time_us: 2,
             system_time_us: 3,
             max_rss_kib: 4,
+            cpu_time_us: 5,
+            voluntary_switches: 6,
+            involuntary_switches: 7,
+            cgroup: Some(crate::message::CgroupUsage {
+                version: 1,
+                memory_peak_bytes: Some(8),
+                oom_kills: 9,
+            }),
+            limit_hit: Some(crate::message::LimitHit::WallTime),
         });
         let frame = encode(&ev).unwrap();
         let back: HelperEvent = read_frame(&mut &frame[..]).unwrap().unwrap();

@@ -17,6 +17,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{Gid, Uid, chdir, dup2_stderr, dup2_stdin, dup2_stdout, execve, read, setsid};
 use nsjail_core::SpawnRequest;
 use nsjail_core::exit::{NOT_EXECUTABLE, NOT_FOUND, SETUP_FAILED};
+use nsjail_core::limits::RlimitSetting;
 
 use crate::error::{Result, sys};
 use crate::report::Reporter;
@@ -77,6 +78,9 @@ struct Exec {
     argv: Vec<CString>,
     env: Vec<CString>,
     program: String,
+    /// Applied in the payload alone, just before exec: our init must not inherit them (a small
+    /// `nproc` or `as` would stop it from starting the payload at all).
+    rlimits: Vec<RlimitSetting>,
 }
 
 fn set_up(
@@ -151,6 +155,15 @@ fn set_up(
         sys::loopback_up().map_err(sys("ioctl(SIOCSIFFLAGS) lo up"))?;
         reporter.step(|| "net: lo up".into());
     }
+    // 5b. A cgroup namespace rooted at the sandbox's own cgroup, which the helper put us in
+    //     before releasing us (the one made by the clone is rooted where we were cloned): the
+    //     payload sees its cgroup as `/`, not the host's path, and a cgroup filesystem mounted
+    //     inside shows nothing above it.
+    if req.namespaces.cgroup && req.limits.wants_cgroup() {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(sys("unshare(CLONE_NEWCGROUP)"))?;
+        reporter.step(|| "cgroup namespace: rooted at the sandbox's cgroup".into());
+    }
 
     // 6. Working directory: the one asked for, else the caller's when it can be entered.
     let cwd = match (&req.cwd, &req.caller_cwd) {
@@ -203,6 +216,7 @@ fn prepare_exec(req: &SpawnRequest) -> Result<Exec> {
         argv,
         env,
         program: req.program.clone(),
+        rlimits: crate::rlimits::with_defaults(&req.limits.rlimits),
     })
 }
 
@@ -278,6 +292,10 @@ fn reporter_fd(r: &Reporter) -> i32 {
 
 /// The last steps before the payload's code runs: no new privileges, no inherited fd, exec.
 fn exec_payload(exec: &Exec, reporter: &Reporter) -> ! {
+    if let Err(e) = crate::rlimits::apply(&exec.rlimits) {
+        reporter.setup_failed(&e.to_string());
+        sys::exit_now(SETUP_FAILED);
+    }
     if let Err(e) = prctl::set_no_new_privs() {
         reporter.setup_failed(&sys("prctl(PR_SET_NO_NEW_PRIVS)")(e).to_string());
         sys::exit_now(SETUP_FAILED);

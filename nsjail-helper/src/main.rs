@@ -12,12 +12,15 @@
 )]
 
 mod caller;
+mod cgroup;
 mod child;
 mod conn;
+mod enforce;
 mod error;
 mod init;
 mod mounts;
 mod report;
+mod rlimits;
 mod serve;
 mod spawn;
 mod supervise;
@@ -33,6 +36,7 @@ use nix::sys::socket::{
     AddressFamily, SockType, SockaddrLike, SockaddrStorage, getsockname, getsockopt, sockopt,
 };
 use nix::sys::stat::{Mode, umask};
+use nix::unistd::{Gid, Uid};
 
 use crate::caller::Caller;
 use crate::serve::Outcome;
@@ -84,6 +88,19 @@ fn run() -> i32 {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    // With privilege, once we know who the caller is, become root through and through (real,
+    // effective and saved ids). A setuid process keeps the caller's real uid, which lets the
+    // caller signal it: SIGSTOP would suspend the enforcement of time limits, SIGKILL would
+    // leave the sandbox's cgroup behind. Supplementary groups are left alone: the sandbox keeps
+    // the caller's.
+    if caller.privileged
+        && let Err(e) = nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .and_then(|()| {
+                nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            })
+    {
+        return fail(format!("setresuid(0, 0, 0): {}", e.desc()));
+    }
     match serve::serve_connection(sock, &caller) {
         Outcome::Served => 0,
         Outcome::Reported => 2,

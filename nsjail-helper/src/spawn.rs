@@ -8,9 +8,10 @@ use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::{Pid, pipe2, write};
-use nsjail_core::{Namespaces, SpawnRequest};
+use nsjail_core::{Limits, Namespaces, SpawnRequest};
 
 use crate::caller::Caller;
+use crate::cgroup::Cgroup;
 use crate::child::{self, ChildFds};
 use crate::conn::PassedFds;
 use crate::error::{Result, sys};
@@ -28,6 +29,10 @@ pub struct Sandbox {
     pub status: OwnedFd,
     pub started: Instant,
     pub as_pid_1: bool,
+    /// The sandbox's own cgroup, when its limits asked for one; dropping it kills whatever is
+    /// left inside and removes it.
+    pub cgroup: Option<Cgroup>,
+    pub limits: Limits,
 }
 
 /// `CLONE_NEWTIME` is not in nix's `CloneFlags`; clone3 accepts it.
@@ -75,6 +80,10 @@ pub fn spawn(
     fds: PassedFds,
     step: &mut dyn FnMut(String),
 ) -> Result<Sandbox> {
+    // The cgroup comes first: on v2 the child is born in it. Our own init counts as a process
+    // of the sandbox; --pids-limit counts the payload's.
+    let pids_extra = if req.as_pid_1 { 0 } else { 1 };
+    let mut cgroup = Cgroup::for_limits(&req.limits, caller.privileged, pids_extra, step)?;
     let (sync_r, sync_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (sync)"))?;
     let (report_r, report_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (report)"))?;
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (status)"))?;
@@ -84,7 +93,19 @@ pub fn spawn(
     // With privilege we are still euid 0 here, so the new user namespace belongs to root: the
     // caller can neither ptrace the set-up nor setns() into the namespace to get one of their
     // own (which matters where the admin disabled unprivileged user namespaces).
-    let (pid, pidfd) = match sys::clone_fork(flags) {
+    let into = cgroup.as_ref().and_then(Cgroup::clone_into);
+    let mut cloned = sys::clone_fork(flags, into);
+    let born_inside = into.is_some() && cloned.is_ok();
+    if into.is_some()
+        && matches!(
+            cloned,
+            Err(nix::errno::Errno::E2BIG | nix::errno::Errno::EINVAL)
+        )
+    {
+        // A kernel before 5.7 has no CLONE_INTO_CGROUP: clone, then move the child in.
+        cloned = sys::clone_fork(flags, None);
+    }
+    let (pid, pidfd) = match cloned {
         Err(e) => return Err(clone_error(caller, &req.namespaces, e)),
         Ok(Cloned::Child) => {
             drop((sync_w, report_r, status_r));
@@ -116,6 +137,17 @@ pub fn spawn(
         Ok(lines) => lines.into_iter().for_each(&mut *step),
         Err(e) => return Err(kill(e)),
     }
+    // Into its cgroup before it runs a single instruction of its own set-up: it is still
+    // waiting for the sync byte.
+    if let Some(cg) = &mut cgroup {
+        if born_inside {
+            cg.set_joined_at_clone();
+        }
+        match cg.add(pid) {
+            Ok(line) => step(line),
+            Err(e) => return Err(kill(e)),
+        }
+    }
     // Release the child: its maps are in place.
     if let Err(e) = write(&sync_w, b"1") {
         return Err(kill(sys("write sync pipe")(e)));
@@ -128,6 +160,8 @@ pub fn spawn(
         status: status_r,
         started,
         as_pid_1: req.as_pid_1,
+        cgroup,
+        limits: req.limits.clone(),
     })
 }
 

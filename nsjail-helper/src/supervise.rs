@@ -1,14 +1,15 @@
 //! Waits for the sandbox, relays the client's signals and reports how it ended.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::Signal;
-use nsjail_core::{ClientMessage, ErrorKind, ExitInfo, HelperEvent, Termination};
+use nsjail_core::{CgroupUsage, ClientMessage, ErrorKind, ExitInfo, HelperEvent, Termination};
 
 use crate::child::FORWARDED;
 use crate::conn::Conn;
+use crate::enforce::{self, Enforcer};
 use crate::error::{HelperError, Result, sys};
 use crate::report::{ChildReport, parse};
 use crate::spawn::Sandbox;
@@ -21,7 +22,12 @@ enum Wake {
     Exited,
 }
 
-fn wait_for(conn: &Conn, other: Option<&OwnedFd>, pidfd: &OwnedFd) -> Result<Vec<Wake>> {
+fn wait_for(
+    conn: &Conn,
+    other: Option<&OwnedFd>,
+    pidfd: &OwnedFd,
+    timeout: Option<Duration>,
+) -> Result<Vec<Wake>> {
     let ready = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
     let mut fds = vec![
         PollFd::new(conn.fd(), PollFlags::POLLIN),
@@ -30,8 +36,16 @@ fn wait_for(conn: &Conn, other: Option<&OwnedFd>, pidfd: &OwnedFd) -> Result<Vec
     if let Some(fd) = other {
         fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
     }
+    // Whole milliseconds, rounded up so that a check is never early.
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        Some(d) => {
+            let ms = d.as_micros().div_ceil(1000).clamp(1, i32::MAX as u128) as i32;
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        }
+    };
     loop {
-        match poll(&mut fds, PollTimeout::NONE) {
+        match poll(&mut fds, timeout) {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(sys("poll")(e)),
             Ok(_) => break,
@@ -58,12 +72,14 @@ fn wait_for(conn: &Conn, other: Option<&OwnedFd>, pidfd: &OwnedFd) -> Result<Vec
 /// Supervise `sb` until it ends. Returns when the final event has been sent (or the client is
 /// gone and the sandbox has been killed).
 pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> {
+    let mut enforcer = Enforcer::new(&sb);
     // Phase 1: until the payload's exec (end-of-file on the report pipe).
     let mut report = Vec::new();
     let mut report_open = true;
     let mut exited = false;
     while report_open && !exited {
-        for wake in wait_for(conn, Some(&sb.report), &sb.pidfd)? {
+        let timeout = enforce(&mut enforcer, &sb, conn, verbose)?;
+        for wake in wait_for(conn, Some(&sb.report), &sb.pidfd, timeout)? {
             match wake {
                 Wake::Client => {
                     if !handle_client(&sb, conn)? {
@@ -116,7 +132,8 @@ pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> 
 
     // Phase 2: until the sandbox's first process exits.
     while !exited {
-        for wake in wait_for(conn, None, &sb.pidfd)? {
+        let timeout = enforce(&mut enforcer, &sb, conn, verbose)?;
+        for wake in wait_for(conn, None, &sb.pidfd, timeout)? {
             match wake {
                 Wake::Client => {
                     if !handle_client(&sb, conn)? {
@@ -128,8 +145,49 @@ pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> 
             }
         }
     }
-    let info = reap(&mut sb)?;
+    let mut info = reap(&mut sb)?;
+    info.limit_hit = enforcer.hit;
+    if let Some(cg) = &mut sb.cgroup {
+        // Every process has ended (the pid namespace went with its PID 1), so the figures are
+        // final; then the cgroup goes, before the client hears that the sandbox is over.
+        if let Some(us) = cg.cpu_usage_us() {
+            info.cpu_time_us = us;
+        }
+        info.cgroup = Some(CgroupUsage {
+            version: cg.version(),
+            memory_peak_bytes: if cg.has_memory() {
+                cg.memory_peak()
+            } else {
+                None
+            },
+            oom_kills: cg.oom_kills(),
+        });
+        let paths = cg.paths();
+        match cg.remove() {
+            Ok(()) if verbose => conn.send(&HelperEvent::Step(format!(
+                "cgroup: removed {}",
+                paths.join(", ")
+            )))?,
+            Ok(()) => {}
+            Err(e) if verbose => conn.send(&HelperEvent::Step(format!("cgroup: {e}")))?,
+            Err(_) => {}
+        }
+    }
     conn.send(&HelperEvent::Exited(info))
+}
+
+/// Run the time-limit checks; returns how long the next wait may last.
+fn enforce(
+    enforcer: &mut Enforcer,
+    sb: &Sandbox,
+    conn: &mut Conn,
+    verbose: bool,
+) -> Result<Option<Duration>> {
+    let (timeout, said) = enforcer.check(sb);
+    if let (Some(line), true) = (said, verbose) {
+        conn.send(&HelperEvent::Step(line))?;
+    }
+    Ok(timeout)
 }
 
 /// Read what the client sent. `false` when it has gone away.
@@ -171,8 +229,9 @@ fn read_some(fd: &mut OwnedFd, buf: &mut Vec<u8>) -> Result<bool> {
 }
 
 fn kill_and_reap(sb: &Sandbox) -> Result<()> {
-    // SIGKILL to the sandbox's PID 1 ends its whole pid namespace.
-    let _ = os::pidfd_send_signal(sb.pidfd.as_fd(), Signal::SIGKILL);
+    // SIGKILL to the sandbox's PID 1 ends its whole pid namespace; the cgroup's members are
+    // killed too. The cgroup itself is removed when the sandbox is dropped.
+    enforce::kill(sb);
     os::wait4(sb.pid, false).map_err(sys("wait4"))?;
     Ok(())
 }
@@ -199,6 +258,11 @@ fn reap(sb: &mut Sandbox) -> Result<ExitInfo> {
         user_time_us: usage.user_us,
         system_time_us: usage.system_us,
         max_rss_kib: usage.max_rss_kib,
+        cpu_time_us: usage.user_us + usage.system_us,
+        voluntary_switches: usage.voluntary_switches,
+        involuntary_switches: usage.involuntary_switches,
+        cgroup: None,
+        limit_hit: None,
     })
 }
 

@@ -18,31 +18,41 @@ use nix::unistd::{Gid, Uid, User, geteuid};
 use crate::install::{CLI_REL, HELPER_REL, install_files};
 use crate::{Profile, Workspace, run_checked, shell_word, step};
 
-const BENCH_USER: &str = "nsjail-bench";
-const WARMUP_RUNS: u32 = 10;
-const CHILD_PATH: &str = "/usr/bin:/bin";
+pub(crate) const BENCH_USER: &str = "nsjail-bench";
+pub(crate) const WARMUP_RUNS: u32 = 10;
+pub(crate) const CHILD_PATH: &str = "/usr/bin:/bin";
 
 #[derive(Args)]
 pub struct BenchArgs {
     /// Timed runs of each command.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
-    /// (Re)write FILE as markdown with the results, e.g. docs/benchmarks.md.
+    /// (Re)write FILE as markdown with the results, e.g. docs/benchmarks.md. With
+    /// --throughput only its own section of FILE is replaced (or added).
     #[arg(long, value_name = "FILE")]
-    write: Option<PathBuf>,
+    pub(crate) write: Option<PathBuf>,
+    /// Instead of start-up latency, measure throughput: sandboxes per second over many
+    /// sequential `/bin/true` sandboxes with limits on, against bwrap (and isolate where it is
+    /// installed). Slow: the default bench leaves it out.
+    #[arg(long)]
+    pub(crate) throughput: bool,
+    /// With --throughput: sequential sandboxes per command.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) sandboxes: u32,
 }
 
 /// One command being timed.
-struct Case {
-    name: &'static str,
-    argv: Vec<OsString>,
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    pub(crate) argv: Vec<OsString>,
     /// How the command is shown in the output (the nsjail prefix is a temporary directory).
-    shown: String,
-    times: Vec<Duration>,
+    pub(crate) shown: String,
+    pub(crate) times: Vec<Duration>,
 }
 
 impl Case {
-    fn new(name: &'static str, argv: Vec<OsString>, shown: Option<String>) -> Self {
+    pub(crate) fn new(name: &'static str, argv: Vec<OsString>, shown: Option<String>) -> Self {
         let shown = shown.unwrap_or_else(|| {
             argv.iter()
                 .map(|a| shell_word(a))
@@ -58,8 +68,8 @@ impl Case {
     }
 }
 
-struct RunAs {
-    uid: Uid,
+pub(crate) struct RunAs {
+    pub(crate) uid: Uid,
     gid: Gid,
 }
 
@@ -78,6 +88,9 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     ));
     install_files(&bin_dir, prefix.path(), true)?;
     let user = ensure_user()?;
+    if args.throughput {
+        return crate::throughput::run(args, prefix.path(), &user);
+    }
 
     let mut cases = vec![Case::new(
         "nsjail",
@@ -188,7 +201,16 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     );
 
     if let Some(path) = &args.write {
-        let md = markdown(args, &cases, &rows, bwrap_median, bwrap_version.as_deref())?;
+        let mut md = markdown(args, &cases, &rows, bwrap_median, bwrap_version.as_deref())?;
+        // The throughput section is written by `--throughput`; keep it.
+        if let Some(section) = fs::read_to_string(path)
+            .ok()
+            .and_then(|old| crate::throughput::section_of(&old).map(str::to_string))
+        {
+            md.push('\n');
+            md.push_str(&section);
+            md.push('\n');
+        }
         fs::write(path, md).with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
@@ -250,20 +272,20 @@ fn ensure_user() -> Result<RunAs> {
 }
 
 /// `name` in the children's PATH, if there.
-fn find_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     std::env::split_paths(CHILD_PATH)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
 
-fn version_of(program: &Path) -> Option<String> {
+pub(crate) fn version_of(program: &Path) -> Option<String> {
     let out = Command::new(program).arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines().next().map(|l| l.trim().to_string())
 }
 
 /// The case's command, run as the bench user with a minimal environment.
-fn command(case: &Case, user: &RunAs) -> Result<Command> {
+pub(crate) fn command(case: &Case, user: &RunAs) -> Result<Command> {
     let (program, rest) = case
         .argv
         .split_first()
@@ -281,7 +303,7 @@ fn command(case: &Case, user: &RunAs) -> Result<Command> {
 }
 
 /// Run once, capturing output; fail with that output unless the command exits 0.
-fn check_once(case: &Case, user: &RunAs) -> Result<()> {
+pub(crate) fn check_once(case: &Case, user: &RunAs) -> Result<()> {
     let out = command(case, user)?
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -300,7 +322,7 @@ fn check_once(case: &Case, user: &RunAs) -> Result<()> {
 }
 
 /// One timed run: spawn to wait.
-fn time_once(case: &Case, user: &RunAs) -> Result<Duration> {
+pub(crate) fn time_once(case: &Case, user: &RunAs) -> Result<Duration> {
     let mut cmd = command(case, user)?;
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let start = Instant::now();

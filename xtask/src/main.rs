@@ -5,6 +5,7 @@
 
 mod bench;
 mod install;
+mod throughput;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;

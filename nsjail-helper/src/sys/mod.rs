@@ -17,7 +17,9 @@ pub enum Cloned {
     Parent { pid: Pid, pidfd: OwnedFd },
 }
 
-/// Field layout of `struct clone_args` (linux/sched.h), version 0 (64 bytes).
+/// Field layout of `struct clone_args` (linux/sched.h), version 2 (88 bytes: `set_tid` came in
+/// 5.5, `cgroup` in 5.7). Older kernels accept the larger struct as long as the fields they do
+/// not know are zero, which they are unless a cgroup is given.
 #[repr(C)]
 #[derive(Default)]
 struct CloneArgs {
@@ -29,14 +31,21 @@ struct CloneArgs {
     stack: u64,
     stack_size: u64,
     tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
 }
 
+/// `CLONE_INTO_CGROUP` (linux/sched.h): the child starts in the cgroup `clone_args.cgroup`.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// `clone3` with fork semantics (no shared memory, child continues on a copy of our stack),
-/// new namespaces from `flags`, `SIGCHLD` on exit, and a pidfd for the parent.
+/// new namespaces from `flags`, `SIGCHLD` on exit, and a pidfd for the parent. With `cgroup`
+/// (an open cgroup v2 directory) the child is born in that cgroup.
 ///
 /// The helper is single-threaded, so the child's copy of the address space holds no lock that
 /// another thread owned: it may allocate and use the rest of the program, as after `fork`.
-pub fn clone_fork(flags: u64) -> Result<Cloned, Errno> {
+pub fn clone_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Cloned, Errno> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
         flags: flags | libc::CLONE_PIDFD as u64,
@@ -44,6 +53,10 @@ pub fn clone_fork(flags: u64) -> Result<Cloned, Errno> {
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
     // SAFETY: `args` is a valid, initialised clone_args of the size passed; `pidfd` outlives the
     // call. Without CLONE_VM and with a null stack the child runs on a private copy of this
     // address space exactly like fork(2); the process is single-threaded (the helper never
@@ -141,6 +154,8 @@ pub struct Usage {
     pub user_us: u64,
     pub system_us: u64,
     pub max_rss_kib: u64,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
 }
 
 /// `wait4(pid)`: reap our child and return its raw wait status and usage.
@@ -166,8 +181,22 @@ pub fn wait4(pid: Pid, nohang: bool) -> Result<Option<(i32, Usage)>, Errno> {
             user_us: us(ru.ru_utime),
             system_us: us(ru.ru_stime),
             max_rss_kib: ru.ru_maxrss.max(0) as u64,
+            voluntary_switches: ru.ru_nvcsw.max(0) as u64,
+            involuntary_switches: ru.ru_nivcsw.max(0) as u64,
         },
     )))
+}
+
+/// `pidfd_open(pid)`: a handle on the process that has `pid` now, which keeps naming that
+/// process (and no other) even after the pid is recycled.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes two integers and returns a new fd (close-on-exec by default),
+    // which we take ownership of on success.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    Errno::result(ret).map(|fd| {
+        // SAFETY: on success the kernel installed a new fd that nothing else owns.
+        unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+    })
 }
 
 /// Send a signal through a pidfd: unlike `kill(pid)`, it can never hit a recycled pid.

@@ -4,16 +4,19 @@
 //! One test binary, so the setuid install and the test user are made once per run.
 //! Build the binaries first: `cargo build --workspace --bins` (or set NSJAIL_BIN_DIR).
 
+mod cgroup_v2;
 mod env;
 mod exit_codes;
 mod fds;
 mod helper_protocol;
 mod hostile;
+mod limits;
 mod lookup;
 mod maps;
 mod namespaces;
 mod plain;
 mod processes;
+mod report;
 mod signals;
 mod stdio;
 mod verbose;

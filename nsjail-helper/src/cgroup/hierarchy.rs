@@ -1,0 +1,224 @@
+//! Where the cgroup filesystems are and where our sandboxes' cgroups go: `/proc/self/mountinfo`
+//! for the mounts, `/proc/self/cgroup` for our own place in each hierarchy.
+
+use std::path::{Path, PathBuf};
+
+use super::PARENT_NAME;
+use crate::error::{HelperError, Result};
+
+/// One cgroup filesystem mount from `/proc/self/mountinfo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub point: PathBuf,
+    /// The cgroup this mount shows as its root (`/` unless bind-mounted or namespaced).
+    pub root: String,
+    pub v2: bool,
+    /// v1: the controllers of this hierarchy (`memory`, `cpu`, `cpuacct`, …).
+    pub controllers: Vec<String>,
+}
+
+/// Controllers of v1 that a sandbox may use.
+const V1_CONTROLLERS: [&str; 5] = ["memory", "pids", "cpu", "cpuacct", "freezer"];
+
+/// The parent directory for sandbox cgroups in one hierarchy: `nsjail` below our own cgroup on
+/// v1, below the mount's root on v2. (Issue 4's policy `cgroup_parent` replaces this.)
+pub fn parent_dir(mount: &Mount, own: Option<&str>) -> PathBuf {
+    let mut p = mount.point.clone();
+    if !mount.v2
+        && let Some(own) = own
+    {
+        // Our cgroup as /proc/self/cgroup shows it, relative to what the mount shows as root.
+        let rel = own
+            .strip_prefix(mount.root.trim_end_matches('/'))
+            .unwrap_or(own);
+        p.push(rel.trim_start_matches('/'));
+    }
+    p.push(PARENT_NAME);
+    p
+}
+
+/// The controllers the cgroup2 root offers to its children.
+pub fn available_v2(point: &Path) -> Vec<String> {
+    std::fs::read_to_string(point.join("cgroup.controllers"))
+        .map(|s| s.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Our own cgroup in each hierarchy, from `/proc/self/cgroup`: (controllers, path); v2's line
+/// has no controllers.
+pub fn read_own_cgroups() -> Vec<(Vec<String>, String)> {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .map(|s| parse_own_cgroups(&s))
+        .unwrap_or_default()
+}
+
+fn parse_own_cgroups(text: &str) -> Vec<(Vec<String>, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let _id = it.next()?;
+            let ctrls = it.next()?;
+            let path = it.next()?;
+            let ctrls = ctrls
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect();
+            Some((ctrls, path.to_string()))
+        })
+        .collect()
+}
+
+pub fn read_mounts() -> Result<Vec<Mount>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| HelperError::Sys {
+        call: "read /proc/self/mountinfo".into(),
+        source: super::dir::io_errno(&e),
+    })?;
+    Ok(parse_mounts(&text))
+}
+
+/// The cgroup mounts of a mountinfo text, first mount of each hierarchy only.
+fn parse_mounts(text: &str) -> Vec<Mount> {
+    let mut out: Vec<Mount> = Vec::new();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        let (Some(root), Some(point), Some(fstype), Some(opts)) =
+            (l.get(3), l.get(4), r.first(), r.get(2))
+        else {
+            continue;
+        };
+        let v2 = match *fstype {
+            "cgroup2" => true,
+            "cgroup" => false,
+            _ => continue,
+        };
+        let controllers: Vec<String> = if v2 {
+            Vec::new()
+        } else {
+            opts.split(',')
+                .filter(|o| V1_CONTROLLERS.contains(o))
+                .map(str::to_string)
+                .collect()
+        };
+        if !v2 && controllers.is_empty() {
+            continue; // name=systemd and friends
+        }
+        let m = Mount {
+            point: PathBuf::from(unescape(point)),
+            root: unescape(root),
+            v2,
+            controllers,
+        };
+        let dup = out
+            .iter()
+            .any(|o| o.v2 == m.v2 && (m.v2 || o.controllers == m.controllers));
+        if !dup {
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+25 30 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+31 25 0:26 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:27 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:28 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+34 31 0:29 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+35 31 0:30 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+36 31 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+37 31 0:28 /sub /mnt/mem\\040x rw,relatime - cgroup cgroup rw,memory
+";
+
+    #[test]
+    fn mounts_are_found_once_each() {
+        let m = parse_mounts(MOUNTINFO);
+        let points: Vec<_> = m.iter().map(|m| m.point.display().to_string()).collect();
+        assert_eq!(
+            points,
+            [
+                "/sys/fs/cgroup/cpu",
+                "/sys/fs/cgroup/memory",
+                "/sys/fs/cgroup/unified",
+                "/sys/fs/cgroup/cpu,cpuacct"
+            ]
+        );
+        assert!(m[2].v2);
+        assert_eq!(m[3].controllers, ["cpu", "cpuacct"]);
+        assert_eq!(unescape("/mnt/mem\\040x"), "/mnt/mem x");
+        assert_eq!(unescape("a\\"), "a\\");
+    }
+
+    #[test]
+    fn parents() {
+        let v1 = Mount {
+            point: "/sys/fs/cgroup/memory".into(),
+            root: "/".into(),
+            v2: false,
+            controllers: vec!["memory".into()],
+        };
+        assert_eq!(
+            parent_dir(&v1, Some("/process_api/abc")),
+            PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/nsjail")
+        );
+        assert_eq!(
+            parent_dir(&v1, Some("/")),
+            PathBuf::from("/sys/fs/cgroup/memory/nsjail")
+        );
+        let bound = Mount {
+            root: "/sub".into(),
+            ..v1.clone()
+        };
+        assert_eq!(
+            parent_dir(&bound, Some("/sub/x")),
+            PathBuf::from("/sys/fs/cgroup/memory/x/nsjail")
+        );
+        let v2 = Mount {
+            point: "/sys/fs/cgroup".into(),
+            root: "/".into(),
+            v2: true,
+            controllers: vec![],
+        };
+        assert_eq!(
+            parent_dir(&v2, Some("/user.slice/x.scope")),
+            PathBuf::from("/sys/fs/cgroup/nsjail")
+        );
+    }
+
+    #[test]
+    fn own_cgroups() {
+        let own = parse_own_cgroups("4:memory:/a/b\n2:cpu,cpuacct:/\n0::/user.slice\n");
+        assert_eq!(own[0], (vec!["memory".to_string()], "/a/b".to_string()));
+        assert_eq!(own[1].0, ["cpu", "cpuacct"]);
+        assert_eq!(own[2], (vec![], "/user.slice".to_string()));
+    }
+}

@@ -1,0 +1,542 @@
+//! The sandbox's own cgroup: created before the clone, limits written, the first process put in
+//! before it is released, usage read at the end, every process killed, the directory removed.
+//!
+//! **v2** (one unified hierarchy, every current systemd distribution) is the primary path: one
+//! directory `<cgroup2 mount>/nsjail/<name>`, the controllers it needs enabled in the parent's
+//! `cgroup.subtree_control`, the first process born inside it with `CLONE_INTO_CGROUP`, killed
+//! whole with `cgroup.kill`.
+//!
+//! **v1** (hybrid hosts, which mount memory, pids, cpu… as separate hierarchies): one directory
+//! per hierarchy used, `<mount>/<our own cgroup there>/nsjail/<name>`, the first process's pid
+//! written to each `cgroup.procs` before it is released from the sync pipe, killed by freezing,
+//! signalling every member and thawing.
+//!
+//! Where the parent is: [`parent_dir`] is the one function that decides (the admin policy of
+//! issue 4 will plug its `cgroup_parent` in there). On v1 the default is *below the helper's own
+//! cgroup* in each hierarchy, which is the caller's: a sandbox never leaves the subtree its caller
+//! was in, so whatever accounts for or bounds the caller (a systemd slice, a job runner) still
+//! does. v2 forbids that (a cgroup with processes cannot hand controllers to children), so there
+//! the default is `nsjail` under the root of the cgroup2 mount.
+//!
+//! The name is `<helper pid>-<helper start time>`: unique over time, and it tells a later helper
+//! whether the one that made a directory is still alive. When a helper is killed outright (only
+//! root can: it runs with all its ids 0), the sandbox dies with it (the parent-death signal ends
+//! its PID 1 and with it the pid namespace), but its empty directories stay; the next helper that
+//! creates a cgroup under the same parent removes every empty one whose creator is gone.
+
+mod dir;
+mod hierarchy;
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::unistd::{Pid, UnlinkatFlags, unlinkat};
+use nsjail_core::request::{CgroupVersion, Limits};
+
+use self::dir::{Dir, clean_stale, make_dir, open_parent, sandbox_name, write_path};
+use self::hierarchy::{Mount, available_v2, parent_dir, read_mounts, read_own_cgroups};
+use crate::error::{HelperError, Result};
+use crate::sys;
+
+/// The directory every sandbox cgroup of ours lives in, under the parent.
+pub const PARENT_NAME: &str = "nsjail";
+/// `cpu.cfs_period_us` / the period of `cpu.max`: the kernel's default, 100 ms.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// A sandbox's cgroup. Dropping it kills whatever is still inside and removes it.
+pub struct Cgroup {
+    version: u8,
+    dirs: Vec<Dir>,
+    name: String,
+    /// The first process was born inside with `CLONE_INTO_CGROUP`.
+    joined_at_clone: bool,
+    removed: bool,
+}
+
+impl Cgroup {
+    /// The cgroup `limits` ask for, or `None` when they need none (or only accounting, and the
+    /// helper has no privilege to make one). `privileged`: the helper runs with euid 0.
+    pub fn for_limits(
+        limits: &Limits,
+        privileged: bool,
+        pids_extra: u64,
+        step: &mut dyn FnMut(String),
+    ) -> Result<Option<Cgroup>> {
+        if !limits.wants_cgroup() {
+            return Ok(None);
+        }
+        let needed = limits.cgroup_limits();
+        if !privileged {
+            if needed.is_empty() {
+                return Ok(None);
+            }
+            return Err(HelperError::Refused(format!(
+                "{} need{} a cgroup, which this helper can only create when it runs as root: \
+                 install it setuid-root (sudo cargo xtask install --setuid) or run as root",
+                needed.join(", "),
+                if needed.len() == 1 { "s" } else { "" }
+            )));
+        }
+        let mounts = read_mounts()?;
+        let own = read_own_cgroups();
+        let v2_mount = mounts.iter().find(|m| m.v2);
+        let v2_controllers = v2_mount.map(|m| available_v2(&m.point)).unwrap_or_default();
+        let has_v1 = mounts.iter().any(|m| !m.v2);
+        let version = match limits.cgroup_version {
+            CgroupVersion::V1 => 1,
+            CgroupVersion::V2 => 2,
+            CgroupVersion::Auto if v2_controllers.iter().any(|c| c == "memory") => 2,
+            CgroupVersion::Auto if has_v1 => 1,
+            CgroupVersion::Auto => 2,
+        };
+        let cg = if version == 2 {
+            let mount = v2_mount.ok_or_else(|| {
+                HelperError::Refused("no cgroup2 filesystem is mounted on this host".into())
+            })?;
+            Self::create_v2(limits, mount, &v2_controllers, pids_extra, step)?
+        } else {
+            Self::create_v1(limits, &mounts, &own, pids_extra, step)?
+        };
+        Ok(Some(cg))
+    }
+
+    fn create_v2(
+        limits: &Limits,
+        mount: &Mount,
+        available: &[String],
+        pids_extra: u64,
+        step: &mut dyn FnMut(String),
+    ) -> Result<Cgroup> {
+        let mut want = Vec::new();
+        for (ctrl, flag) in [
+            ("memory", limits.memory_bytes.map(|_| "--memory-limit")),
+            ("pids", limits.pids.map(|_| "--pids-limit")),
+            ("cpu", limits.cpu_millis.map(|_| "--cpus")),
+        ] {
+            let have = available.iter().any(|c| c == ctrl);
+            match (flag, have) {
+                (Some(flag), false) => {
+                    return Err(HelperError::Refused(format!(
+                        "{flag} needs the {ctrl} controller, which cgroup v2 does not offer on \
+                         this host (available: {}){}",
+                        if available.is_empty() {
+                            "none".to_string()
+                        } else {
+                            available.join(" ")
+                        },
+                        if ctrl == "memory" || ctrl == "pids" || ctrl == "cpu" {
+                            "; on a hybrid host use --cgroup-version 1"
+                        } else {
+                            ""
+                        }
+                    )));
+                }
+                (Some(_), true) => want.push(ctrl.to_string()),
+                // Accounting only: the memory peak when the controller is there.
+                (None, true) if ctrl == "memory" && limits.account => want.push(ctrl.to_string()),
+                _ => {}
+            }
+        }
+        let parent = parent_dir(mount, None);
+        let enable = want
+            .iter()
+            .map(|c| format!("+{c}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        // The controllers must be handed down by the parent's parent, then by the parent.
+        if !want.is_empty()
+            && let Some(grand) = parent.parent()
+        {
+            write_path(&grand.join("cgroup.subtree_control"), &enable)?;
+        }
+        let name = sandbox_name()?;
+        let parent_fd = open_parent(&parent)?;
+        if !want.is_empty() {
+            write_path(&parent.join("cgroup.subtree_control"), &enable)?;
+        }
+        clean_stale(&parent_fd, &parent, &name);
+        let dir = make_dir(parent_fd, &parent, &name, want)?;
+        let cg = Cgroup {
+            version: 2,
+            dirs: vec![dir],
+            name,
+            joined_at_clone: false,
+            removed: false,
+        };
+        let mut set = Vec::new();
+        let d = &cg.dirs[0];
+        if let Some(b) = limits.memory_bytes {
+            d.write("memory.max", &b.to_string())?;
+            set.push(format!("memory.max {b}"));
+            // Swap off: the limit is the limit. Kernels without swap support lack the file.
+            if d.exists("memory.swap.max") {
+                d.write("memory.swap.max", "0")?;
+                set.push("memory.swap.max 0".into());
+            }
+        }
+        if let Some(n) = limits.pids {
+            let n = n.saturating_add(pids_extra);
+            d.write("pids.max", &n.to_string())?;
+            set.push(format!("pids.max {n}"));
+        }
+        if let Some(m) = limits.cpu_millis {
+            let v = format!("{} {CPU_PERIOD_US}", m * CPU_PERIOD_US / 1000);
+            d.write("cpu.max", &v)?;
+            set.push(format!("cpu.max {v}"));
+        }
+        step(describe(&cg.dirs[0], &set));
+        Ok(cg)
+    }
+
+    fn create_v1(
+        limits: &Limits,
+        mounts: &[Mount],
+        own: &[(Vec<String>, String)],
+        pids_extra: u64,
+        step: &mut dyn FnMut(String),
+    ) -> Result<Cgroup> {
+        // (controller, the flag that needs it, or None when it only helps)
+        let mut want: Vec<(&str, Option<&str>)> = Vec::new();
+        if limits.memory_bytes.is_some() {
+            want.push(("memory", Some("--memory-limit")));
+        } else if limits.account {
+            want.push(("memory", None));
+        }
+        if limits.pids.is_some() {
+            want.push(("pids", Some("--pids-limit")));
+        }
+        if limits.cpu_millis.is_some() {
+            want.push(("cpu", Some("--cpus")));
+        }
+        if limits.cpu_time_us.is_some() {
+            want.push(("cpuacct", Some("--time-limit")));
+        } else if limits.account {
+            want.push(("cpuacct", None));
+        }
+        // Freezing makes killing every member race-free; without the hierarchy, the pid
+        // namespace's end still kills them all.
+        want.push(("freezer", None));
+
+        // The hierarchies to use: each once, even when it carries several of the controllers.
+        let mut hierarchies: Vec<(&Mount, Vec<String>)> = Vec::new();
+        for (ctrl, flag) in &want {
+            match mounts
+                .iter()
+                .find(|m| !m.v2 && m.controllers.iter().any(|c| c == ctrl))
+            {
+                Some(m) => match hierarchies.iter_mut().find(|(h, _)| h.point == m.point) {
+                    Some((_, used)) => used.push(ctrl.to_string()),
+                    None => hierarchies.push((m, vec![ctrl.to_string()])),
+                },
+                None => {
+                    if let Some(flag) = flag {
+                        return Err(HelperError::Refused(format!(
+                            "{flag} needs the {ctrl} controller, which is not mounted as a \
+                             cgroup v1 hierarchy on this host{}",
+                            if mounts.iter().any(|m| m.v2) {
+                                "; try --cgroup-version 2"
+                            } else {
+                                ""
+                            }
+                        )));
+                    }
+                }
+            }
+        }
+        let name = sandbox_name()?;
+        let mut cg = Cgroup {
+            version: 1,
+            dirs: Vec::new(),
+            name: name.clone(),
+            joined_at_clone: false,
+            removed: false,
+        };
+        for (mount, used) in hierarchies {
+            let own_path = own
+                .iter()
+                .find(|(ctrls, _)| ctrls.iter().any(|c| mount.controllers.contains(c)))
+                .map(|(_, p)| p.as_str());
+            let parent = parent_dir(mount, own_path);
+            let parent_fd = open_parent(&parent)?;
+            clean_stale(&parent_fd, &parent, &name);
+            // The whole hierarchy's controllers are there; remember all, use `used`.
+            let dir = make_dir(parent_fd, &parent, &name, mount.controllers.clone())?;
+            cg.dirs.push(dir);
+            let d = cg
+                .dirs
+                .last()
+                .ok_or(HelperError::Refused("no cgroup".into()))?;
+            let mut set = Vec::new();
+            for ctrl in &used {
+                match ctrl.as_str() {
+                    "memory" => {
+                        if let Some(b) = limits.memory_bytes {
+                            d.write("memory.limit_in_bytes", &b.to_string())?;
+                            set.push(format!("memory.limit_in_bytes {b}"));
+                            // Swap off: memory+swap may not exceed memory. Without swap
+                            // accounting (swapaccount=0) the best v1 offers is swappiness 0.
+                            if d.exists("memory.memsw.limit_in_bytes") {
+                                d.write("memory.memsw.limit_in_bytes", &b.to_string())?;
+                                set.push(format!("memory.memsw.limit_in_bytes {b}"));
+                            } else {
+                                d.write("memory.swappiness", "0")?;
+                                set.push("memory.swappiness 0".into());
+                            }
+                        }
+                    }
+                    "pids" => {
+                        if let Some(n) = limits.pids {
+                            let n = n.saturating_add(pids_extra);
+                            d.write("pids.max", &n.to_string())?;
+                            set.push(format!("pids.max {n}"));
+                        }
+                    }
+                    "cpu" => {
+                        if let Some(m) = limits.cpu_millis {
+                            let quota = m * CPU_PERIOD_US / 1000;
+                            d.write("cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+                            d.write("cpu.cfs_quota_us", &quota.to_string())?;
+                            set.push(format!(
+                                "cpu.cfs_quota_us {quota} per cpu.cfs_period_us {CPU_PERIOD_US}"
+                            ));
+                        }
+                    }
+                    "cpuacct" if limits.cpu_time_us.is_some() => {
+                        set.push("cpuacct.usage watched for --time-limit".into());
+                    }
+                    "freezer" => set.push("freezer, to kill every member".into()),
+                    _ => {}
+                }
+            }
+            step(describe(d, &set));
+        }
+        Ok(cg)
+    }
+
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// The directory to pass to `clone3` with `CLONE_INTO_CGROUP` (v2 only).
+    pub fn clone_into(&self) -> Option<BorrowedFd<'_>> {
+        (self.version == 2).then(|| self.dirs.first().map(|d| d.fd.as_fd()))?
+    }
+
+    /// The first process was born inside (the clone had `CLONE_INTO_CGROUP`).
+    pub fn set_joined_at_clone(&mut self) {
+        self.joined_at_clone = true;
+    }
+
+    /// Put `pid` (our unreaped child, so the pid cannot have been recycled) into every directory,
+    /// unless it was born inside. Returns a line for `--verbose`.
+    pub fn add(&self, pid: Pid) -> Result<String> {
+        if self.joined_at_clone {
+            return Ok(format!("cgroup: pid {pid} born inside (CLONE_INTO_CGROUP)"));
+        }
+        for d in &self.dirs {
+            d.write("cgroup.procs", &pid.to_string())?;
+        }
+        Ok(format!(
+            "cgroup: pid {pid} moved into {} before it was released",
+            self.name
+        ))
+    }
+
+    fn dir_with(&self, controller: &str) -> Option<&Dir> {
+        if self.version == 2 {
+            self.dirs.first()
+        } else {
+            self.dirs.iter().find(|d| d.has(controller))
+        }
+    }
+
+    /// CPU time of every process of the cgroup, past and present, microseconds.
+    pub fn cpu_usage_us(&self) -> Option<u64> {
+        if self.version == 2 {
+            self.dirs.first()?.read_key("cpu.stat", "usage_usec")
+        } else {
+            self.dir_with("cpuacct")?
+                .read_u64("cpuacct.usage")
+                .map(|ns| ns / 1000)
+        }
+    }
+
+    /// Peak memory of the cgroup, bytes.
+    pub fn memory_peak(&self) -> Option<u64> {
+        if self.version == 2 {
+            let d = self.dirs.first()?;
+            if !d.has("memory") {
+                return None;
+            }
+            d.read_u64("memory.peak")
+        } else {
+            self.dir_with("memory")?
+                .read_u64("memory.max_usage_in_bytes")
+        }
+    }
+
+    /// How many processes the OOM killer killed in the cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        let v = if self.version == 2 {
+            self.dirs
+                .first()
+                .filter(|d| d.has("memory"))
+                .and_then(|d| d.read_key("memory.events", "oom_kill"))
+        } else {
+            self.dir_with("memory")
+                .and_then(|d| d.read_key("memory.oom_control", "oom_kill"))
+        };
+        v.unwrap_or(0)
+    }
+
+    /// Whether the cgroup has a memory controller (so that a peak can be reported).
+    pub fn has_memory(&self) -> bool {
+        self.dir_with("memory").is_some_and(|d| d.has("memory"))
+    }
+
+    /// Freeze the cgroup (best effort, bounded): frozen processes can neither fork nor exit, so
+    /// the member list stays true while it is being signalled.
+    fn freeze(&self, on: bool) -> bool {
+        let Some(d) = self.dir_with("freezer") else {
+            return false;
+        };
+        let (file, value, done): (&str, &str, fn(&Dir) -> bool) = if self.version == 2 {
+            (
+                "cgroup.freeze",
+                if on { "1" } else { "0" },
+                if on {
+                    |d: &Dir| d.read_key("cgroup.events", "frozen") == Some(1)
+                } else {
+                    |_: &Dir| true
+                },
+            )
+        } else {
+            (
+                "freezer.state",
+                if on { "FROZEN" } else { "THAWED" },
+                if on {
+                    |d: &Dir| {
+                        d.read("freezer.state")
+                            .is_some_and(|s| s.trim() == "FROZEN")
+                    }
+                } else {
+                    |_: &Dir| true
+                },
+            )
+        };
+        if d.write(file, value).is_err() {
+            return false;
+        }
+        let deadline = Instant::now() + Duration::from_millis(100);
+        while !done(d) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// Send `sig` to every process in the cgroup. Each member is opened as a pidfd and signalled
+    /// only if it is still listed after the open, so a pid that was recycled for a process
+    /// outside the sandbox is never hit.
+    pub fn signal_all(&self, sig: Signal) {
+        let Some(d) = self.dirs.first() else {
+            return;
+        };
+        let frozen = self.freeze(true);
+        let listed = d.pids();
+        let opened: Vec<(i32, OwnedFd)> = listed
+            .iter()
+            .filter_map(|&p| sys::pidfd_open(p).ok().map(|fd| (p, fd)))
+            .collect();
+        let still = d.pids();
+        for (p, fd) in &opened {
+            if still.contains(p) {
+                let _ = sys::pidfd_send_signal(fd.as_fd(), sig);
+            }
+        }
+        if frozen {
+            self.freeze(false);
+        }
+    }
+
+    /// SIGKILL to every process: `cgroup.kill` on v2, freeze-signal-thaw on v1.
+    pub fn kill_all(&self) {
+        if self.version == 2
+            && let Some(d) = self.dirs.first()
+            && d.write("cgroup.kill", "1").is_ok()
+        {
+            return;
+        }
+        self.signal_all(Signal::SIGKILL);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.dirs.iter().all(|d| d.pids().is_empty())
+    }
+
+    /// Kill what is left and remove every directory. The kernel refuses to remove a cgroup
+    /// until its last process has fully exited, so this retries (bounded, 2 s) while killing.
+    pub fn remove(&mut self) -> std::result::Result<(), String> {
+        if self.removed {
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        if !self.is_empty() {
+            self.kill_all();
+        }
+        let mut failed = Vec::new();
+        for d in &self.dirs {
+            loop {
+                match unlinkat(
+                    d.parent.as_fd(),
+                    self.name.as_str(),
+                    UnlinkatFlags::RemoveDir,
+                ) {
+                    Ok(()) | Err(Errno::ENOENT) => break,
+                    Err(Errno::EBUSY) if Instant::now() < deadline => {
+                        if !d.pids().is_empty() {
+                            self.kill_all();
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(e) => {
+                        failed.push(format!("rmdir {}: {}", d.path.display(), e.desc()));
+                        break;
+                    }
+                }
+            }
+        }
+        self.removed = true;
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
+        }
+    }
+
+    /// The directories, for `--verbose`.
+    pub fn paths(&self) -> Vec<String> {
+        self.dirs
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect()
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
+}
+
+fn describe(d: &Dir, set: &[String]) -> String {
+    if set.is_empty() {
+        format!("cgroup: {} (accounting)", d.path.display())
+    } else {
+        format!("cgroup: {} ({})", d.path.display(), set.join(", "))
+    }
+}

@@ -1,0 +1,142 @@
+//! Time limits, enforced by the supervisor from outside the sandbox: the payload is never asked
+//! or trusted to stop.
+//!
+//! The CPU limit is on the sandbox's cgroup's CPU usage (every process, alive or reaped). The
+//! supervisor cannot be woken by the kernel when it is crossed, so it looks again after the
+//! shortest time in which the sandbox could use up what is left (what is left, divided by the
+//! CPUs it can run on): the checks come closer as the limit nears, and the last gap is at most a
+//! millisecond, which bounds the overshoot by a millisecond per CPU plus the kill itself.
+//! The wall-clock limit is a plain deadline from the clone.
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nsjail_core::LimitHit;
+use nsjail_core::limits::show_seconds;
+
+use crate::spawn::Sandbox;
+use crate::sys;
+
+/// The closest and the farthest two CPU checks may be.
+const MIN_CHECK: Duration = Duration::from_millis(1);
+const MAX_CHECK: Duration = Duration::from_millis(250);
+
+pub struct Enforcer {
+    cpu_limit_us: Option<u64>,
+    wall_deadline: Option<Instant>,
+    grace: Duration,
+    /// CPUs the sandbox can use at once, for the next-check estimate.
+    cpus: u64,
+    /// SIGTERM went out at a limit; SIGKILL is due at this instant.
+    kill_due: Option<Instant>,
+    killed: bool,
+    pub hit: Option<LimitHit>,
+}
+
+impl Enforcer {
+    pub fn new(sb: &Sandbox) -> Enforcer {
+        let l = &sb.limits;
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let cpus = match l.cpu_millis {
+            Some(m) => online.min(m.div_ceil(1000)).max(1),
+            None => online,
+        };
+        Enforcer {
+            cpu_limit_us: l.cpu_time_us,
+            wall_deadline: l
+                .wall_time_us
+                .map(|us| sb.started + Duration::from_micros(us)),
+            grace: Duration::from_micros(l.kill_grace_us),
+            cpus,
+            kill_due: None,
+            killed: false,
+            hit: None,
+        }
+    }
+
+    /// Check the limits now and act on any that was reached. Returns how long the supervisor
+    /// may wait before the next check (`None`: no check is due), and a line for `--verbose`
+    /// when something was done.
+    pub fn check(&mut self, sb: &Sandbox) -> (Option<Duration>, Option<String>) {
+        if self.killed {
+            return (None, None);
+        }
+        let now = Instant::now();
+        if let Some(due) = self.kill_due {
+            if now >= due {
+                kill(sb);
+                self.killed = true;
+                return (
+                    None,
+                    Some("limit: kill grace over; SIGKILL to every process".into()),
+                );
+            }
+            return (Some(due - now), None);
+        }
+        let mut next: Option<Duration> = None;
+        if let Some(deadline) = self.wall_deadline {
+            if now >= deadline {
+                return self.reached(sb, LimitHit::WallTime, "wall-clock time".into());
+            }
+            next = Some(deadline - now);
+        }
+        if let (Some(limit), Some(cg)) = (self.cpu_limit_us, &sb.cgroup) {
+            let wait = match cg.cpu_usage_us() {
+                Some(used) if used >= limit => {
+                    return self.reached(
+                        sb,
+                        LimitHit::CpuTime,
+                        format!("CPU time {} of {}", show_seconds(used), show_seconds(limit)),
+                    );
+                }
+                Some(used) => Duration::from_micros((limit - used) / self.cpus),
+                None => MIN_CHECK,
+            };
+            let wait = wait.clamp(MIN_CHECK, MAX_CHECK);
+            next = Some(next.map_or(wait, |n| n.min(wait)));
+        }
+        (next, None)
+    }
+
+    fn reached(
+        &mut self,
+        sb: &Sandbox,
+        hit: LimitHit,
+        what: String,
+    ) -> (Option<Duration>, Option<String>) {
+        self.hit = Some(hit);
+        if self.grace.is_zero() {
+            kill(sb);
+            self.killed = true;
+            return (
+                None,
+                Some(format!("limit: {what} reached; SIGKILL to every process")),
+            );
+        }
+        match &sb.cgroup {
+            Some(cg) => cg.signal_all(Signal::SIGTERM),
+            // Without a cgroup our init passes SIGTERM on to the payload.
+            None => {
+                let _ = sys::pidfd_send_signal(sb.pidfd.as_fd(), Signal::SIGTERM);
+            }
+        }
+        self.kill_due = Some(Instant::now() + self.grace);
+        (
+            Some(self.grace),
+            Some(format!(
+                "limit: {what} reached; SIGTERM to every process, SIGKILL in {}",
+                show_seconds(self.grace.as_micros() as u64)
+            )),
+        )
+    }
+}
+
+/// SIGKILL to everything in the sandbox: its PID 1, whose end takes down every process of its
+/// pid namespace at once, and every member of its cgroup.
+pub fn kill(sb: &Sandbox) {
+    let _ = sys::pidfd_send_signal(sb.pidfd.as_fd(), Signal::SIGKILL);
+    if let Some(cg) = &sb.cgroup {
+        cg.kill_all();
+    }
+}
