@@ -6,10 +6,11 @@
 pub mod exit;
 pub mod message;
 pub mod mounts;
+pub mod profile;
 pub mod request;
 pub mod validate;
 pub mod wire;
 
 pub use message::{ClientMessage, ErrorKind, ExitInfo, HelperEvent, Termination};
 pub use mounts::{BindKind, MountOp, OverlayKind};
-pub use request::{IdMapping, Namespaces, SpawnRequest};
+pub use request::{IdMapping, Namespaces, Pasta, PortForward, SpawnRequest};

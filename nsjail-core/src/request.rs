@@ -34,6 +34,24 @@ pub struct SpawnRequest {
     /// How many fds beyond stdin, stdout and stderr travel with the request (for `--file`,
     /// `--bind-data` and the like, which refer to them by index).
     pub extra_fds: u32,
+    /// Outbound network through `pasta` (run as the caller, in the host's network namespace)
+    /// into the sandbox's new network namespace; `None`: only `lo` (or the host's namespace
+    /// when `namespaces.net` is false).
+    pub pasta: Option<Pasta>,
+}
+
+/// How the sandbox reaches the network through `pasta`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Pasta {
+    /// TCP ports forwarded from the host into the sandbox; nothing else is forwarded.
+    pub forward_tcp: Vec<PortForward>,
+}
+
+/// A TCP port of the host (all its addresses) forwarded to a port inside the sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortForward {
+    pub host: u16,
+    pub sandbox: u16,
 }
 
 /// Which namespaces are new. User, mount and PID namespaces are always new: the whole design
@@ -88,6 +106,7 @@ impl SpawnRequest {
             verbose: false,
             mounts: Vec::new(),
             extra_fds: 0,
+            pasta: None,
         }
     }
 

@@ -12,6 +12,7 @@ mod conn;
 mod error;
 mod init;
 mod mounts;
+mod pasta;
 mod report;
 mod serve;
 mod spawn;

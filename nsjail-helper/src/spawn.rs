@@ -28,6 +28,8 @@ pub struct Sandbox {
     pub status: OwnedFd,
     pub started: Instant,
     pub as_pid_1: bool,
+    /// pasta, for `--net pasta`: killed when the sandbox is dropped.
+    pub _pasta: Option<crate::pasta::PastaProcess>,
 }
 
 /// `CLONE_NEWTIME` is not in nix's `CloneFlags`; clone3 accepts it.
@@ -116,6 +118,14 @@ pub fn spawn(
         Ok(lines) => lines.into_iter().for_each(&mut *step),
         Err(e) => return Err(kill(e)),
     }
+    // The sandbox's network must be there before its payload runs.
+    let pasta = match &req.pasta {
+        None => None,
+        Some(cfg) => match crate::pasta::start(pid, cfg, req.ids, step) {
+            Ok(p) => Some(p),
+            Err(e) => return Err(kill(e)),
+        },
+    };
     // Release the child: its maps are in place.
     if let Err(e) = write(&sync_w, b"1") {
         return Err(kill(sys("write sync pipe")(e)));
@@ -128,6 +138,7 @@ pub fn spawn(
         status: status_r,
         started,
         as_pid_1: req.as_pid_1,
+        _pasta: pasta,
     })
 }
 
