@@ -80,6 +80,7 @@ fn cstring(s: &str) -> Result<CString> {
 /// Start pasta for the sandbox `pid` (our child, with its ID maps written, not yet released).
 pub fn start(
     pid: Pid,
+    caller: &crate::caller::Caller,
     cfg: &Pasta,
     ids: IdMapping,
     step: &mut dyn FnMut(String),
@@ -97,6 +98,10 @@ pub fn start(
     let userns = ns("user")?;
     let netns = ns("net")?;
     let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (pasta ready)"))?;
+    // pasta opens its pid file by path (/proc/self/fd/N), which checks the pipe's owner: make
+    // it the caller, whose uid pasta runs as.
+    nix::unistd::fchown(&ready_w, Some(caller.uid), Some(caller.gid))
+        .map_err(sys("fchown (pasta ready pipe)"))?;
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (pasta stderr)"))?;
     fcntl(&err_w, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(sys("fcntl (pasta stderr)"))?;
     fcntl(&err_r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(sys("fcntl (pasta stderr)"))?;
@@ -252,8 +257,14 @@ fn wait_ready(process: &PastaProcess, ready: &OwnedFd) -> Result<()> {
                     .map(str::trim)
                     .filter(|l| !l.is_empty() && !l.starts_with("Failed to send"))
                     .collect();
+                let hint = if text.contains("tun") {
+                    " (pasta runs as you and needs /dev/net/tun readable and writable by you, \
+                     as it normally is: mode 0666)"
+                } else {
+                    ""
+                };
                 return Err(HelperError::Refused(format!(
-                    "--net pasta: pasta failed before the network was ready: {}",
+                    "--net pasta: pasta failed before the network was ready: {}{hint}",
                     if why.is_empty() {
                         "(it said nothing)".to_string()
                     } else {

@@ -121,7 +121,7 @@ pub fn spawn(
     // The sandbox's network must be there before its payload runs.
     let pasta = match &req.pasta {
         None => None,
-        Some(cfg) => match crate::pasta::start(pid, cfg, req.ids, step) {
+        Some(cfg) => match crate::pasta::start(pid, caller, cfg, req.ids, step) {
             Ok(p) => Some(p),
             Err(e) => return Err(kill(e)),
         },

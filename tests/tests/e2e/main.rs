@@ -4,6 +4,8 @@
 //! One test binary, so the setuid install and the test user are made once per run.
 //! Build the binaries first: `cargo build --workspace --bins` (or set NSJAIL_BIN_DIR).
 
+mod desktop;
+mod dry_run;
 mod env;
 mod exit_codes;
 mod fds;
@@ -12,8 +14,11 @@ mod hostile;
 mod lookup;
 mod maps;
 mod namespaces;
+mod network;
 mod plain;
 mod processes;
+mod profiles;
 mod signals;
 mod stdio;
+mod terminal;
 mod verbose;
