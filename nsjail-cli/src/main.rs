@@ -2,7 +2,7 @@
 //! hands over its stdio, forwards signals and exits as the payload did.
 #![forbid(unsafe_code)]
 
-mod args;
+use nsjail_cli::args;
 mod desktop;
 mod dryrun;
 mod helper;

@@ -19,14 +19,7 @@ use nsjail_core::profile::{self, Profile, ProfileValue};
 use nsjail_core::{BindKind, MountOp, OverlayKind};
 
 /// Profiles shipped with nsjail: compiled in, and installed as files by `cargo xtask dist`.
-pub const BUILTINS: [(&str, &str); 6] = [
-    ("default", include_str!("../profiles/default.toml")),
-    ("minimal", include_str!("../profiles/minimal.toml")),
-    ("devtool", include_str!("../profiles/devtool.toml")),
-    ("net", include_str!("../profiles/net.toml")),
-    ("gui", include_str!("../profiles/gui.toml")),
-    ("judge", include_str!("../profiles/judge.toml")),
-];
+pub use nsjail_cli::BUILTIN_PROFILES as BUILTINS;
 
 /// The administrator's profiles.
 pub const SYSTEM_DIR: &str = "/etc/nsjail/profiles";
