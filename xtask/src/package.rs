@@ -238,7 +238,7 @@ pub fn deb(ws: &Workspace) -> Result<PathBuf> {
          Maintainer: nsjail maintainers <maintainers@localhost>\n\
          Section: admin\n\
          Priority: optional\n\
-         Recommends: passt, xdg-dbus-proxy\n\
+         Recommends: passt\n\
          Description: process sandbox with a small setuid helper\n \
          nsjail run -- CMD starts CMD in new Linux namespaces as an ordinary user, with a\n \
          chosen filesystem view, profiles, desktop sockets and network through pasta.\n",
