@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use nsjail_core::limits::{self, RlimitSetting};
 use nsjail_core::request::{CgroupVersion, DEFAULT_HOSTNAME};
 use nsjail_core::{IdMapping, Limits, Namespaces, SpawnRequest};
@@ -12,17 +12,65 @@ use nsjail_core::{IdMapping, Limits, Namespaces, SpawnRequest};
     name = "nsjail",
     version,
     about = "Run a program in a sandbox of new Linux namespaces, as root inside and as yourself outside",
-    after_help = "Examples:\n  nsjail run -- sh -c 'id; hostname'\n  nsjail run --share-net -- curl -I https://example.org\n  nsjail run --uid 1000 --gid 1000 --hostname box -- id"
+    after_help = EXAMPLES,
+    // A profile's options come first on the command line and the user's after them: the later
+    // value of a single-value option wins (repeatable options keep every use, in order).
+    args_override_self = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Shown at the end of `nsjail --help` and `nsjail run --help`.
+pub const EXAMPLES: &str = "Examples:
+  nsjail run -- sh -c 'id; hostname'            # default view: system read-only, cwd writable
+  nsjail run --profile devtool -- make          # a named profile (nsjail profile list)
+  nsjail run --net pasta -- curl -I https://example.org
+  nsjail run --x11 --pulseaudio -- xeyes        # one display socket and the sound socket
+  nsjail run --dry-run --profile gui -- firefox # print the resolved sandbox, run nothing
+  nsjail run --ro-bind /usr /usr --proc /proc --dev /dev --tmpfs /tmp -- /usr/bin/env
+  nsjail profile show judge                     # what a profile resolves to";
+
 #[derive(Subcommand, Debug)]
+// One value per process, parsed once: boxing RunArgs would only obscure the code.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run CMD in a new sandbox. Everything after CMD (or after `--`) is CMD's own arguments.
+    #[command(after_help = EXAMPLES)]
     Run(RunArgs),
+    /// List or show profiles (~/.config/nsjail/profiles, /etc/nsjail/profiles, built-in).
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProfileCommand {
+    /// List every profile that can be used, where it comes from, and which are shadowed
+    List,
+    /// Show a profile fully resolved: its files, the options it adds, the resulting sandbox
+    Show {
+        /// The profile's name
+        name: String,
+    },
+}
+
+/// `--net`: how the sandbox reaches the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NetMode {
+    /// A new network namespace with only `lo`
+    None,
+    /// The host's network namespace (same as --share-net)
+    Host,
+    /// A new network namespace with outbound access through pasta, run as you
+    Pasta,
+}
+
+/// `--dry-run=FORMAT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    Text,
+    Json,
 }
 
 #[derive(Args, Debug)]
@@ -56,10 +104,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub chdir: Option<String>,
 
-    /// Set an environment variable (repeatable)
+    /// Set an environment variable (repeatable) [default: none]
     #[arg(long, num_args = 2, value_names = ["KEY", "VALUE"], action = clap::ArgAction::Append)]
     pub setenv: Vec<String>,
-    /// Remove an environment variable (repeatable)
+    /// Remove an environment variable (repeatable) [default: none]
     #[arg(long, value_name = "KEY", action = clap::ArgAction::Append)]
     pub unsetenv: Vec<String>,
     /// Start from an empty environment instead of yours [default: yours]
@@ -69,85 +117,85 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub argv0: Option<String>,
 
-    /// Run CMD itself as PID 1 instead of behind nsjail's small init
+    /// Run CMD itself as PID 1 instead of behind nsjail's small init [default: behind the init]
     #[arg(long)]
     pub as_pid_1: bool,
     /// The helper to use [default: $NSJAIL_HELPER, next to nsjail, ../libexec/nsjail/, then the install location]
     #[arg(long, value_name = "PATH")]
     pub helper: Option<PathBuf>,
-    /// Say how the helper was reached and each set-up step, on stderr
+    /// Say how the helper was reached and each set-up step, on stderr [default: quiet]
     #[arg(long, short)]
     pub verbose: bool,
 
     // Filesystem view. Every option below builds the new root in the order given; any of them
     // replaces the default view unless --default-view is also given.
-    /// Bind SRC (on the host) at DST, read-write, nosuid,nodev
+    /// Bind SRC (on the host) at DST, read-write, nosuid,nodev [default: none]
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub bind: Vec<String>,
-    /// As --bind, skipped when SRC does not exist
+    /// As --bind, skipped when SRC does not exist [default: none]
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub bind_try: Vec<String>,
-    /// Bind SRC at DST read-only (every submount too)
+    /// Bind SRC at DST read-only (every submount too) [default: none]
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub ro_bind: Vec<String>,
-    /// As --ro-bind, skipped when SRC does not exist
+    /// As --ro-bind, skipped when SRC does not exist [default: none]
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub ro_bind_try: Vec<String>,
-    /// Bind SRC at DST read-write with device nodes usable
+    /// Bind SRC at DST read-write with device nodes usable [default: none]
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub dev_bind: Vec<String>,
-    /// As --dev-bind, skipped when SRC does not exist
+    /// As --dev-bind, skipped when SRC does not exist [default: none]
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub dev_bind_try: Vec<String>,
     /// A new tmpfs at DST [default mode 0755, size: the kernel's default]
     #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub tmpfs: Vec<String>,
-    /// A new /proc (of the sandbox's pid namespace) at DST
+    /// A new /proc (of the sandbox's pid namespace) at DST [default: none]
     #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub proc: Vec<String>,
-    /// A minimal /dev at DST: null zero full random urandom tty, a new devpts, shm
+    /// A minimal /dev at DST: null zero full random urandom tty, a new devpts, shm [default: none]
     #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub dev: Vec<String>,
-    /// A new mqueue filesystem at DST (needs a new IPC namespace)
+    /// A new mqueue filesystem at DST (needs a new IPC namespace) [default: none]
     #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub mqueue: Vec<String>,
     /// Create directory DST [default mode 0755]
     #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub dir: Vec<String>,
-    /// Create symlink LINK pointing at TARGET
+    /// Create symlink LINK pointing at TARGET [default: none]
     #[arg(long, num_args = 2, value_names = ["TARGET", "LINK"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub symlink: Vec<String>,
     /// Copy the contents of file descriptor FD to a new file DST [default mode 0644]
     #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub file: Vec<String>,
-    /// Bind a file holding the contents of FD at DST
+    /// Bind a file holding the contents of FD at DST [default: none]
     #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub bind_data: Vec<String>,
-    /// As --bind-data, read-only
+    /// As --bind-data, read-only [default: none]
     #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub ro_bind_data: Vec<String>,
-    /// Make DST (and everything under it) read-only
+    /// Make DST (and everything under it) read-only [default: none]
     #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub remount_ro: Vec<String>,
-    /// Change the mode of PATH inside the sandbox
+    /// Change the mode of PATH inside the sandbox [default: none]
     #[arg(long, num_args = 2, value_names = ["OCTAL", "PATH"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub chmod: Vec<String>,
-    /// Mode for the next --tmpfs, --dir, --file or --bind-data
+    /// Mode for the next --tmpfs, --dir, --file or --bind-data [default: none]
     #[arg(long, value_name = "OCTAL", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub perms: Vec<String>,
-    /// Size in bytes (K, M, G suffixes allowed) for the next --tmpfs
+    /// Size in bytes (K, M, G suffixes allowed) for the next --tmpfs [default: none]
     #[arg(long, value_name = "BYTES", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub size: Vec<String>,
-    /// A lower layer for the next overlay; each one goes above the ones before it
+    /// A lower layer for the next overlay; each one goes above the ones before it [default: none]
     #[arg(long, value_name = "SRC", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub overlay_src: Vec<String>,
-    /// Overlay the sources at DST; writes go to a tmpfs that vanishes with the sandbox
+    /// Overlay the sources at DST; writes go to a tmpfs that vanishes with the sandbox [default: none]
     #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub tmp_overlay: Vec<String>,
-    /// Overlay the sources (at least two) at DST, read-only
+    /// Overlay the sources (at least two) at DST, read-only [default: none]
     #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub ro_overlay: Vec<String>,
-    /// Overlay the sources at DST with writes going to RWSRC (WORKDIR: an empty directory on the same filesystem)
+    /// Overlay the sources at DST with writes going to RWSRC (WORKDIR: an empty directory on the same filesystem) [default: none]
     #[arg(long, num_args = 3, value_names = ["RWSRC", "WORKDIR", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub overlay: Vec<String>,
     /// Keep the default view and add the options above to it [default: they replace it]
@@ -209,6 +257,44 @@ pub struct RunArgs {
     /// Write the run report to FILE in isolate's meta format (key:value lines) [default: none]
     #[arg(long, value_name = "FILE", help_heading = "Report")]
     pub meta: Option<PathBuf>,
+
+    /// Add the options of profile NAME before the command line's own (repeatable; later wins) [default: none]
+    #[arg(long, value_name = "NAME", action = clap::ArgAction::Append)]
+    pub profile: Vec<String>,
+    /// Print the fully resolved sandbox (text or json) instead of running it [default: run it]
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "text")]
+    pub dry_run: Option<DryRun>,
+
+    /// Network: none (only lo), host (the host's namespace, = --share-net), or pasta (outbound through pasta, run as you)
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "none",
+        help_heading = "Network"
+    )]
+    pub net: NetMode,
+    /// With --net pasta: forward TCP port PORT of the host (or HOSTPORT to SANDBOXPORT) into the sandbox (repeatable) [default: none forwarded]
+    #[arg(long, value_name = "PORT[:PORT]", action = clap::ArgAction::Append, help_heading = "Network")]
+    pub forward_port: Vec<String>,
+
+    /// Share the X11 display $DISPLAY: only its socket, and an Xauthority limited to it [default: no display]
+    #[arg(long, help_heading = "Desktop")]
+    pub x11: bool,
+    /// Share the Wayland socket $XDG_RUNTIME_DIR/$WAYLAND_DISPLAY [default: not shared]
+    #[arg(long, help_heading = "Desktop")]
+    pub wayland: bool,
+    /// Share the PulseAudio socket $XDG_RUNTIME_DIR/pulse/native [default: not shared]
+    #[arg(long, help_heading = "Desktop")]
+    pub pulseaudio: bool,
+    /// Share the PipeWire socket $XDG_RUNTIME_DIR/pipewire-0 [default: not shared]
+    #[arg(long, help_heading = "Desktop")]
+    pub pipewire: bool,
+    /// Make the GPU usable: /dev/dri (and NVIDIA's nodes when present), /sys/dev/char and /sys/devices read-only [default: no GPU]
+    #[arg(long, help_heading = "Desktop")]
+    pub gpu: bool,
+    /// Share the D-Bus session bus through xdg-dbus-proxy's filter (refused when it is not installed) [default: not shared]
+    #[arg(long, help_heading = "Desktop")]
+    pub dbus_session: bool,
 
     /// The command to run and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
@@ -329,6 +415,7 @@ mod tests {
         v.extend_from_slice(args);
         Cli::try_parse_from(v).map(|c| match c.command {
             Command::Run(r) => r,
+            Command::Profile(_) => panic!("not run"),
         })
     }
 
@@ -381,6 +468,52 @@ mod tests {
         assert_eq!(req.argv, ["x"]);
         assert_eq!(req.program, "env");
         assert!(!req.namespaces.net && req.namespaces.time);
+    }
+
+    #[test]
+    fn later_single_values_win_and_repeatable_ones_accumulate() {
+        let r = parse(&[
+            "--hostname",
+            "a",
+            "--share-net",
+            "--tmpfs",
+            "/x",
+            "--hostname",
+            "b",
+            "--share-net",
+            "--tmpfs",
+            "/y",
+            "--",
+            "id",
+        ])
+        .unwrap();
+        assert_eq!(r.hostname, "b");
+        assert!(r.share_net);
+        assert_eq!(r.tmpfs, ["/x", "/y"]);
+        assert_eq!(
+            parse(&["--dry-run", "--", "id"]).unwrap().dry_run,
+            Some(DryRun::Text)
+        );
+        assert_eq!(
+            parse(&["--dry-run=json", "--", "id"]).unwrap().dry_run,
+            Some(DryRun::Json)
+        );
+        assert_eq!(parse(&["--", "id"]).unwrap().net, NetMode::None);
+    }
+
+    #[test]
+    fn every_option_says_its_default() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let run = cmd.find_subcommand("run").unwrap();
+        for a in run.get_arguments() {
+            if a.is_positional() || ["help", "version"].contains(&a.get_id().as_str()) {
+                continue;
+            }
+            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let ok = help.contains("[default") || !a.get_default_values().is_empty();
+            assert!(ok, "--{} does not say its default: {help:?}", a.get_id());
+        }
     }
 
     #[test]

@@ -2,48 +2,67 @@
 //! hands over its stdio, forwards signals and exits as the payload did.
 #![forbid(unsafe_code)]
 
-mod args;
+use nsjail_cli::args;
+mod desktop;
+mod dryrun;
 mod helper;
+mod net;
+mod profiles;
 mod report;
 mod session;
+mod terminal;
 mod view;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
+use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use nsjail_core::exit::SETUP_FAILED;
 use nsjail_core::report::RunReport;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, DryRun, ProfileCommand, RunArgs};
 
 fn main() -> ExitCode {
-    let matches = match Cli::command().try_get_matches() {
-        Ok(m) => m,
-        Err(e) => return usage_error(e),
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let (cli, matches) = match parse(&argv) {
+        Ok(p) => p,
+        Err(e) => return usage_error(e, ""),
     };
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(e),
-    };
-    let code = match (cli.command, matches.subcommand()) {
-        (Command::Run(run), Some((_, run_matches))) => match run_sandbox(&run, run_matches) {
-            Ok(code) => code,
-            Err(e) => {
-                // One line: the error and its causes, joined.
-                let msg = format!("{e:#}").replace('\n', " ");
-                eprintln!("nsjail: {msg}");
-                SETUP_FAILED
-            }
+    let result = match cli.command {
+        Command::Run(run) => match matches.subcommand() {
+            Some((_, run_matches)) => run_with_profiles(run, run_matches, &argv, None),
+            None => Ok(SETUP_FAILED),
         },
-        (Command::Run(_), None) => SETUP_FAILED,
+        Command::Profile(ProfileCommand::List) => {
+            profile_list();
+            Ok(0)
+        }
+        Command::Profile(ProfileCommand::Show { name }) => profile_show(&argv, &name),
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the error and its causes, joined.
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("nsjail: {msg}");
+            SETUP_FAILED
+        }
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
+fn parse(argv: &[OsString]) -> Result<(Cli, ArgMatches), clap::Error> {
+    let matches = Cli::command().try_get_matches_from(argv)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    Ok((cli, matches))
+}
+
 /// clap's errors are several lines with a usage block; ours are one line and exit 125. Help and
 /// version requests are not errors.
-fn usage_error(e: clap::Error) -> ExitCode {
+fn usage_error(e: clap::Error, context: &str) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
@@ -61,11 +80,68 @@ fn usage_error(e: clap::Error) -> ExitCode {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("invalid arguments")
         .trim_start_matches("error: ");
-    eprintln!("nsjail: {first} (see nsjail run --help)");
+    eprintln!("nsjail: {context}{first} (see nsjail run --help)");
     ExitCode::from(SETUP_FAILED as u8)
 }
 
-fn run_sandbox(run: &args::RunArgs, matches: &ArgMatches) -> anyhow::Result<i32> {
+/// What `run` resolved from profiles, for `--dry-run` and `profile show`.
+#[derive(Default)]
+struct FromProfiles {
+    resolved: profiles::Resolved,
+}
+
+/// Resolve `--profile`s into options placed before the command line's own, parse again, and
+/// run (or describe) the sandbox.
+fn run_with_profiles(
+    run: RunArgs,
+    user_matches: &ArgMatches,
+    argv: &[OsString],
+    header: Option<&str>,
+) -> anyhow::Result<i32> {
+    if run.profile.is_empty() {
+        let explicit = |id: &str| user_matches.value_source(id) == Some(ValueSource::CommandLine);
+        return run_sandbox(
+            &run,
+            user_matches,
+            &explicit,
+            &FromProfiles::default(),
+            header,
+        );
+    }
+    let resolved = profiles::resolve(&run.profile)?;
+    // `nsjail run OPTIONS... -- CMD`: the subcommand is always argv[1] (there are no global
+    // options), so the profile's options go right after it.
+    let mut spliced: Vec<OsString> = argv.iter().take(2).cloned().collect();
+    spliced.extend(resolved.args.iter().map(OsString::from));
+    spliced.extend(argv.iter().skip(2).cloned());
+    let matches = match Cli::command().try_get_matches_from(&spliced) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = usage_error(e, "with the profiles' options: ");
+            return Ok(SETUP_FAILED);
+        }
+    };
+    let Some((_, run_matches)) = matches.subcommand() else {
+        return Ok(SETUP_FAILED);
+    };
+    let run = RunArgs::from_arg_matches(run_matches)?;
+    let explicit = |id: &str| user_matches.value_source(id) == Some(ValueSource::CommandLine);
+    run_sandbox(
+        &run,
+        run_matches,
+        &explicit,
+        &FromProfiles { resolved },
+        header,
+    )
+}
+
+fn run_sandbox(
+    run: &RunArgs,
+    matches: &ArgMatches,
+    explicit: &dyn Fn(&str) -> bool,
+    from_profiles: &FromProfiles,
+    header: Option<&str>,
+) -> anyhow::Result<i32> {
     let env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let cwd_path = std::env::current_dir().ok();
@@ -78,20 +154,101 @@ fn run_sandbox(run: &args::RunArgs, matches: &ArgMatches) -> anyhow::Result<i32>
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let mut default = view::default_view(cwd_path.as_deref(), home.as_deref(), !run.no_cwd);
         default.ops.append(&mut view.ops);
-        default.fds = view.fds;
+        default.fds = std::mem::take(&mut view.fds);
+        default.keep = std::mem::take(&mut view.keep);
         view = default;
     }
-    if run.verbose {
+    // Desktop sockets and devices go after the view (into the default view when no other
+    // filesystem option was given).
+    let wanted = desktop::Wanted {
+        x11: run.x11,
+        wayland: run.wayland,
+        pulseaudio: run.pulseaudio,
+        pipewire: run.pipewire,
+        gpu: run.gpu,
+        dbus_session: run.dbus_session,
+    };
+    let mut skipped = Vec::new();
+    let mut desktop_env = Vec::new();
+    if wanted.any() {
+        let getenv = |k: &str| std::env::var(k).ok();
+        let added = desktop::add(wanted, &getenv, &mut view)?;
+        desktop_env = added.env;
+        for (msg, flag) in added.skipped {
+            let id = flag.trim_start_matches("--").replace('-', "_");
+            if explicit(&id) && run.dry_run.is_none() {
+                eprintln!("nsjail: warning: {msg}");
+            } else if run.verbose {
+                eprintln!("nsjail: {msg}");
+            }
+            skipped.push(msg);
+        }
+    }
+    // Last, on top of everything: the user's profiles are never visible inside.
+    if let Some(config) = profiles::user_config_dir() {
+        let covers = profiles::hide_config(&view.ops, &config);
+        if !covers.is_empty() {
+            view.notes.push(format!(
+                "{} is covered inside: the sandbox can neither read nor write your profiles",
+                config.display()
+            ));
+        }
+        view.ops.extend(covers);
+    }
+    if run.verbose && run.dry_run.is_none() {
         for note in &view.notes {
             eprintln!("nsjail: {note}");
         }
     }
-    let req = run.to_request(env, cwd, view.ops, view.fds.len() as u32);
+    let mut req = run.to_request(env, cwd, view.ops, view.fds.len() as u32);
+    net::apply(run, &mut req)?;
+    for (k, v) in desktop_env {
+        req.env.retain(|(key, _)| *key != k);
+        req.env.push((k, v));
+    }
     nsjail_core::validate::check(&req)?;
+
+    let located = helper::locate(run.helper.as_deref());
+    if let Some(format) = run.dry_run {
+        let (helper, helper_error) = match &located {
+            Ok(l) => (
+                Some(dryrun::HelperInfo {
+                    path: l.path.display().to_string(),
+                    found_by: l.how.to_string(),
+                    mode: helper::describe(&l.path),
+                }),
+                None,
+            ),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
+        let resolved = dryrun::Resolved {
+            helper,
+            helper_error,
+            passed_fds: &view.fds,
+            profiles: from_profiles
+                .resolved
+                .used
+                .iter()
+                .map(|(n, o)| (n.clone(), o.to_string()))
+                .collect(),
+            profile_args: &from_profiles.resolved.args,
+            skipped,
+            terminal: nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
+        };
+        if let Some(h) = header {
+            print!("{h}");
+        }
+        match format {
+            DryRun::Text => print!("{}", dryrun::text(&req, &resolved)),
+            DryRun::Json => println!("{}", dryrun::json(&req, &resolved)),
+        }
+        return Ok(0);
+    }
+    let located = located?;
     // Bad input ends above with no report; from here on a report is always written, XX when
     // the sandbox could not be set up.
     let mut sinks = report::Sinks::open(run)?;
-    let result = start_and_supervise(run, &req, &view.fds);
+    let result = start_and_supervise(run, &req, &located, &view.fds);
     let report = match &result {
         Ok(o) => RunReport::from_exit(&o.exit, o.exec_error.as_deref()),
         Err(e) => RunReport::internal_error(&format!("{e:#}").replace('\n', " ")),
@@ -104,11 +261,11 @@ fn run_sandbox(run: &args::RunArgs, matches: &ArgMatches) -> anyhow::Result<i32>
 }
 
 fn start_and_supervise(
-    run: &args::RunArgs,
+    run: &RunArgs,
     req: &nsjail_core::SpawnRequest,
+    located: &helper::Located,
     extra_fds: &[std::os::fd::RawFd],
 ) -> anyhow::Result<session::Outcome> {
-    let located = helper::locate(run.helper.as_deref())?;
     if run.verbose {
         eprintln!(
             "nsjail: helper {} (found by {}; {})",
@@ -117,9 +274,16 @@ fn start_and_supervise(
             helper::describe(&located.path)
         );
     }
-    let signals = session::catch_signals()?;
+    let mut term = terminal::Terminal::for_stdio()?;
+    let stdio = term.as_ref().map(|t| t.stdio()).unwrap_or([0, 1, 2]);
+    let signals = session::catch_signals(term.is_some())?;
     let (mut child, sock) = helper::start(&located.path)?;
-    let outcome = session::run(sock, req, extra_fds, &signals);
+    if let Some(t) = term.as_mut() {
+        t.enter_raw()?;
+    }
+    let outcome = session::run(sock, req, stdio, extra_fds, &signals, term.as_mut());
+    // Our terminal back to how it was before anything else is printed.
+    drop(term);
     // The helper exits once it has reported; reap it so that nothing of ours lingers.
     let status = child.wait();
     match outcome {
@@ -131,6 +295,45 @@ fn start_and_supervise(
             _ => Err(e),
         },
     }
+}
+
+fn profile_list() {
+    for (name, origin, shadowed) in profiles::list() {
+        let note = if shadowed {
+            "  (shadowed by the one above)"
+        } else {
+            ""
+        };
+        println!("{name:<12} {origin}{note}");
+    }
+}
+
+/// `nsjail profile show NAME`: the files, the options they add, and the sandbox
+/// `nsjail run --profile NAME -- CMD` would start from here, now.
+fn profile_show(argv: &[OsString], name: &str) -> anyhow::Result<i32> {
+    let (origin, text) = profiles::find(name)?;
+    let mut header = format!("# profile {name} ({origin})\n");
+    for line in text.lines() {
+        header.push_str(&format!("#   {line}\n"));
+    }
+    header.push_str(&format!(
+        "# as `nsjail run --profile {name} -- CMD` would run it from this directory:\n"
+    ));
+    let run_argv: Vec<OsString> = [
+        argv.first().cloned().unwrap_or_else(|| "nsjail".into()),
+        "run".into(),
+        "--profile".into(),
+        name.into(),
+        "--dry-run".into(),
+        "--".into(),
+        "CMD".into(),
+    ]
+    .into();
+    let (cli, matches) = parse(&run_argv).context("profile show")?;
+    let (Command::Run(run), Some((_, run_matches))) = (cli.command, matches.subcommand()) else {
+        return Ok(SETUP_FAILED);
+    };
+    run_with_profiles(run, run_matches, &run_argv, Some(&header))
 }
 
 fn describe_status(st: std::process::ExitStatus) -> String {

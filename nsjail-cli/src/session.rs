@@ -15,6 +15,8 @@ use nsjail_core::exit::{code_for_error, code_for_termination};
 use nsjail_core::wire;
 use nsjail_core::{ClientMessage, ErrorKind, ExitInfo, HelperEvent, SpawnRequest, Termination};
 
+use crate::terminal::Terminal;
+
 /// Signals we pass on to the payload.
 pub const FORWARDED: [Signal; 6] = [
     Signal::SIGHUP,
@@ -26,11 +28,15 @@ pub const FORWARDED: [Signal; 6] = [
 ];
 
 /// Block the forwarded signals and return a signalfd for them. Done before the helper starts,
-/// so that a signal arriving during set-up is forwarded, not fatal to us.
-pub fn catch_signals() -> Result<SignalFd> {
+/// so that a signal arriving during set-up is forwarded, not fatal to us. With a terminal,
+/// `SIGWINCH` too (window size changes are passed to the payload's terminal, not forwarded).
+pub fn catch_signals(terminal: bool) -> Result<SignalFd> {
     let mut mask = SigSet::empty();
     for s in FORWARDED {
         mask.add(s);
+    }
+    if terminal {
+        mask.add(Signal::SIGWINCH);
     }
     mask.thread_block().context("blocking signals")?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")
@@ -47,27 +53,68 @@ pub struct Outcome {
 pub fn run(
     sock: OwnedFd,
     req: &SpawnRequest,
+    stdio: [RawFd; 3],
     extra_fds: &[RawFd],
     signals: &SignalFd,
+    mut term: Option<&mut Terminal>,
 ) -> Result<Outcome> {
     let mut stream = UnixStream::from(sock);
-    send_spawn(&stream, req, extra_fds)?;
+    send_spawn(&stream, req, stdio, extra_fds)?;
+    if let Some(t) = term.as_deref_mut() {
+        // The helper has its copy; ours must go so the master sees the end of the sandbox.
+        t.slave = None;
+    }
     let verbose = req.verbose;
     let mut exec_error: Option<(ErrorKind, String)> = None;
     loop {
-        let mut fds = [
+        let stdin = std::io::stdin();
+        let mut fds = vec![
             PollFd::new(stream.as_fd(), PollFlags::POLLIN),
             PollFd::new(signals.as_fd(), PollFlags::POLLIN),
         ];
+        // Indices of the terminal's fds in `fds`, when they are polled.
+        let (mut stdin_at, mut master_at) = (None, None);
+        if let Some(t) = term.as_deref() {
+            let (read_stdin, master) = t.interest();
+            if read_stdin {
+                stdin_at = Some(fds.len());
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+            if let Some(flags) = master {
+                master_at = Some(fds.len());
+                fds.push(PollFd::new(t.master.as_fd(), flags));
+            }
+        }
         match poll(&mut fds, PollTimeout::NONE) {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e).context("poll"),
             Ok(_) => {}
         }
-        let sig_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
-        let sock_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let ready = |i: Option<usize>| {
+            i.and_then(|i| fds[i].revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let sig_ready = ready(Some(1));
+        let sock_ready = ready(Some(0));
+        let (stdin_ready, master_ready) = (ready(stdin_at), ready(master_at));
+        drop(fds);
+        if let Some(t) = term.as_deref_mut() {
+            if master_ready {
+                t.relay_master();
+                t.flush_input();
+            }
+            if stdin_ready {
+                t.relay_stdin();
+            }
+        }
         if sig_ready {
             while let Ok(Some(info)) = signals.read_signal() {
+                if info.ssi_signo == Signal::SIGWINCH as u32 {
+                    if let Some(t) = term.as_deref() {
+                        t.resize();
+                    }
+                    continue;
+                }
                 let frame = wire::encode(&ClientMessage::Signal(info.ssi_signo as i32))?;
                 // If the helper is gone the next read tells us; nothing to do here.
                 let _ = stream.write_all(&frame);
@@ -98,6 +145,9 @@ pub fn run(
                 ErrorKind::Setup | ErrorKind::BadRequest => bail!("{message}"),
             },
             Some(HelperEvent::Exited(info)) => {
+                if let Some(t) = term.as_deref_mut() {
+                    t.drain();
+                }
                 if verbose {
                     let how = match info.termination {
                         Termination::Exited(c) => format!("exited with code {c}"),
@@ -138,10 +188,16 @@ pub fn run(
     }
 }
 
-/// The spawn frame, with our stdin, stdout and stderr attached as `SCM_RIGHTS`.
-fn send_spawn(stream: &UnixStream, req: &SpawnRequest, extra_fds: &[RawFd]) -> Result<()> {
+/// The spawn frame, with the payload's stdin, stdout and stderr (ours, or the pseudo-terminal's
+/// slave) attached as `SCM_RIGHTS`.
+fn send_spawn(
+    stream: &UnixStream,
+    req: &SpawnRequest,
+    stdio: [RawFd; 3],
+    extra_fds: &[RawFd],
+) -> Result<()> {
     let frame = wire::encode(&ClientMessage::Spawn(Box::new(req.clone())))?;
-    let mut fds = vec![0, 1, 2];
+    let mut fds = stdio.to_vec();
     fds.extend_from_slice(extra_fds);
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let sent = loop {

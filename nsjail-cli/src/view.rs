@@ -41,6 +41,9 @@ pub struct View {
     pub fds: Vec<RawFd>,
     /// Lines for `--verbose` about choices the default view made.
     pub notes: Vec<String>,
+    /// Files made here (such as the filtered Xauthority) whose fds are in `fds`; held open
+    /// until the request has been sent.
+    pub keep: Vec<std::os::fd::OwnedFd>,
 }
 
 fn flag(id: &str) -> String {

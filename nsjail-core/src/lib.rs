@@ -11,6 +11,7 @@ pub mod exit;
 pub mod limits;
 pub mod message;
 pub mod mounts;
+pub mod profile;
 pub mod report;
 pub mod request;
 pub mod validate;
@@ -20,4 +21,4 @@ pub use message::{
     CgroupUsage, ClientMessage, ErrorKind, ExitInfo, HelperEvent, LimitHit, Termination,
 };
 pub use mounts::{BindKind, MountOp, OverlayKind};
-pub use request::{CgroupVersion, IdMapping, Limits, Namespaces, SpawnRequest};
+pub use request::{CgroupVersion, IdMapping, Limits, Namespaces, Pasta, PortForward, SpawnRequest};

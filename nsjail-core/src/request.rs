@@ -37,6 +37,24 @@ pub struct SpawnRequest {
     pub extra_fds: u32,
     /// Resource limits, time limits and accounting (issue 7).
     pub limits: Limits,
+    /// Outbound network through `pasta` (run as the caller, in the host's network namespace)
+    /// into the sandbox's new network namespace; `None`: only `lo` (or the host's namespace
+    /// when `namespaces.net` is false).
+    pub pasta: Option<Pasta>,
+}
+
+/// How the sandbox reaches the network through `pasta`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Pasta {
+    /// TCP ports forwarded from the host into the sandbox; nothing else is forwarded.
+    pub forward_tcp: Vec<PortForward>,
+}
+
+/// A TCP port of the host (all its addresses) forwarded to a port inside the sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortForward {
+    pub host: u16,
+    pub sandbox: u16,
 }
 
 /// Which namespaces are new. User, mount and PID namespaces are always new: the whole design
@@ -92,6 +110,7 @@ impl SpawnRequest {
             mounts: Vec::new(),
             extra_fds: 0,
             limits: Limits::default(),
+            pasta: None,
         }
     }
 

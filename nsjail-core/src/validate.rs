@@ -73,6 +73,17 @@ pub enum ValidationError {
         value: String,
         range: &'static str,
     },
+    #[error("--net pasta needs a new network namespace (drop --share-net)")]
+    PastaNeedsNetns,
+    #[error(
+        "--net pasta needs uid 0 inside the sandbox (pasta configures the sandbox's network with \
+         the capabilities of that uid); drop --uid {0}"
+    )]
+    PastaNeedsRoot(u32),
+    #[error("--forward-port: port 0 is not a port")]
+    PortZero,
+    #[error("--forward-port: host port {0} is forwarded twice")]
+    PortTwice(u16),
 }
 
 fn no_nul(field: &'static str, s: &str) -> Result<(), ValidationError> {
@@ -127,6 +138,7 @@ pub fn check(req: &SpawnRequest) -> Result<(), ValidationError> {
         return Err(ValidationError::HostnameNeedsUts);
     }
     check_mounts(req)?;
+    check_pasta(req)?;
     // (uid_t)-1 means "unchanged" to the set*id calls, so it can never be a real id.
     for (field, value) in [("uid", req.ids.uid), ("gid", req.ids.gid)] {
         if value == u32::MAX {
@@ -188,6 +200,37 @@ pub fn check_limits(l: &Limits) -> Result<(), ValidationError> {
             format!("{}.{:03}", m / 1000, m % 1000),
             "0.01 to 1000",
         ));
+    }
+    Ok(())
+}
+
+/// Most port forwards one sandbox may ask for.
+pub const MAX_FORWARDS: usize = 64;
+
+fn check_pasta(req: &SpawnRequest) -> Result<(), ValidationError> {
+    let Some(pasta) = &req.pasta else {
+        return Ok(());
+    };
+    if !req.namespaces.net {
+        return Err(ValidationError::PastaNeedsNetns);
+    }
+    if req.ids.uid != 0 {
+        return Err(ValidationError::PastaNeedsRoot(req.ids.uid));
+    }
+    if pasta.forward_tcp.len() > MAX_FORWARDS {
+        return Err(ValidationError::TooMany {
+            field: "forward_tcp",
+            count: pasta.forward_tcp.len(),
+            max: MAX_FORWARDS,
+        });
+    }
+    for (i, f) in pasta.forward_tcp.iter().enumerate() {
+        if f.host == 0 || f.sandbox == 0 {
+            return Err(ValidationError::PortZero);
+        }
+        if pasta.forward_tcp[..i].iter().any(|g| g.host == f.host) {
+            return Err(ValidationError::PortTwice(f.host));
+        }
     }
     Ok(())
 }
@@ -399,6 +442,29 @@ mod tests {
             perms: None,
         });
         assert_eq!(check(&r), Err(ValidationError::FdReused(0)));
+
+        let mut r = ok();
+        r.pasta = Some(crate::request::Pasta::default());
+        assert_eq!(check(&r), Ok(()));
+        r.namespaces.net = false;
+        assert_eq!(check(&r), Err(ValidationError::PastaNeedsNetns));
+        r.namespaces.net = true;
+        r.ids.uid = 1000;
+        assert_eq!(check(&r), Err(ValidationError::PastaNeedsRoot(1000)));
+        r.ids.uid = 0;
+        let fwd = |host, sandbox| crate::request::PortForward { host, sandbox };
+        r.pasta = Some(crate::request::Pasta {
+            forward_tcp: vec![fwd(8080, 80), fwd(8081, 80)],
+        });
+        assert_eq!(check(&r), Ok(()));
+        r.pasta = Some(crate::request::Pasta {
+            forward_tcp: vec![fwd(8080, 80), fwd(8080, 81)],
+        });
+        assert_eq!(check(&r), Err(ValidationError::PortTwice(8080)));
+        r.pasta = Some(crate::request::Pasta {
+            forward_tcp: vec![fwd(0, 80)],
+        });
+        assert_eq!(check(&r), Err(ValidationError::PortZero));
 
         let mut r = ok();
         r.argv = vec![String::new(); MAX_LIST + 1];

@@ -240,6 +240,15 @@ fn start(
         return Err(fail(sys("dup2 stdio")(e), reporter));
     }
     drop((stdin, stdout, stderr));
+    // A terminal on stdin (the pseudo-terminal the CLI made) becomes this session's controlling
+    // terminal, so job control works inside and the terminal's signal keys reach the
+    // foreground job. Not stolen from another session: a terminal that already controls one
+    // (the caller's own) stays without, and then TIOCSTI cannot reach it.
+    let ctty = nix::unistd::isatty(std::io::stdin()).unwrap_or(false)
+        && sys::set_controlling_tty(std::io::stdin().as_fd()).is_ok();
+    if ctty {
+        reporter.step(|| "terminal: stdin is the session's controlling terminal".into());
+    }
     // Every other inherited fd (the client socket, the helper's pipe ends) goes now; the two
     // pipes we keep are close-on-exec.
     let mut keep = [reporter_fd(&reporter), status.as_raw_fd()];
@@ -274,6 +283,9 @@ fn start(
         Ok(None) => {
             drop(sigfd);
             drop(status);
+            if ctty {
+                foreground();
+            }
             let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
             exec_payload(&exec, &reporter)
         }
@@ -283,6 +295,19 @@ fn start(
             drop(reporter.into_fd());
             init::run(payload, sigfd, status)
         }
+    }
+}
+
+/// The payload in its own process group, in the terminal's foreground, as a shell starts a
+/// job: Ctrl-C and Ctrl-Z reach it (and whatever it starts in that group), not the init.
+fn foreground() {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    // A process outside the foreground group may change it only with SIGTTOU blocked.
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), None);
+    let me = nix::unistd::getpid();
+    if nix::unistd::setpgid(me, me).is_ok() {
+        let _ = nix::unistd::tcsetpgrp(std::io::stdin(), me);
     }
 }
 

@@ -19,6 +19,7 @@ mod enforce;
 mod error;
 mod init;
 mod mounts;
+mod pasta;
 mod report;
 mod rlimits;
 mod serve;

@@ -33,6 +33,8 @@ pub struct Sandbox {
     /// left inside and removes it.
     pub cgroup: Option<Cgroup>,
     pub limits: Limits,
+    /// pasta, for `--net pasta`: killed when the sandbox is dropped.
+    pub _pasta: Option<crate::pasta::PastaProcess>,
 }
 
 /// `CLONE_NEWTIME` is not in nix's `CloneFlags`; clone3 accepts it.
@@ -148,6 +150,14 @@ pub fn spawn(
             Err(e) => return Err(kill(e)),
         }
     }
+    // The sandbox's network must be there before its payload runs.
+    let pasta = match &req.pasta {
+        None => None,
+        Some(cfg) => match crate::pasta::start(pid, caller, cfg, req.ids, step) {
+            Ok(p) => Some(p),
+            Err(e) => return Err(kill(e)),
+        },
+    };
     // Release the child: its maps are in place.
     if let Err(e) = write(&sync_w, b"1") {
         return Err(kill(sys("write sync pipe")(e)));
@@ -162,6 +172,7 @@ pub fn spawn(
         as_pid_1: req.as_pid_1,
         cgroup,
         limits: req.limits.clone(),
+        _pasta: pasta,
     })
 }
 

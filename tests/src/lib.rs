@@ -1109,3 +1109,30 @@ pub fn devnull_stdio() -> Vec<OwnedFd> {
         .unwrap();
     vec![r.into(), w1.into(), w2.into()]
 }
+
+// ---------------------------------------------------------------------------------------------
+// Running as a caller from inside another program (a network namespace, a terminal)
+
+/// The words that run a command as caller `c` with a cleared environment holding `env`: for
+/// the ordinary user `setpriv` switches ids (no supplementary groups), for root nothing does.
+/// Used where the test cannot start the process itself (`ip netns exec`, a tmux pane).
+pub fn as_caller_words(c: &Caller, env: &[(&str, &str)]) -> Vec<String> {
+    let mut w = Vec::new();
+    if c.is_user() {
+        w.extend([
+            tool("setpriv"),
+            format!("--reuid={}", c.uid),
+            format!("--regid={}", c.gid),
+            "--clear-groups".into(),
+            "--".into(),
+        ]);
+    }
+    w.extend([tool("env"), "-i".into()]);
+    let path = if c.is_user() { USER_PATH } else { ROOT_PATH };
+    w.push(format!("PATH={path}"));
+    if !env.iter().any(|(k, _)| *k == "HOME") {
+        w.push(format!("HOME={}", if c.is_user() { "/" } else { "/root" }));
+    }
+    w.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+    w
+}

@@ -82,6 +82,9 @@ pub fn install(ws: &Workspace, args: &InstallArgs) -> Result<()> {
     let bin_dir = ws.build_bins(Profile::Release, false)?;
     step(&format!("installing into {}", dest.display()));
     install_files(&bin_dir, &dest, root)?;
+    for p in crate::package::install_data(&ws.root, &dest)? {
+        println!("installed {}", p.display());
+    }
     if !root {
         eprintln!(
             "warning: not running as root: the setuid bit could not be set; {} is staged with \
@@ -167,10 +170,12 @@ fn copy_into_place(src: &Path, dst: &Path, mode: u32, as_root: bool) -> Result<(
     Ok(())
 }
 
-pub fn uninstall(args: &UninstallArgs) -> Result<()> {
+pub fn uninstall(ws_root: &Path, args: &UninstallArgs) -> Result<()> {
     let dest = staged_prefix(&args.prefix, args.destdir.as_deref())?;
     let mut removed = 0;
-    for rel in [CLI_REL, HELPER_REL] {
+    let mut files = vec![CLI_REL.to_string(), HELPER_REL.to_string()];
+    files.extend(crate::package::data_paths(ws_root)?);
+    for rel in &files {
         let path = dest.join(rel);
         match fs::remove_file(&path) {
             Ok(()) => {
@@ -183,16 +188,23 @@ pub fn uninstall(args: &UninstallArgs) -> Result<()> {
             Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
         }
     }
-    // The helper's own directory goes too, if nothing else is in it.
-    let helper_dir = dest.join("libexec/nsjail");
-    match fs::remove_dir(&helper_dir) {
-        Ok(()) => println!("removed {}", helper_dir.display()),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
-            ) => {}
-        Err(e) => return Err(e).with_context(|| format!("removing {}", helper_dir.display())),
+    // nsjail's own directories go too, if nothing else is in them.
+    for dir in [
+        "libexec/nsjail",
+        "share/nsjail/profiles",
+        "share/nsjail",
+        "share/doc/nsjail",
+    ] {
+        let dir = dest.join(dir);
+        match fs::remove_dir(&dir) {
+            Ok(()) => println!("removed {}", dir.display()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
+                ) => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", dir.display())),
+        }
     }
     if removed == 0 {
         println!("nothing to remove under {}", dest.display());
@@ -235,12 +247,20 @@ mod tests {
         assert_eq!(fs::read(dest.join(HELPER_REL)).expect("read"), b"helper");
 
         let stage = tmp.path().join("stage");
-        uninstall(&UninstallArgs {
-            prefix: PathBuf::from("/usr/local"),
-            destdir: Some(stage),
-        })
+        let ws_root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        crate::package::install_data(ws_root, &dest).expect("install data");
+        assert!(dest.join("share/man/man1/nsjail.1").is_file());
+        uninstall(
+            ws_root,
+            &UninstallArgs {
+                prefix: PathBuf::from("/usr/local"),
+                destdir: Some(stage),
+            },
+        )
         .expect("uninstall");
         assert!(!dest.join(CLI_REL).exists());
         assert!(!dest.join("libexec/nsjail").exists());
+        assert!(!dest.join("share/man/man1/nsjail.1").exists());
+        assert!(!dest.join("share/nsjail").exists());
     }
 }

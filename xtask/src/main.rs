@@ -5,6 +5,7 @@
 
 mod bench;
 mod install;
+mod package;
 mod throughput;
 
 use std::ffi::{OsStr, OsString};
@@ -72,6 +73,23 @@ enum Cmd {
     },
     /// Check formatting (`cargo fmt --check`) and lints (`cargo clippy -D warnings`).
     Lint,
+    /// Write the man pages (nsjail.1, nsjail-run.1, ...) made from the CLI's definition.
+    Man {
+        /// Directory to write them to.
+        #[arg(long, value_name = "DIR", default_value = "target/man")]
+        out: PathBuf,
+    },
+    /// Write bash, zsh and fish completions under DIR/share/... (where a distribution puts them).
+    Completions {
+        /// Directory to write them under.
+        #[arg(long, value_name = "DIR", default_value = "target/completions")]
+        out: PathBuf,
+    },
+    /// Build a tarball: static release binaries, man pages, completions, built-in profiles,
+    /// docs and an example policy, laid out as under a prefix (target/dist/).
+    Dist,
+    /// Build a .deb with dpkg-deb: the same files under /usr, the helper root:root 4755.
+    Deb,
     /// Time `nsjail run -- /bin/true` (setuid helper, ordinary user) against bwrap, unshare and
     /// plain /bin/true. Must run as root.
     Bench(bench::BenchArgs),
@@ -99,10 +117,14 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Install(args) => install::install(&ws, &args),
-        Cmd::Uninstall(args) => install::uninstall(&args),
+        Cmd::Uninstall(args) => install::uninstall(&ws.root, &args),
         Cmd::Test { args } => test(&ws, &args),
         Cmd::Lint => lint(&ws),
         Cmd::Bench(args) => bench::bench(&ws, &args),
+        Cmd::Man { out } => package::man(&ws.root.join(out)),
+        Cmd::Completions { out } => package::completions_into(&ws.root.join(out)),
+        Cmd::Dist => package::dist(&ws).map(drop),
+        Cmd::Deb => package::deb(&ws).map(drop),
     }
 }
 

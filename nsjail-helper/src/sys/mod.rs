@@ -82,9 +82,10 @@ pub fn clone_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Cloned, 
     }
 }
 
-/// Plain `fork(2)`, used by the sandbox's init to start the payload.
+/// Plain `fork(2)`, used by the sandbox's init to start the payload and by the helper to start
+/// pasta.
 pub fn fork() -> Result<Option<Pid>, Errno> {
-    // SAFETY: the calling process (the sandbox's first process) is single-threaded, so the
+    // SAFETY: both callers (the sandbox's first process, the helper) are single-threaded, so the
     // child may run arbitrary code, as after fork in any single-threaded program.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => Ok(None),
@@ -147,6 +148,15 @@ pub fn reset_signals() -> Result<(), Errno> {
         unsafe { sigaction(sig, &dfl) }?;
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// Put `SIGPIPE` back to its default action, for a program we exec that expects to start so
+/// (pasta refuses to start with it ignored).
+pub fn default_sigpipe() -> Result<(), Errno> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installing SIG_DFL runs no handler code.
+    unsafe { sigaction(Signal::SIGPIPE, &dfl) }.map(drop)
 }
 
 /// Resource usage of a reaped child and its reaped descendants.
@@ -238,6 +248,13 @@ pub fn loopback_up() -> Result<(), Errno> {
     }
     // SAFETY: as above, SIOCSIFFLAGS reads the ifreq we own.
     Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
+}
+
+/// `ioctl(fd, TIOCSCTTY, 0)`: make the terminal `fd` the controlling terminal of this session
+/// (whose leader we must be), without stealing it from another session.
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an int by value (0: do not steal); no memory is passed.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
 }
 
 /// Take ownership of an fd the kernel has just installed in this process (received with

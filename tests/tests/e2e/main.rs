@@ -5,6 +5,8 @@
 //! Build the binaries first: `cargo build --workspace --bins` (or set NSJAIL_BIN_DIR).
 
 mod cgroup_v2;
+mod desktop;
+mod dry_run;
 mod env;
 mod exit_codes;
 mod fds;
@@ -14,9 +16,12 @@ mod limits;
 mod lookup;
 mod maps;
 mod namespaces;
+mod network;
 mod plain;
 mod processes;
+mod profiles;
 mod report;
 mod signals;
 mod stdio;
+mod terminal;
 mod verbose;

@@ -1,0 +1,205 @@
+//! The payload's terminal. When our stdin is a terminal, the payload gets a new pseudo-terminal
+//! instead of ours: its slave becomes the payload's stdin (and stdout/stderr where ours are
+//! terminals too) and its controlling terminal, so a shell inside has job control, Ctrl-C and
+//! Ctrl-Z reach only the foreground job inside, and `TIOCSTI` can only push input into that
+//! pseudo-terminal, never into the terminal the user typed `nsjail` in. Our own terminal is put
+//! in raw mode while the sandbox runs (restored when this value is dropped, on every return
+//! path), bytes are relayed both ways, and window size changes are passed on.
+//!
+//! Without a terminal on stdin nothing here is used: stdio goes to the payload as it is.
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::pty::{Winsize, openpty};
+use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
+
+/// Input queued for the payload beyond which we stop reading our stdin for a while.
+const MAX_PENDING: usize = 64 * 1024;
+
+pub struct Terminal {
+    pub master: OwnedFd,
+    /// Sent to the helper, then dropped, so the master sees end-of-file when the sandbox ends.
+    pub slave: Option<OwnedFd>,
+    /// Which of our fds 0–2 were terminals (those are replaced by the slave).
+    pub replaced: [bool; 3],
+    /// Our terminal's settings before raw mode; restored on drop.
+    saved: Option<Termios>,
+    /// Bytes read from our stdin not yet written to the master.
+    pending: Vec<u8>,
+    stdin_open: bool,
+    master_open: bool,
+}
+
+fn winsize_of(fd: BorrowedFd<'_>) -> Option<Winsize> {
+    let ws = rustix::termios::tcgetwinsize(fd).ok()?;
+    Some(Winsize {
+        ws_row: ws.ws_row,
+        ws_col: ws.ws_col,
+        ws_xpixel: ws.ws_xpixel,
+        ws_ypixel: ws.ws_ypixel,
+    })
+}
+
+impl Terminal {
+    /// A new pseudo-terminal when stdin is a terminal; `None` otherwise.
+    pub fn for_stdio() -> Result<Option<Terminal>> {
+        let stdin = std::io::stdin();
+        if !nix::unistd::isatty(stdin.as_fd()).unwrap_or(false) {
+            return Ok(None);
+        }
+        let replaced = [
+            true,
+            nix::unistd::isatty(std::io::stdout().as_fd()).unwrap_or(false),
+            nix::unistd::isatty(std::io::stderr().as_fd()).unwrap_or(false),
+        ];
+        let size = winsize_of(stdin.as_fd());
+        let pty = openpty(size.as_ref(), None).context("openpty")?;
+        // Ours, not the helper's: neither end may leak into anything we start.
+        for fd in [&pty.master, &pty.slave] {
+            fcntl(fd, FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).context("fcntl")?;
+        }
+        let flags = fcntl(&pty.master, FcntlArg::F_GETFL).context("fcntl(F_GETFL)")?;
+        fcntl(
+            &pty.master,
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+        )
+        .context("fcntl(F_SETFL)")?;
+        Ok(Some(Terminal {
+            master: pty.master,
+            slave: Some(pty.slave),
+            replaced,
+            saved: None,
+            pending: Vec::new(),
+            stdin_open: true,
+            master_open: true,
+        }))
+    }
+
+    /// The payload's fds 0–2: the slave where ours is a terminal, ours elsewhere.
+    pub fn stdio(&self) -> [RawFd; 3] {
+        let slave = self.slave.as_ref().map(|s| s.as_raw_fd()).unwrap_or(0);
+        [0, 1, 2].map(|fd| {
+            if self.replaced[fd as usize] {
+                slave
+            } else {
+                fd
+            }
+        })
+    }
+
+    /// Put our terminal in raw mode: every key goes to the payload's terminal, which does the
+    /// line editing and signal keys itself.
+    pub fn enter_raw(&mut self) -> Result<()> {
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(stdin.as_fd()).context("tcgetattr")?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        self.saved = Some(saved);
+        tcsetattr(stdin.as_fd(), SetArg::TCSADRAIN, &raw).context("tcsetattr (raw mode)")?;
+        Ok(())
+    }
+
+    /// Pass our window size on to the payload's terminal (after SIGWINCH).
+    pub fn resize(&self) {
+        if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdin().as_fd()) {
+            let _ = rustix::termios::tcsetwinsize(self.master.as_fd(), ws);
+        }
+    }
+
+    /// What to poll for: (our stdin, the master) interest; `None` when not to poll it.
+    pub fn interest(&self) -> (bool, Option<nix::poll::PollFlags>) {
+        use nix::poll::PollFlags;
+        let read_stdin = self.stdin_open && self.pending.len() < MAX_PENDING;
+        let master = if !self.master_open {
+            None
+        } else if self.pending.is_empty() {
+            Some(PollFlags::POLLIN)
+        } else {
+            Some(PollFlags::POLLIN | PollFlags::POLLOUT)
+        };
+        (read_stdin, master)
+    }
+
+    /// Our stdin has input: queue it for the payload.
+    pub fn relay_stdin(&mut self) {
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(std::io::stdin().as_fd(), &mut buf) {
+            Ok(0) => self.stdin_open = false,
+            Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR | Errno::EAGAIN) => {}
+            Err(_) => self.stdin_open = false,
+        }
+        self.flush_input();
+    }
+
+    /// Write queued input to the master as far as it takes it.
+    pub fn flush_input(&mut self) {
+        while !self.pending.is_empty() && self.master_open {
+            match nix::unistd::write(&self.master, &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => break,
+                Err(_) => {
+                    self.pending.clear();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The payload wrote: copy it to our stdout. `false` once the payload's side is closed.
+    pub fn relay_master(&mut self) -> bool {
+        let mut buf = [0u8; 8192];
+        loop {
+            match nix::unistd::read(self.master.as_fd(), &mut buf) {
+                Ok(0) | Err(Errno::EIO) => {
+                    self.master_open = false;
+                    return false;
+                }
+                Ok(n) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return true,
+                Err(_) => {
+                    self.master_open = false;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// After the sandbox ended: copy what the payload wrote last, until its side is closed (or,
+    /// should anything still hold it, a quiet second passes).
+    pub fn drain(&mut self) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        while self.master_open {
+            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(1000u16)) {
+                Ok(0) => break,
+                Err(Errno::EINTR) => continue,
+                Err(_) => break,
+                Ok(_) => {
+                    if !self.relay_master() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if let Some(saved) = self.saved.take() {
+            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSADRAIN, &saved);
+        }
+    }
+}
