@@ -20,19 +20,34 @@ fn create(path: &Path) -> Result<File> {
     File::create(path).with_context(|| format!("cannot create report file {}", path.display()))
 }
 
+/// A writable handle on our descriptor `fd`. Stdout and stderr are duplicated (the same open
+/// file, whoever created it); any other number is reopened through /proc, so that this command
+/// needs no unsafe code to adopt a raw descriptor — append, so a file keeps what it had.
+fn adopt(fd: u32) -> std::io::Result<File> {
+    let dup = |h: std::os::fd::BorrowedFd<'_>| {
+        nix::unistd::dup(h)
+            .map(File::from)
+            .map_err(std::io::Error::from)
+    };
+    match fd {
+        1 => dup(std::os::fd::AsFd::as_fd(&std::io::stdout())),
+        2 => dup(std::os::fd::AsFd::as_fd(&std::io::stderr())),
+        _ => OpenOptions::new()
+            .append(true)
+            .open(format!("/proc/self/fd/{fd}")),
+    }
+}
+
 impl Sinks {
     pub fn open(run: &RunArgs) -> Result<Sinks> {
         let mut json = Vec::new();
         // The descriptor first: it can be wrong without anything having been created.
         if let Some(fd) = run.status_fd {
-            // Reopened through /proc so that this command needs no unsafe code to adopt a
-            // descriptor number; append, so a file keeps what was written before.
-            let f = OpenOptions::new()
-                .append(true)
-                .open(format!("/proc/self/fd/{fd}"))
-                .with_context(|| {
-                    format!("--status-fd {fd}: not a descriptor open for writing (a file, pipe or terminal)")
-                })?;
+            let f = adopt(fd).with_context(|| {
+                format!(
+                    "--status-fd {fd}: not a descriptor open for writing (a file, pipe or terminal)"
+                )
+            })?;
             json.push((format!("--status-fd {fd}"), f));
         }
         if let Some(p) = &run.status_json {
