@@ -78,6 +78,12 @@ pub struct RunArgs {
     #[arg(long, short)]
     pub verbose: bool,
 
+    /// The helper daemon's socket, tried before the setuid helper; `none` skips the daemon
+    /// [default: $NSJAIL_SOCKET, else /run/nsjail/helper.sock unless --helper or $NSJAIL_HELPER
+    /// names a helper]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
     /// The command to run and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,

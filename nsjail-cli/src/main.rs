@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod daemon;
 mod helper;
 mod session;
 
@@ -65,7 +66,28 @@ fn run_sandbox(run: &args::RunArgs) -> anyhow::Result<i32> {
     let req = run.to_request(env, cwd);
     nsjail_core::validate::check(&req)?;
 
-    let located = helper::locate(run.helper.as_deref())?;
+    let located = match daemon::choose(run.socket.as_deref(), run.helper.as_deref())? {
+        daemon::Route::Daemon { path, how, sock } => {
+            if run.verbose {
+                eprintln!(
+                    "nsjail: daemon at {} (socket from {how}); no helper process of ours",
+                    path.display()
+                );
+            }
+            let signals = session::catch_signals()?;
+            // The daemon serves this connection until we close it: if we die, it kills the
+            // sandbox.
+            return session::run(sock, &req, &signals)
+                .map(|o| o.code)
+                .map_err(|e| e.context(format!("daemon at {}", path.display())));
+        }
+        daemon::Route::Helper { located, skipped } => {
+            if run.verbose {
+                eprintln!("nsjail: {skipped}");
+            }
+            located
+        }
+    };
     if run.verbose {
         eprintln!(
             "nsjail: helper {} (found by {}; {})",

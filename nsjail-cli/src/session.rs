@@ -43,7 +43,16 @@ pub struct Outcome {
 
 pub fn run(sock: OwnedFd, req: &SpawnRequest, signals: &SignalFd) -> Result<Outcome> {
     let mut stream = UnixStream::from(sock);
-    send_spawn(&stream, req)?;
+    if let Err(e) = send_spawn(&stream, req) {
+        // A helper that refused us at once (the daemon's per-user limit) may have closed the
+        // connection before our request went out: its reason is waiting to be read.
+        if let Ok(Some(HelperEvent::Error { message, .. })) =
+            wire::read_frame::<_, HelperEvent>(&mut stream)
+        {
+            bail!("{message}");
+        }
+        return Err(e);
+    }
     let verbose = req.verbose;
     let mut exec_error: Option<ErrorKind> = None;
     loop {
