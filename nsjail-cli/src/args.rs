@@ -79,8 +79,8 @@ pub struct RunArgs {
     pub verbose: bool,
 
     /// The helper daemon's socket, tried before the setuid helper; `none` skips the daemon
-    /// [default: $NSJAIL_SOCKET, else /run/nsjail/helper.sock unless --helper or $NSJAIL_HELPER
-    /// names a helper]
+    /// [default: not with --helper; else $NSJAIL_SOCKET; not with $NSJAIL_HELPER; else
+    /// /run/nsjail/helper.sock]
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 

@@ -27,18 +27,23 @@ pub enum Route {
     Helper { located: Located, skipped: String },
 }
 
-/// The daemon socket to try: `--socket`, then `$NSJAIL_SOCKET`, then the default; `None` when
-/// the daemon is not to be tried (`none`, or a helper named explicitly with no socket named).
+/// The daemon socket to try, or why none is. Command-line flags beat the environment, and a
+/// named socket beats a named helper at the same level: `--socket`, then `--helper` (no
+/// daemon), then `$NSJAIL_SOCKET`, then `$NSJAIL_HELPER` (no daemon), then the default socket.
+/// `none` as the socket means no daemon.
 fn socket_to_try(
     flag: Option<&Path>,
-    helper_named: bool,
+    helper_flag: bool,
 ) -> std::result::Result<(PathBuf, &'static str), String> {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     let (path, how) = if let Some(p) = flag {
         (p.to_path_buf(), "--socket")
-    } else if let Some(p) = std::env::var_os("NSJAIL_SOCKET").filter(|p| !p.is_empty()) {
+    } else if helper_flag {
+        return Err("daemon not tried (--helper names a helper)".into());
+    } else if let Some(p) = env("NSJAIL_SOCKET") {
         (PathBuf::from(p), "$NSJAIL_SOCKET")
-    } else if helper_named {
-        return Err("a helper was named, so no daemon was tried".into());
+    } else if env("NSJAIL_HELPER").is_some() {
+        return Err("daemon not tried ($NSJAIL_HELPER names a helper)".into());
     } else {
         (PathBuf::from(DEFAULT_SOCKET), "default")
     };
@@ -50,9 +55,7 @@ fn socket_to_try(
 
 /// Prefer the daemon when its socket exists and accepts our connection; else the helper.
 pub fn choose(socket: Option<&Path>, helper: Option<&Path>) -> Result<Route> {
-    let helper_named =
-        helper.is_some() || std::env::var_os("NSJAIL_HELPER").is_some_and(|h| !h.is_empty());
-    let skipped = match socket_to_try(socket, helper_named) {
+    let skipped = match socket_to_try(socket, helper.is_some()) {
         Ok((path, how)) => match UnixStream::connect(&path) {
             Ok(s) => {
                 return Ok(Route::Daemon {
