@@ -354,7 +354,7 @@ fn socket_activation_serves_the_inherited_socket() {
         Running::spawn_with_timeout(&mut cmd, None, "activated daemon", TIMEOUT * 4)
     };
 
-    let mut daemon = start("$$");
+    let daemon = start("$$");
     assert!(
         daemon.stderr.wait_for("socket activation", TIMEOUT),
         "{}",
