@@ -58,7 +58,7 @@ enum Cmd {
     },
     /// Build (release) and install nsjail and the helper under a prefix.
     Install(install::InstallArgs),
-    /// Remove what `install` put under a prefix.
+    /// Remove what `install` put under a prefix (either kind; disables the systemd units).
     Uninstall(install::UninstallArgs),
     /// Run every test: build all binaries, then `cargo test --workspace --no-fail-fast`.
     ///
@@ -88,6 +88,12 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cmd: Cmd) -> Result<()> {
+    // Install and uninstall can run without a workspace (prebuilt binaries, e.g. in the VM).
+    match cmd {
+        Cmd::Install(args) => return install::install(Workspace::locate, &args),
+        Cmd::Uninstall(args) => return install::uninstall(&args),
+        _ => {}
+    }
     let ws = Workspace::locate()?;
     match cmd {
         Cmd::Run { release, args } => run(&ws, Profile::from_release(release), &args),
@@ -97,8 +103,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             println!("{}", dir.join(HELPER_BIN).display());
             Ok(())
         }
-        Cmd::Install(args) => install::install(&ws, &args),
-        Cmd::Uninstall(args) => install::uninstall(&args),
+        Cmd::Install(_) | Cmd::Uninstall(_) => unreachable!("handled above"),
         Cmd::Test { args } => test(&ws, &args),
         Cmd::Lint => lint(&ws),
         Cmd::Bench(args) => bench::bench(&ws, &args),
