@@ -5,6 +5,7 @@
 
 mod bench;
 mod install;
+mod vmtest;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;
@@ -71,6 +72,10 @@ enum Cmd {
     },
     /// Check formatting (`cargo fmt --check`) and lints (`cargo clippy -D warnings`).
     Lint,
+    /// Boot a Debian 12 guest (systemd, cgroup v2) under qemu with software emulation and run
+    /// the end-to-end suite there: once with `install --setuid`, once with `install --systemd`.
+    /// Needs root; installs qemu, debootstrap and busybox-static with apt-get when missing.
+    Vmtest(vmtest::VmtestArgs),
     /// Time `nsjail run -- /bin/true` (setuid helper, ordinary user) against bwrap, unshare and
     /// plain /bin/true. Must run as root.
     Bench(bench::BenchArgs),
@@ -107,6 +112,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Test { args } => test(&ws, &args),
         Cmd::Lint => lint(&ws),
         Cmd::Bench(args) => bench::bench(&ws, &args),
+        Cmd::Vmtest(args) => vmtest::vmtest(&ws, &args),
     }
 }
 
