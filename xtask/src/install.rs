@@ -274,12 +274,14 @@ pub fn uninstall(args: &UninstallArgs) -> Result<()> {
         systemctl(&["disable", "--now", SOCKET_UNIT, SERVICE_UNIT])?;
     }
     let mut removed = 0;
+    let mut units_removed = false;
     let files = [dest.join(CLI_REL), dest.join(HELPER_REL)];
     for path in files.iter().chain(&units) {
         match fs::remove_file(path) {
             Ok(()) => {
                 println!("removed {}", path.display());
                 removed += 1;
+                units_removed |= units.contains(path);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 println!("not present: {}", path.display());
@@ -287,7 +289,7 @@ pub fn uninstall(args: &UninstallArgs) -> Result<()> {
             Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
         }
     }
-    if args.destdir.is_none() && systemd_running() && units.iter().all(|u| !u.exists()) {
+    if args.destdir.is_none() && systemd_running() && units_removed {
         systemctl(&["daemon-reload"])?;
     }
     // The helper's own directory goes too, if nothing else is in it.

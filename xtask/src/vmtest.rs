@@ -115,7 +115,7 @@ if [ "$mode" = systemd ]; then
   systemctl --no-pager status nsjail-helper.socket | head -n 5
 fi
 NSJAIL_BIN_DIR="$D/bin" NSJAIL_E2E_SYSTEM="$mode" CI=true RUST_BACKTRACE=1 \
-  "$D/e2e" --test-threads=2
+  "$D/e2e" --test-threads=2 --color never
 rc=$?
 if [ "$mode" = systemd ]; then
   echo "--- journal of the helper (last lines)"
