@@ -114,7 +114,7 @@ ls -l /usr/local/bin/nsjail /usr/local/libexec/nsjail/nsjail-helper
 if [ "$mode" = systemd ]; then
   systemctl --no-pager status nsjail-helper.socket | head -n 5
 fi
-NSJAIL_BIN_DIR="$D/bin" NSJAIL_E2E_SYSTEM="$mode" CI=true RUST_BACKTRACE=1 \
+NSJAIL_BIN_DIR="$D/bin" NSJAIL_E2E_SYSTEM="$mode" NSJAIL_E2E_LOAD_SEQUENTIAL=200 CI=true RUST_BACKTRACE=1 \
   "$D/e2e" --test-threads=2 --color never
 rc=$?
 if [ "$mode" = systemd ]; then
