@@ -57,17 +57,8 @@ struct Daemon {
 }
 
 pub fn run(cfg: Config) -> Result<(), String> {
-    let (listener, bound) = match cfg.activated {
-        Some(n) => (listen::activated(n)?, None),
-        None => (
-            listen::bind_path(&cfg.socket, cfg.socket_mode)?,
-            Some(cfg.socket.clone()),
-        ),
-    };
-    // Processes of a sandbox whose connection process died are re-parented to us, not to
-    // init: we reap them, and the drain can wait for every one of them.
-    nix::sys::prctl::set_child_subreaper(true)
-        .map_err(|e| format!("prctl(PR_SET_CHILD_SUBREAPER): {}", e.desc()))?;
+    // The stop signals are caught before the socket accepts anyone: a SIGTERM that comes as
+    // soon as a client could connect must still drain, not kill us mid-way.
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     for s in STOP {
@@ -77,6 +68,17 @@ pub fn run(cfg: Config) -> Result<(), String> {
         .map_err(|e| format!("sigprocmask: {}", e.desc()))?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| format!("signalfd: {}", e.desc()))?;
+    // Processes of a sandbox whose connection process died are re-parented to us, not to
+    // init: we reap them, and the drain can wait for every one of them.
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| format!("prctl(PR_SET_CHILD_SUBREAPER): {}", e.desc()))?;
+    let (listener, bound) = match cfg.activated {
+        Some(n) => (listen::activated(n)?, None),
+        None => (
+            listen::bind_path(&cfg.socket, cfg.socket_mode)?,
+            Some(cfg.socket.clone()),
+        ),
+    };
     eprintln!(
         "nsjail-helper: daemon listening on {} ({}; request timeout {}s; at most {} sandboxes \
          per user)",
