@@ -295,6 +295,11 @@ pub struct RunArgs {
     /// Share the D-Bus session bus through xdg-dbus-proxy's filter (refused when it is not installed) [default: not shared]
     #[arg(long, help_heading = "Desktop")]
     pub dbus_session: bool,
+    /// The helper daemon's socket, tried before the setuid helper; `none` skips the daemon
+    /// [default: not with --helper; else $NSJAIL_SOCKET; not with $NSJAIL_HELPER; else
+    /// /run/nsjail/helper.sock]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 
     /// The command to run and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]

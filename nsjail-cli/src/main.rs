@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use nsjail_cli::args;
+mod daemon;
 mod desktop;
 mod dryrun;
 mod helper;
@@ -244,11 +245,11 @@ fn run_sandbox(
         }
         return Ok(0);
     }
-    let located = located?;
+    let route = daemon::choose(run.socket.as_deref(), run.helper.as_deref())?;
     // Bad input ends above with no report; from here on a report is always written, XX when
     // the sandbox could not be set up.
     let mut sinks = report::Sinks::open(run)?;
-    let result = start_and_supervise(run, &req, &located, &view.fds);
+    let result = start_and_supervise(run, &req, route, &view.fds);
     let report = match &result {
         Ok(o) => RunReport::from_exit(&o.exit, o.exec_error.as_deref()),
         Err(e) => RunReport::internal_error(&format!("{e:#}").replace('\n', " ")),
@@ -263,21 +264,38 @@ fn run_sandbox(
 fn start_and_supervise(
     run: &RunArgs,
     req: &nsjail_core::SpawnRequest,
-    located: &helper::Located,
+    route: daemon::Route,
     extra_fds: &[std::os::fd::RawFd],
 ) -> anyhow::Result<session::Outcome> {
-    if run.verbose {
-        eprintln!(
-            "nsjail: helper {} (found by {}; {})",
-            located.path.display(),
-            located.how,
-            helper::describe(&located.path)
-        );
-    }
     let mut term = terminal::Terminal::for_stdio()?;
     let stdio = term.as_ref().map(|t| t.stdio()).unwrap_or([0, 1, 2]);
     let signals = session::catch_signals(term.is_some())?;
-    let (mut child, sock) = helper::start(&located.path)?;
+    // The daemon serves this connection until we close it (if we die, it kills the sandbox);
+    // the setuid helper is our child on one end of a socketpair.
+    let (mut child, sock) = match route {
+        daemon::Route::Daemon { path, how, sock } => {
+            if run.verbose {
+                eprintln!(
+                    "nsjail: daemon at {} (socket from {how}); no helper process of ours",
+                    path.display()
+                );
+            }
+            (None, sock)
+        }
+        daemon::Route::Helper { located, skipped } => {
+            if run.verbose {
+                eprintln!("nsjail: {skipped}");
+                eprintln!(
+                    "nsjail: helper {} (found by {}; {})",
+                    located.path.display(),
+                    located.how,
+                    helper::describe(&located.path)
+                );
+            }
+            let (child, sock) = helper::start(&located.path)?;
+            (Some(child), sock)
+        }
+    };
     if let Some(t) = term.as_mut() {
         t.enter_raw()?;
     }
@@ -285,11 +303,11 @@ fn start_and_supervise(
     // Our terminal back to how it was before anything else is printed.
     drop(term);
     // The helper exits once it has reported; reap it so that nothing of ours lingers.
-    let status = child.wait();
+    let status = child.as_mut().map(|c| c.wait());
     match outcome {
         Ok(o) => Ok(o),
         Err(e) => match status {
-            Ok(st) if !st.success() && st.code() != Some(2) => {
+            Some(Ok(st)) if !st.success() && st.code() != Some(2) => {
                 Err(e.context(format!("helper {}", describe_status(st))))
             }
             _ => Err(e),

@@ -59,7 +59,16 @@ pub fn run(
     mut term: Option<&mut Terminal>,
 ) -> Result<Outcome> {
     let mut stream = UnixStream::from(sock);
-    send_spawn(&stream, req, stdio, extra_fds)?;
+    if let Err(e) = send_spawn(&stream, req, stdio, extra_fds) {
+        // A helper that refused us at once (the daemon's per-user limit) may have closed the
+        // connection before our request went out: its reason is waiting to be read.
+        if let Ok(Some(HelperEvent::Error { message, .. })) =
+            wire::read_frame::<_, HelperEvent>(&mut stream)
+        {
+            bail!("{message}");
+        }
+        return Err(e);
+    }
     if let Some(t) = term.as_deref_mut() {
         // The helper has its copy; ours must go so the master sees the end of the sandbox.
         t.slave = None;

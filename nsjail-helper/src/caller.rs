@@ -1,12 +1,23 @@
 //! Who is asking. On the setuid path the caller is the real uid/gid of this process, which the
-//! kernel set from the user who ran us; nothing the request says is taken as identity.
+//! kernel set from the user who ran us; in the daemon it is the peer of the accepted connection
+//! as the kernel recorded it at `connect()` (`SO_PEERCRED`). Nothing the request says is taken as
+//! identity.
 
 use std::os::fd::AsFd;
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-use nix::unistd::{Gid, Uid, getresgid, getresuid};
+use nix::unistd::{Gid, Pid, Uid, geteuid, getresgid, getresuid, getuid};
 
 use crate::error::{HelperError, Result, sys};
+
+/// How the caller reached us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// We are the caller's child, started through the setuid bit (or a plain build).
+    Setuid,
+    /// A connection accepted by `nsjail-helper --daemon`.
+    Daemon,
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Caller {
@@ -15,6 +26,9 @@ pub struct Caller {
     /// We run with euid 0 (setuid-root, or the daemon): namespaces will belong to root, and the
     /// ID maps are written with root's authority.
     pub privileged: bool,
+    /// The calling process as the kernel knows it (for the log only: a pid is no identity).
+    pub pid: Option<Pid>,
+    pub via: Via,
 }
 
 impl Caller {
@@ -36,14 +50,44 @@ impl Caller {
             uid: uids.real,
             gid: gids.real,
             privileged: uids.effective.is_root(),
+            pid: Some(nix::unistd::getppid()),
+            via: Via::Setuid,
+        })
+    }
+
+    /// The caller on a connection accepted by the daemon: the uid, gid and pid the kernel
+    /// recorded for the peer when it connected. A client cannot choose them (only root could
+    /// pass other credentials, and `SO_PEERCRED` ignores `SCM_CREDENTIALS` anyway).
+    ///
+    /// A daemon running as root is privileged, as the setuid helper is. A daemon that is not
+    /// root can only make namespaces as its own user, so it serves nobody else.
+    pub fn of_peer(sock: &impl AsFd) -> Result<Caller> {
+        let peer = getsockopt(sock, PeerCredentials).map_err(sys("getsockopt(SO_PEERCRED)"))?;
+        let privileged = geteuid().is_root();
+        let uid = Uid::from_raw(peer.uid());
+        if !privileged && uid != getuid() {
+            return Err(HelperError::Refused(format!(
+                "this daemon runs as uid {} without privilege and serves only that user, not \
+                 uid {uid}",
+                getuid()
+            )));
+        }
+        Ok(Caller {
+            uid,
+            gid: Gid::from_raw(peer.gid()),
+            privileged,
+            pid: (peer.pid() > 0).then(|| Pid::from_raw(peer.pid())),
+            via: Via::Daemon,
         })
     }
 
     pub fn mode(&self) -> &'static str {
-        match (self.privileged, self.uid.is_root()) {
-            (true, false) => "setuid-root",
-            (true, true) => "root",
-            (false, _) => "unprivileged (no setuid bit)",
+        match (self.via, self.privileged, self.uid.is_root()) {
+            (Via::Daemon, true, _) => "daemon running as root",
+            (Via::Daemon, false, _) => "daemon without privilege",
+            (Via::Setuid, true, false) => "setuid-root",
+            (Via::Setuid, true, true) => "root",
+            (Via::Setuid, false, _) => "unprivileged (no setuid bit)",
         }
     }
 }

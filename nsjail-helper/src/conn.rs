@@ -27,12 +27,29 @@ const MAX_FDS: usize = 64;
 
 pub struct Conn {
     stream: UnixStream,
+    /// What happened on this connection, for the system log.
+    pub record: Record,
+}
+
+/// What the log says about one connection: filled in as the request is read and the events are
+/// sent, so the per-connection function can log it whatever path it took.
+#[derive(Debug, Default)]
+pub struct Record {
+    /// The payload's `argv[0]` as requested.
+    pub argv0: Option<String>,
+    /// The sandbox's first process as the host sees it, once started.
+    pub sandbox_pid: Option<i32>,
+    /// How it ended: the last `Exited` or `Error` event sent.
+    pub end: Option<String>,
+    /// The kind of the error it ended with, if any (refused, failed set-up or exec).
+    pub error: Option<nsjail_core::ErrorKind>,
 }
 
 impl Conn {
     pub fn new(fd: OwnedFd) -> Conn {
         Conn {
             stream: UnixStream::from(fd),
+            record: Record::default(),
         }
     }
 
@@ -122,10 +139,70 @@ impl Conn {
     }
 
     pub fn send(&mut self, ev: &HelperEvent) -> Result<()> {
+        self.note(ev);
         let frame = wire::encode(ev)?;
         self.stream
             .write_all(&frame)
             .map_err(|e| HelperError::Wire(WireError::Io(e)))
+    }
+}
+
+impl Conn {
+    fn note(&mut self, ev: &HelperEvent) {
+        use nsjail_core::Termination;
+        let r = &mut self.record;
+        match ev {
+            HelperEvent::Step(_) => {}
+            HelperEvent::Started { pid } => r.sandbox_pid = Some(*pid),
+            HelperEvent::Exited(info) => {
+                let how = match info.termination {
+                    Termination::Exited(c) => format!("exited {c}"),
+                    Termination::Signaled(s) => format!("killed by signal {s}"),
+                };
+                // An exec failure is followed by the exit of the sandbox; keep the reason.
+                r.end = Some(match r.end.take() {
+                    Some(prev) if r.error.is_some() => format!("{prev}; {how}"),
+                    _ => how,
+                });
+            }
+            HelperEvent::Error { kind, message } => {
+                r.error = Some(*kind);
+                r.end = Some(format!("{kind:?}: {message}"));
+            }
+        }
+    }
+
+    pub fn set_nonblocking(&self) -> std::io::Result<()> {
+        self.stream.set_nonblocking(true)
+    }
+
+    /// Give up on a client that has not sent its request after `limit`: every read of this
+    /// socket that waits longer fails (`SO_RCVTIMEO`), so a client that connects and sends
+    /// nothing, or half a frame, cannot keep a process of ours forever.
+    pub fn set_read_timeout(&self, limit: std::time::Duration) -> Result<()> {
+        self.stream
+            .set_read_timeout(Some(limit))
+            .map_err(|e| HelperError::Sys {
+                call: "setsockopt(SO_RCVTIMEO) on the client socket".into(),
+                source: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EINVAL)),
+            })
+    }
+}
+
+/// A read that failed because `SO_RCVTIMEO` ran out becomes a refusal that says so.
+pub fn timed_out(e: HelperError) -> HelperError {
+    let timeout = match &e {
+        HelperError::Sys { source, .. } => *source == nix::errno::Errno::EAGAIN,
+        HelperError::Wire(WireError::Io(io)) => matches!(
+            io.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        _ => false,
+    };
+    if timeout {
+        HelperError::Refused("no complete request arrived in time; connection dropped".into())
+    } else {
+        e
     }
 }
 

@@ -2,15 +2,17 @@
 //! child of the CLI, or a connection accepted by the daemon).
 
 use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
 
-use nsjail_core::HelperEvent;
 use nsjail_core::validate;
+use nsjail_core::{ErrorKind, HelperEvent};
 
-use crate::caller::Caller;
-use crate::conn::Conn;
+use crate::caller::{Caller, Via};
+use crate::conn::{self, Conn, Record};
 use crate::error::Result;
 use crate::spawn;
 use crate::supervise;
+use crate::syslog::{self, Severity};
 
 /// Exit status of the helper after serving a connection.
 pub enum Outcome {
@@ -22,9 +24,18 @@ pub enum Outcome {
     Unreported(String),
 }
 
-pub fn serve_connection(sock: OwnedFd, caller: &Caller) -> Outcome {
+/// How one connection is served: the same on both ways in; only what reaches us differs.
+pub struct Limits {
+    /// The whole request must have arrived within this time (the daemon sets it: there, a
+    /// client that connects and sends nothing must not hold a process of ours forever).
+    pub request_timeout: Option<Duration>,
+}
+
+pub fn serve_connection(sock: OwnedFd, caller: &Caller, limits: &Limits) -> Outcome {
+    let began = Instant::now();
     let mut conn = Conn::new(sock);
-    match serve(&mut conn, caller) {
+    let result = serve(&mut conn, caller, limits);
+    let outcome = match result {
         Ok(()) => Outcome::Served,
         Err(e) => {
             let message = e.to_string();
@@ -34,23 +45,99 @@ pub fn serve_connection(sock: OwnedFd, caller: &Caller) -> Outcome {
             };
             match conn.send(&ev) {
                 Ok(()) => Outcome::Reported,
-                Err(_) => Outcome::Unreported(message),
+                Err(_) => {
+                    conn.record.error = Some(e.kind());
+                    conn.record.end = Some(format!("{:?}: {message}", e.kind()));
+                    Outcome::Unreported(message)
+                }
             }
         }
-    }
+    };
+    log_connection(caller, &conn.record, began.elapsed());
+    outcome
 }
 
-fn serve(conn: &mut Conn, caller: &Caller) -> Result<()> {
-    let (req, fds) = conn.read_spawn()?;
+/// One line in the system log per connection: who (uid, gid, pid), what (`argv[0]`), how it
+/// ended, how long it took. A refusal says why.
+fn log_connection(caller: &Caller, r: &Record, took: Duration) {
+    let via = match caller.via {
+        Via::Setuid => "setuid",
+        Via::Daemon => "daemon",
+    };
+    let pid = caller.pid.map_or("-".to_string(), |p| p.to_string());
+    let argv0 = r.argv0.as_deref().map_or("-".to_string(), syslog::quote);
+    let started = r.sandbox_pid.is_some();
+    let end = r.end.as_deref().unwrap_or(if started {
+        "the client went away; sandbox killed"
+    } else {
+        "the client went away before the sandbox started"
+    });
+    let refused = r.error == Some(ErrorKind::BadRequest);
+    let what = if refused { "refused" } else { "spawn" };
+    let key = if what == "spawn" { "result" } else { "reason" };
+    let sandbox = r
+        .sandbox_pid
+        .map_or(String::new(), |p| format!(" sandbox_pid={p}"));
+    let msg = format!(
+        "{what} via={via} uid={} gid={} pid={pid} argv0={argv0} {key}={}{sandbox} duration={:.3}s",
+        caller.uid,
+        caller.gid,
+        syslog::quote(end),
+        took.as_secs_f64()
+    );
+    let severity = if refused {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
+    syslog::log(severity, &msg);
+}
+
+/// Refuse a connection before serving it (the daemon's per-user limit): tell the client why,
+/// without waiting for anything from it, and log the refusal.
+pub fn refuse_connection(sock: OwnedFd, caller: &Caller, reason: &str) {
+    let mut conn = Conn::new(sock);
+    // The client may be gone or not reading: never block on it.
+    let _ = conn.set_nonblocking();
+    let _ = conn.send(&HelperEvent::Error {
+        kind: ErrorKind::BadRequest,
+        message: reason.to_string(),
+    });
+    log_connection(caller, &conn.record, Duration::ZERO);
+}
+
+/// Refuse a connection whose caller could not be established (the reason says why).
+pub fn refuse_unknown(sock: OwnedFd, reason: &str) {
+    let mut conn = Conn::new(sock);
+    let _ = conn.set_nonblocking();
+    let _ = conn.send(&HelperEvent::Error {
+        kind: ErrorKind::BadRequest,
+        message: reason.to_string(),
+    });
+    syslog::log(
+        Severity::Warning,
+        &format!("refused via=daemon reason={}", syslog::quote(reason)),
+    );
+}
+
+fn serve(conn: &mut Conn, caller: &Caller, limits: &Limits) -> Result<()> {
+    if let Some(t) = limits.request_timeout {
+        conn.set_read_timeout(t)?;
+    }
+    let (req, fds) = conn.read_spawn().map_err(conn::timed_out)?;
+    conn.record.argv0 = req.argv.first().cloned();
     validate::check(&req)?;
     let verbose = req.verbose;
     let mut steps = Vec::new();
     if verbose {
         steps.push(format!(
-            "helper: serving uid {} gid {} ({})",
+            "helper: serving uid {} gid {} ({}; {})",
             caller.uid,
             caller.gid,
-            caller.mode()
+            caller.mode(),
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "nsjail-helper".into())
         ));
     }
     let spawned = spawn::spawn(&req, caller, fds, &mut |s| {

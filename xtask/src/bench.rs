@@ -1,5 +1,7 @@
-//! `cargo xtask bench`: start-up cost of `nsjail run -- /bin/true` through the setuid helper, as
-//! an ordinary user, side by side with bwrap, unshare and plain `/bin/true`.
+//! `cargo xtask bench`: start-up cost of `nsjail run -- /bin/true` through the setuid helper and
+//! through the helper daemon, as an ordinary user, side by side with bwrap, unshare and plain
+//! `/bin/true`; then sandboxes per second through each nsjail path, sequentially and from 8
+//! parallel clients.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -21,6 +23,75 @@ use crate::{Profile, Workspace, run_checked, shell_word, step};
 pub(crate) const BENCH_USER: &str = "nsjail-bench";
 pub(crate) const WARMUP_RUNS: u32 = 10;
 pub(crate) const CHILD_PATH: &str = "/usr/bin:/bin";
+/// Clients at once in the parallel throughput run.
+const PARALLEL: u32 = 8;
+
+/// The installed helper run as a daemon by root on `$PREFIX/helper.sock`, ended (SIGTERM, which
+/// drains it) when dropped.
+struct BenchDaemon {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl BenchDaemon {
+    fn start(prefix: &Path) -> Result<BenchDaemon> {
+        let socket = prefix.join("helper.sock");
+        let helper = prefix.join(HELPER_REL);
+        // More than the parallel clients, so the per-user limit never refuses one.
+        let child = Command::new(&helper)
+            .args(["--daemon", "--max-per-user", "1000", "--socket"])
+            .arg(&socket)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {} --daemon", helper.display()))?;
+        let d = BenchDaemon { child, socket };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
+            if Instant::now() > deadline {
+                bail!("the daemon never listened on {}", d.socket.display());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(d)
+    }
+}
+
+impl Drop for BenchDaemon {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// Sandboxes per second: `total` runs of `case` spread over `clients` threads.
+fn rate(case: &Case, user: &RunAs, total: u32, clients: u32) -> Result<f64> {
+    let each = total.div_ceil(clients);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    for _ in 0..each {
+                        time_once(case, user)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a throughput client panicked"))??;
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    Ok(f64::from(each * clients) / start.elapsed().as_secs_f64())
+}
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -91,17 +162,28 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     if args.throughput {
         return crate::throughput::run(args, prefix.path(), &user);
     }
+    let daemon = BenchDaemon::start(prefix.path())?;
 
-    let mut cases = vec![Case::new(
-        "nsjail",
-        vec![
-            prefix.path().join(CLI_REL).into(),
-            "run".into(),
-            "--".into(),
-            "/bin/true".into(),
-        ],
-        Some("$PREFIX/bin/nsjail run -- /bin/true".to_string()),
-    )];
+    let nsjail = |name: &'static str, socket: &Path, shown: &str| {
+        Case::new(
+            name,
+            vec![
+                prefix.path().join(CLI_REL).into(),
+                "run".into(),
+                "--socket".into(),
+                socket.into(),
+                "--".into(),
+                "/bin/true".into(),
+            ],
+            Some(format!(
+                "$PREFIX/bin/nsjail run --socket {shown} -- /bin/true"
+            )),
+        )
+    };
+    let mut cases = vec![
+        nsjail("nsjail", Path::new("none"), "none"),
+        nsjail("nsjail-d", &daemon.socket, "$PREFIX/helper.sock"),
+    ];
     let bwrap = find_program("bwrap");
     let bwrap_version = match &bwrap {
         Some(path) => {
@@ -196,12 +278,46 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
         println!("  {:<10} {}", c.name, c.shown);
     }
     println!(
-        "  ($PREFIX = {}, helper at $PREFIX/{HELPER_REL}, root:root 4755)",
+        "  ($PREFIX = {}, helper at $PREFIX/{HELPER_REL}, root:root 4755; nsjail-d: the same \
+         helper as `nsjail-helper --daemon --socket $PREFIX/helper.sock`, run by root)",
         prefix.path().display()
     );
 
+    step(&format!(
+        "throughput: {} sandboxes through each nsjail path, sequentially and from {PARALLEL} \
+         parallel clients",
+        args.runs
+    ));
+    let mut rates = Vec::new();
+    for case in &cases[..2] {
+        let seq = rate(case, &user, args.runs, 1)?;
+        let par = rate(case, &user, args.runs, PARALLEL)?;
+        println!(
+            "  {:<10} {seq:>8.1}/s sequential {par:>8.1}/s with {PARALLEL} clients",
+            case.name
+        );
+        rates.push((case.name, seq, par));
+    }
+    drop(daemon);
+
     if let Some(path) = &args.write {
         let mut md = markdown(args, &cases, &rows, bwrap_median, bwrap_version.as_deref())?;
+        let _ = writeln!(
+            md,
+            "
+## Throughput without limits: setuid helper and daemon
+
+Sandboxes (`/bin/true`) started and finished per second by the \
+             same user, {} in all: one client after another, and {PARALLEL} clients at once \
+             ({} each).
+
+| path | sequential /s | {PARALLEL} parallel clients /s |\n|---|---:|---:|",
+            args.runs,
+            args.runs.div_ceil(PARALLEL)
+        );
+        for (name, seq, par) in &rates {
+            let _ = writeln!(md, "| {name} | {seq:.1} | {par:.1} |");
+        }
         // The throughput section is written by `--throughput`; keep it.
         if let Some(section) = fs::read_to_string(path)
             .ok()
@@ -443,7 +559,13 @@ fn markdown(
     let _ = writeln!(
         md,
         "- nsjail: release build, helper installed root:root 4755 in a fresh temporary prefix \
-         `$PREFIX` (`$PREFIX/{HELPER_REL}`), reached by the CLI through the setuid path"
+         `$PREFIX` (`$PREFIX/{HELPER_REL}`), reached by the CLI through the setuid path \
+         (`--socket none`)"
+    );
+    let _ = writeln!(
+        md,
+        "- nsjail-d: the same CLI through the helper daemon: that helper run by root as \
+         `nsjail-helper --daemon --socket $PREFIX/helper.sock` (one fork per sandbox, no exec)"
     );
     if let Some(v) = bwrap_version {
         let _ = writeln!(md, "- bwrap: Debian's `bubblewrap` ({v})");
@@ -484,7 +606,8 @@ fn markdown(
     }
     let _ = writeln!(
         md,
-        "\nIssue 2 aims for nsjail through the setuid helper at no more than 0.8× bwrap's median."
+        "\nIssue 2 aims for nsjail through the setuid helper at no more than 0.8× bwrap's median; \
+         issue 5 for nsjail through the daemon at no more than 0.6×."
     );
     Ok(md)
 }

@@ -1,5 +1,7 @@
 //! `cargo xtask install` / `uninstall`: the install layout under a prefix P is
-//! `P/bin/nsjail` (0755) and `P/libexec/nsjail/nsjail-helper` (root:root 4755).
+//! `P/bin/nsjail` (0755) and `P/libexec/nsjail/nsjail-helper`: root:root 4755 with `--setuid`;
+//! root:root 0755 with `--systemd`, plus the units `P/lib/systemd/system/nsjail-helper.socket`
+//! and `.service` (0644), which systemd finds there for P = /usr/local and P = /usr.
 
 use std::fs::{self, Permissions};
 use std::io;
@@ -11,27 +13,40 @@ use clap::Args;
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::geteuid;
 
-use crate::{CLI_BIN, HELPER_BIN, Profile, Workspace, step};
+use crate::{CLI_BIN, HELPER_BIN, Profile, Workspace, run_checked, step};
 
 /// Where the CLI goes, relative to the prefix.
 pub const CLI_REL: &str = "bin/nsjail";
 /// Where the helper goes, relative to the prefix (the CLI looks there, next to `../libexec`).
 pub const HELPER_REL: &str = "libexec/nsjail/nsjail-helper";
+/// Where the systemd units go, relative to the prefix.
+pub const UNIT_DIR_REL: &str = "lib/systemd/system";
+pub const SOCKET_UNIT: &str = "nsjail-helper.socket";
+pub const SERVICE_UNIT: &str = "nsjail-helper.service";
+/// The units as shipped in dist/systemd; `@HELPER@` becomes the installed helper's path.
+const SOCKET_UNIT_TEXT: &str = include_str!("../../dist/systemd/nsjail-helper.socket");
+const SERVICE_UNIT_TEXT: &str = include_str!("../../dist/systemd/nsjail-helper.service");
 
 #[derive(Args)]
 pub struct InstallArgs {
     /// Install the helper setuid root (owner root:root, mode 4755). Needs root.
     #[arg(long, required_unless_present = "systemd")]
     setuid: bool,
-    /// Install the helper as a systemd socket-activated daemon (not yet implemented: issue 5).
+    /// Install the helper as a socket-activated systemd service (nsjail-helper.socket and
+    /// .service, helper not setuid); enables and starts the socket when systemd is running.
+    /// Needs root.
     #[arg(long, conflicts_with = "setuid")]
     systemd: bool,
     /// Installation prefix.
     #[arg(long, default_value = "/usr/local", value_name = "P")]
     prefix: PathBuf,
-    /// Stage the files under D/P instead of P (for packagers).
+    /// Stage the files under D/P instead of P (for packagers); nothing is enabled.
     #[arg(long, value_name = "D")]
     destdir: Option<PathBuf>,
+    /// Install these prebuilt `nsjail` and `nsjail-helper` instead of building them [default:
+    /// build release binaries]. No cargo workspace is needed then (the VM test uses this).
+    #[arg(long, value_name = "DIR")]
+    bins: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -67,24 +82,51 @@ fn staged_prefix(prefix: &Path, destdir: Option<&Path>) -> Result<PathBuf> {
     })
 }
 
-pub fn install(ws: &Workspace, args: &InstallArgs) -> Result<()> {
-    if args.systemd {
-        bail!("install --systemd: not yet implemented (issue 5)");
-    }
+pub fn install(ws: impl FnOnce() -> Result<Workspace>, args: &InstallArgs) -> Result<()> {
     let root = geteuid().is_root();
+    let kind = if args.systemd {
+        "the helper as a systemd service"
+    } else {
+        "the helper setuid root"
+    };
+    let flag = if args.systemd {
+        "--systemd"
+    } else {
+        "--setuid"
+    };
     if !root && args.destdir.is_none() {
         bail!(
-            "installing the helper setuid root needs root: run `sudo cargo xtask install --setuid` \
-             (or stage the files for a package with --destdir DIR)"
+            "installing {kind} needs root: run `sudo cargo xtask install {flag}` (or stage the \
+             files for a package with --destdir DIR)"
         );
     }
     let dest = staged_prefix(&args.prefix, args.destdir.as_deref())?;
-    let bin_dir = ws.build_bins(Profile::Release, false)?;
+    // Prebuilt binaries (--bins) need no workspace; then the man pages, completions and
+    // profiles, which are made from the workspace, are not installed.
+    let ws = match &args.bins {
+        Some(_) => None,
+        None => Some(ws()?),
+    };
+    let bin_dir = match (&args.bins, &ws) {
+        (Some(d), _) => d.clone(),
+        (None, Some(ws)) => ws.build_bins(Profile::Release, false)?,
+        (None, None) => bail!("no binaries to install"),
+    };
     step(&format!("installing into {}", dest.display()));
-    install_files(&bin_dir, &dest, root)?;
-    for p in crate::package::install_data(&ws.root, &dest)? {
-        println!("installed {}", p.display());
+    if let Some(ws) = &ws {
+        for p in crate::package::install_data(&ws.root, &dest)? {
+            println!("installed {}", p.display());
+        }
     }
+    if args.systemd {
+        install_files_mode(&bin_dir, &dest, root, 0o755)?;
+        install_units(&args.prefix, &dest, root)?;
+        if args.destdir.is_none() {
+            enable_units()?;
+        }
+        return Ok(());
+    }
+    install_files(&bin_dir, &dest, root)?;
     if !root {
         eprintln!(
             "warning: not running as root: the setuid bit could not be set; {} is staged with \
@@ -98,10 +140,14 @@ pub fn install(ws: &Workspace, args: &InstallArgs) -> Result<()> {
 /// Copy the binaries from `bin_dir` into the layout under `dest`. With `as_root`, both files
 /// become root:root and the helper mode 4755; otherwise the helper is 0755.
 pub fn install_files(bin_dir: &Path, dest: &Path, as_root: bool) -> Result<()> {
+    install_files_mode(bin_dir, dest, as_root, if as_root { 0o4755 } else { 0o755 })
+}
+
+/// Copy the binaries with the helper at `helper_mode`.
+fn install_files_mode(bin_dir: &Path, dest: &Path, as_root: bool, helper_mode: u32) -> Result<()> {
     let cli = dest.join(CLI_REL);
     let helper = dest.join(HELPER_REL);
     copy_into_place(&bin_dir.join(CLI_BIN), &cli, 0o755, as_root)?;
-    let helper_mode = if as_root { 0o4755 } else { 0o755 };
     copy_into_place(&bin_dir.join(HELPER_BIN), &helper, helper_mode, as_root)?;
     for path in [&cli, &helper] {
         let meta = fs::metadata(path).with_context(|| format!("checking {}", path.display()))?;
@@ -114,12 +160,64 @@ pub fn install_files(bin_dir: &Path, dest: &Path, as_root: bool) -> Result<()> {
         );
     }
     let nosuid = statvfs(&helper).is_ok_and(|st| st.flags().contains(FsFlags::ST_NOSUID));
-    if as_root && nosuid {
+    if as_root && nosuid && helper_mode & 0o4000 != 0 {
         eprintln!(
             "warning: {} is on a filesystem mounted nosuid: its setuid bit has no effect",
             helper.display()
         );
     }
+    Ok(())
+}
+
+/// The unit files with the helper's final path (under the prefix, not the staging dir).
+fn unit_texts(prefix: &Path) -> [(&'static str, String); 2] {
+    let helper = prefix.join(HELPER_REL);
+    [
+        (SOCKET_UNIT, SOCKET_UNIT_TEXT.to_string()),
+        (
+            SERVICE_UNIT,
+            SERVICE_UNIT_TEXT.replace("@HELPER@", &helper.to_string_lossy()),
+        ),
+    ]
+}
+
+/// Write the two units into `dest/lib/systemd/system` (0644).
+fn install_units(prefix: &Path, dest: &Path, as_root: bool) -> Result<()> {
+    let dir = dest.join(UNIT_DIR_REL);
+    for (name, text) in unit_texts(prefix) {
+        let path = dir.join(name);
+        write_into_place(text.as_bytes(), &path, 0o644, as_root)?;
+        println!("installed {} (mode 0644)", path.display());
+    }
+    Ok(())
+}
+
+/// Whether systemd is this machine's init (the test sd_booted() makes).
+fn systemd_running() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+fn systemctl(args: &[&str]) -> Result<()> {
+    let mut cmd = std::process::Command::new("systemctl");
+    cmd.args(args);
+    step(&crate::show(&cmd));
+    run_checked(&mut cmd)
+}
+
+/// Make systemd see the new units, enable the socket and start it (the service starts on the
+/// first connection). A running daemon is restarted so that it runs the new binary.
+fn enable_units() -> Result<()> {
+    if !systemd_running() {
+        println!(
+            "systemd is not running here: {SOCKET_UNIT} was installed but not enabled; enable it \
+             with `systemctl enable --now {SOCKET_UNIT}` once systemd runs"
+        );
+        return Ok(());
+    }
+    systemctl(&["daemon-reload"])?;
+    systemctl(&["enable", "--now", SOCKET_UNIT])?;
+    systemctl(&["try-restart", SERVICE_UNIT])?;
+    println!("the helper daemon listens on /run/nsjail/helper.sock (socket activation)");
     Ok(())
 }
 
@@ -143,6 +241,18 @@ pub fn make_dirs(dir: &Path) -> Result<()> {
 /// when `as_root`) and then `mode` (after chown, which would clear a setuid bit), and rename it
 /// over `dst`, so `dst` is never seen half-written or with the wrong mode.
 fn copy_into_place(src: &Path, dst: &Path, mode: u32, as_root: bool) -> Result<()> {
+    let mut from = fs::File::open(src).with_context(|| format!("opening {}", src.display()))?;
+    place(&mut from, dst, mode, as_root)
+        .with_context(|| format!("installing {} as {}", src.display(), dst.display()))
+}
+
+/// `copy_into_place` for bytes we made.
+fn write_into_place(bytes: &[u8], dst: &Path, mode: u32, as_root: bool) -> Result<()> {
+    place(&mut &bytes[..], dst, mode, as_root)
+}
+
+fn place(from: &mut impl io::Read, dst: &Path, mode: u32, as_root: bool) -> Result<()> {
+    let src = dst;
     let dir = dst
         .parent()
         .with_context(|| format!("{} has no parent directory", dst.display()))?;
@@ -151,9 +261,7 @@ fn copy_into_place(src: &Path, dst: &Path, mode: u32, as_root: bool) -> Result<(
         .prefix(".xtask-install.")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    let mut from = fs::File::open(src).with_context(|| format!("opening {}", src.display()))?;
-    io::copy(&mut from, tmp.as_file_mut())
-        .with_context(|| format!("copying {} to {}", src.display(), dir.display()))?;
+    io::copy(from, tmp.as_file_mut()).with_context(|| format!("writing {}", dir.display()))?;
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("syncing the copy of {}", src.display()))?;
@@ -170,23 +278,39 @@ fn copy_into_place(src: &Path, dst: &Path, mode: u32, as_root: bool) -> Result<(
     Ok(())
 }
 
-pub fn uninstall(ws_root: &Path, args: &UninstallArgs) -> Result<()> {
+pub fn uninstall(args: &UninstallArgs) -> Result<()> {
     let dest = staged_prefix(&args.prefix, args.destdir.as_deref())?;
+    let units = [SOCKET_UNIT, SERVICE_UNIT].map(|u| dest.join(UNIT_DIR_REL).join(u));
+    // A live install: stop and disable the units before their files go.
+    if args.destdir.is_none() && systemd_running() && units.iter().any(|u| u.exists()) {
+        systemctl(&["disable", "--now", SOCKET_UNIT, SERVICE_UNIT])?;
+    }
     let mut removed = 0;
-    let mut files = vec![CLI_REL.to_string(), HELPER_REL.to_string()];
-    files.extend(crate::package::data_paths(ws_root)?);
-    for rel in &files {
-        let path = dest.join(rel);
-        match fs::remove_file(&path) {
+    let mut units_removed = false;
+    let mut files = vec![dest.join(CLI_REL), dest.join(HELPER_REL)];
+    // The man pages, completions and profiles, when the workspace that made them is here.
+    if let Ok(ws) = Workspace::locate() {
+        files.extend(
+            crate::package::data_paths(&ws.root)?
+                .into_iter()
+                .map(|rel| dest.join(rel)),
+        );
+    }
+    for path in files.iter().chain(&units) {
+        match fs::remove_file(path) {
             Ok(()) => {
                 println!("removed {}", path.display());
                 removed += 1;
+                units_removed |= units.contains(path);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 println!("not present: {}", path.display());
             }
             Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
         }
+    }
+    if args.destdir.is_none() && systemd_running() && units_removed {
+        systemctl(&["daemon-reload"])?;
     }
     // nsjail's own directories go too, if nothing else is in them.
     for dir in [
@@ -247,20 +371,99 @@ mod tests {
         assert_eq!(fs::read(dest.join(HELPER_REL)).expect("read"), b"helper");
 
         let stage = tmp.path().join("stage");
-        let ws_root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        crate::package::install_data(ws_root, &dest).expect("install data");
-        assert!(dest.join("share/man/man1/nsjail.1").is_file());
-        uninstall(
-            ws_root,
-            &UninstallArgs {
-                prefix: PathBuf::from("/usr/local"),
-                destdir: Some(stage),
-            },
-        )
+        uninstall(&UninstallArgs {
+            prefix: PathBuf::from("/usr/local"),
+            destdir: Some(stage),
+        })
         .expect("uninstall");
         assert!(!dest.join(CLI_REL).exists());
         assert!(!dest.join("libexec/nsjail").exists());
-        assert!(!dest.join("share/man/man1/nsjail.1").exists());
-        assert!(!dest.join("share/nsjail").exists());
+    }
+
+    #[test]
+    fn systemd_install_stages_units_with_the_helper_path_and_uninstall_removes_them() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let bins = tmp.path().join("bins");
+        fs::create_dir(&bins).expect("mkdir");
+        fs::write(bins.join(CLI_BIN), b"cli").expect("write");
+        fs::write(bins.join(HELPER_BIN), b"helper").expect("write");
+        let stage = tmp.path().join("stage");
+        let args = InstallArgs {
+            setuid: false,
+            systemd: true,
+            prefix: PathBuf::from("/opt/nsj"),
+            destdir: Some(stage.clone()),
+            bins: Some(bins),
+        };
+        install(|| bail!("no workspace needed"), &args).expect("install");
+        let dest = stage.join("opt/nsj");
+        let unit_dir = dest.join(UNIT_DIR_REL);
+        let service = fs::read_to_string(unit_dir.join(SERVICE_UNIT)).expect("service");
+        assert!(service.contains("\nExecStart=/opt/nsj/libexec/nsjail/nsjail-helper --daemon\n"));
+        assert!(service.contains("\nDelegate=yes\n") && !service.contains('@'));
+        let socket = fs::read_to_string(unit_dir.join(SOCKET_UNIT)).expect("socket");
+        assert!(socket.contains("\nListenStream=/run/nsjail/helper.sock\n"));
+        let helper = fs::metadata(dest.join(HELPER_REL)).expect("helper");
+        assert_eq!(
+            helper.mode() & 0o7777,
+            0o755,
+            "a daemon's helper is never setuid"
+        );
+        let unit = fs::metadata(unit_dir.join(SOCKET_UNIT)).expect("unit");
+        assert_eq!(unit.mode() & 0o7777, 0o644);
+
+        uninstall(&UninstallArgs {
+            prefix: PathBuf::from("/opt/nsj"),
+            destdir: Some(stage),
+        })
+        .expect("uninstall");
+        assert!(!unit_dir.join(SOCKET_UNIT).exists() && !unit_dir.join(SERVICE_UNIT).exists());
+        assert!(!dest.join(HELPER_REL).exists() && !dest.join(CLI_REL).exists());
+    }
+
+    #[test]
+    fn every_hardening_option_of_the_service_is_used_or_explained() {
+        // The options systemd.exec(5) lists for sandboxing: each appears in the unit, either set
+        // or named in the comment that explains why not.
+        for opt in [
+            "NoNewPrivileges",
+            "ProtectSystem",
+            "ProtectHome",
+            "PrivateTmp",
+            "PrivateDevices",
+            "PrivateNetwork",
+            "PrivateUsers",
+            "PrivateMounts",
+            "ProtectHostname",
+            "ProtectClock",
+            "ProtectKernelTunables",
+            "ProtectKernelModules",
+            "ProtectKernelLogs",
+            "ProtectControlGroups",
+            "ProtectProc",
+            "ProcSubset",
+            "RestrictNamespaces",
+            "RestrictAddressFamilies",
+            "RestrictRealtime",
+            "RestrictSUIDSGID",
+            "LockPersonality",
+            "MemoryDenyWriteExecute",
+            "SystemCallFilter",
+            "SystemCallArchitectures",
+            "CapabilityBoundingSet",
+            "AmbientCapabilities",
+            "DevicePolicy",
+            "DeviceAllow",
+            "IPAddressDeny",
+            "KeyringMode",
+            "UMask",
+            "DynamicUser",
+            "Delegate",
+        ] {
+            assert!(
+                SERVICE_UNIT_TEXT.contains(&format!("{opt}=")),
+                "{opt} is neither used nor explained in {SERVICE_UNIT}"
+            );
+        }
     }
 }

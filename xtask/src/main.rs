@@ -7,6 +7,7 @@ mod bench;
 mod install;
 mod package;
 mod throughput;
+mod vmtest;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;
@@ -60,7 +61,7 @@ enum Cmd {
     },
     /// Build (release) and install nsjail and the helper under a prefix.
     Install(install::InstallArgs),
-    /// Remove what `install` put under a prefix.
+    /// Remove what `install` put under a prefix (either kind; disables the systemd units).
     Uninstall(install::UninstallArgs),
     /// Run every test: build all binaries, then `cargo test --workspace --no-fail-fast`.
     ///
@@ -90,6 +91,10 @@ enum Cmd {
     Dist,
     /// Build a .deb with dpkg-deb: the same files under /usr, the helper root:root 4755.
     Deb,
+    /// Boot a Debian 12 guest (systemd, cgroup v2) under qemu with software emulation and run
+    /// the end-to-end suite there: once with `install --setuid`, once with `install --systemd`.
+    /// Needs root; installs qemu, debootstrap and busybox-static with apt-get when missing.
+    Vmtest(vmtest::VmtestArgs),
     /// Time `nsjail run -- /bin/true` (setuid helper, ordinary user) against bwrap, unshare and
     /// plain /bin/true. Must run as root.
     Bench(bench::BenchArgs),
@@ -107,6 +112,12 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cmd: Cmd) -> Result<()> {
+    // Install and uninstall can run without a workspace (prebuilt binaries, e.g. in the VM).
+    match cmd {
+        Cmd::Install(args) => return install::install(Workspace::locate, &args),
+        Cmd::Uninstall(args) => return install::uninstall(&args),
+        _ => {}
+    }
     let ws = Workspace::locate()?;
     match cmd {
         Cmd::Run { release, args } => run(&ws, Profile::from_release(release), &args),
@@ -116,11 +127,11 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             println!("{}", dir.join(HELPER_BIN).display());
             Ok(())
         }
-        Cmd::Install(args) => install::install(&ws, &args),
-        Cmd::Uninstall(args) => install::uninstall(&ws.root, &args),
+        Cmd::Install(_) | Cmd::Uninstall(_) => unreachable!("handled above"),
         Cmd::Test { args } => test(&ws, &args),
         Cmd::Lint => lint(&ws),
         Cmd::Bench(args) => bench::bench(&ws, &args),
+        Cmd::Vmtest(args) => vmtest::vmtest(&ws, &args),
         Cmd::Man { out } => package::man(&ws.root.join(out)),
         Cmd::Completions { out } => package::completions_into(&ws.root.join(out)),
         Cmd::Dist => package::dist(&ws).map(drop),

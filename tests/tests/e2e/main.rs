@@ -5,6 +5,7 @@
 //! Build the binaries first: `cargo build --workspace --bins` (or set NSJAIL_BIN_DIR).
 
 mod cgroup_v2;
+mod daemon;
 mod desktop;
 mod dry_run;
 mod env;

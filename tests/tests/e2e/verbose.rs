@@ -51,6 +51,22 @@ fn verbose_says_how_the_helper_was_reached() {
                 out.describe()
             );
         }
+        if c.via_daemon() {
+            assert!(
+                out.stderr.contains("nsjail: daemon at ")
+                    && out.stderr.contains("daemon running as root"),
+                "[{}] --verbose should say the daemon was used: {}",
+                c.name(),
+                out.describe()
+            );
+        } else {
+            assert!(
+                !out.stderr.contains("nsjail: daemon at "),
+                "[{}] {}",
+                c.name(),
+                out.describe()
+            );
+        }
         // Without --verbose, nothing on stderr.
         let out = c.run(&["--", "/bin/echo", "quiet"]);
         out.expect_success();
