@@ -46,7 +46,9 @@ pub struct VmtestArgs {
 }
 
 const SUITE: &str = "bookworm";
-const DEBOOTSTRAP_INCLUDE: &str = "systemd,systemd-sysv,udev,dbus,iproute2,procps,kmod";
+/// python3 is for the limit tests (they allocate and fork with it), as on the host.
+const DEBOOTSTRAP_INCLUDE: &str =
+    "systemd,systemd-sysv,udev,dbus,iproute2,procps,kmod,python3";
 /// Modules the initramfs loads (with their dependencies, in order): the disks, the root file
 /// system, and overlayfs (the e2e log test puts an overlay on /dev in a private mount namespace).
 const INITRAMFS_MODULES: [&str; 5] = [
@@ -114,8 +116,11 @@ ls -l /usr/local/bin/nsjail /usr/local/libexec/nsjail/nsjail-helper
 if [ "$mode" = systemd ]; then
   systemctl --no-pager status nsjail-helper.socket | head -n 5
 fi
+# The desktop, network and terminal tests need an X server, pasta and tmux, which this minimal
+# guest does not have; they run on the host in the same CI run. Everything else runs here.
+echo "vmtest: not run in the guest (run on the host): desktop:: network:: terminal::"
 NSJAIL_BIN_DIR="$D/bin" NSJAIL_E2E_SYSTEM="$mode" NSJAIL_E2E_LOAD_SEQUENTIAL=200 CI=true RUST_BACKTRACE=1 \
-  "$D/e2e" --test-threads=2 --color never
+  "$D/e2e" --test-threads=2 --color never --skip desktop:: --skip network:: --skip terminal::
 rc=$?
 if [ "$mode" = systemd ]; then
   echo "--- journal of the helper (last lines)"
