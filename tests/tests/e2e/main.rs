@@ -4,9 +4,15 @@
 //! One test binary, so the setuid install and the test user are made once per run.
 //! Build the binaries first: `cargo build --workspace --bins` (or set NSJAIL_BIN_DIR).
 
+mod default_view;
 mod env;
 mod exit_codes;
 mod fds;
+mod fs_bad_input;
+mod fs_cleanup;
+mod fs_ops;
+mod fs_safety;
+mod fsutil;
 mod helper_protocol;
 mod hostile;
 mod lookup;
