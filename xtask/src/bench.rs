@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: start-up cost of `nsjail run -- /bin/true` through the setuid helper, as
-//! an ordinary user, side by side with bwrap, unshare and plain `/bin/true`.
+//! an ordinary user, side by side with bwrap given the same filesystem view, for several views:
+//! the default view, and `/usr` plus 0, 50 and 200 read-only binds (mount set-up cost should grow
+//! linearly with the number of operations). unshare and plain `/bin/true` are references.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::fs::{self, Permissions};
 use std::os::unix::fs::PermissionsExt;
@@ -27,22 +29,27 @@ pub struct BenchArgs {
     /// Timed runs of each command.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
-    /// (Re)write FILE as markdown with the results, e.g. docs/benchmarks.md.
+    /// (Re)write FILE as markdown with the results, e.g. docs/benchmarks.md. What follows the
+    /// marker line in FILE (or, in a file without one, its first `## ` heading on) is kept.
     #[arg(long, value_name = "FILE")]
     write: Option<PathBuf>,
 }
 
 /// One command being timed.
 struct Case {
-    name: &'static str,
+    /// The filesystem view, or the reference it is.
+    view: String,
+    /// `nsjail`, `bwrap`, or a reference command's name.
+    tool: &'static str,
     argv: Vec<OsString>,
-    /// How the command is shown in the output (the nsjail prefix is a temporary directory).
+    /// How the command is shown in the output (the nsjail prefix is a temporary directory, and
+    /// long lists of binds are abbreviated).
     shown: String,
     times: Vec<Duration>,
 }
 
 impl Case {
-    fn new(name: &'static str, argv: Vec<OsString>, shown: Option<String>) -> Self {
+    fn new(view: &str, tool: &'static str, argv: Vec<OsString>, shown: Option<String>) -> Self {
         let shown = shown.unwrap_or_else(|| {
             argv.iter()
                 .map(|a| shell_word(a))
@@ -50,11 +57,149 @@ impl Case {
                 .join(" ")
         });
         Case {
-            name,
+            view: view.to_string(),
+            tool,
             argv,
             shown,
             times: Vec::new(),
         }
+    }
+
+    fn label(&self) -> String {
+        format!("{} ({})", self.tool, self.view)
+    }
+}
+
+fn os(v: &[&str]) -> Vec<OsString> {
+    v.iter().map(OsString::from).collect()
+}
+
+/// How many read-only binds the bind views add to the base view.
+const BIND_COUNTS: [usize; 3] = [0, 50, 200];
+
+/// The base of the bind views, for both tools: `/usr` read-only and the host's `/bin`, `/sbin`,
+/// `/lib*` as it has them (symlinks into /usr on merged-/usr systems, else read-only binds).
+fn usr_view() -> Vec<String> {
+    let mut v: Vec<String> = ["--ro-bind", "/usr", "/usr"].map(String::from).to_vec();
+    for p in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(t) = fs::read_link(p) {
+                    v.extend([
+                        "--symlink".into(),
+                        t.to_string_lossy().into_owned(),
+                        p.into(),
+                    ]);
+                }
+            }
+            Ok(m) if m.is_dir() => v.extend(["--ro-bind".into(), p.into(), p.into()]),
+            _ => {}
+        }
+    }
+    v
+}
+
+/// The same filesystem view as nsjail's default one (see README) in bwrap's options, for
+/// `HOME=/` and the working directory `/` (so neither a home nor the cwd is added).
+fn bwrap_default_view() -> Vec<String> {
+    let mut v: Vec<String> = ["--ro-bind", "/usr", "/usr"].map(String::from).to_vec();
+    v.extend(
+        [
+            "--ro-bind-try",
+            "/etc",
+            "/etc",
+            "--ro-bind-try",
+            "/opt",
+            "/opt",
+        ]
+        .map(String::from),
+    );
+    let usr = usr_view();
+    v.extend(usr[3..].iter().map(|a| {
+        if a == "--ro-bind" {
+            "--ro-bind-try".to_string()
+        } else {
+            a.clone()
+        }
+    }));
+    v.extend(
+        [
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp",
+            "--tmpfs", "/run",
+        ]
+        .map(String::from),
+    );
+    v
+}
+
+/// Host paths to bind read-only at their own place, inside the read-only `/usr`: the entries of
+/// `/usr/share`, then the regular files of `/usr/lib/<triple>` and `/usr/lib`, each list sorted,
+/// skipping symlinks and anything the bench user could not read.
+fn bind_sources(n: usize) -> Result<Vec<String>> {
+    let mut dirs = vec![PathBuf::from("/usr/share")];
+    if let Ok(rd) = fs::read_dir("/usr/lib") {
+        let mut triples: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && p.to_string_lossy().ends_with("-linux-gnu"))
+            .collect();
+        triples.sort();
+        dirs.extend(triples);
+    }
+    dirs.push(PathBuf::from("/usr/lib"));
+    let mut out = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let mut entries: Vec<(PathBuf, fs::Metadata)> = fs::read_dir(dir)
+            .with_context(|| format!("listing {}", dir.display()))?
+            .flatten()
+            .filter_map(|e| Some((e.path(), fs::symlink_metadata(e.path()).ok()?)))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, meta) in entries {
+            let mode = meta.permissions().mode();
+            let usable = if meta.is_dir() {
+                // Directories only from the first list: the later ones hold the libraries.
+                i == 0 && mode & 0o005 == 0o005
+            } else {
+                meta.is_file() && mode & 0o004 != 0
+            };
+            if usable && let Some(p) = path.to_str() {
+                out.push(p.to_string());
+                if out.len() == n {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+    bail!(
+        "only {} entries to bind under {}; the bench needs {n}",
+        out.len(),
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// `--ro-bind P P` for each path.
+fn ro_binds(paths: &[String]) -> Vec<String> {
+    paths
+        .iter()
+        .flat_map(|p| ["--ro-bind".to_string(), p.clone(), p.clone()])
+        .collect()
+}
+
+/// `tool <view options>`, shown with the binds abbreviated.
+fn shown_with_binds(prefix: &str, base: &[String], binds: usize, suffix: &str) -> String {
+    let base = base
+        .iter()
+        .map(|a| shell_word(OsStr::new(a)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if binds == 0 {
+        format!("{prefix} {base} {suffix}")
+    } else {
+        format!("{prefix} {base} [--ro-bind P P for {binds} paths P] {suffix}")
     }
 }
 
@@ -70,6 +215,14 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
              times it as an ordinary user): sudo cargo xtask bench"
         );
     }
+    // Before anything of ours runs: the figures mean little on a busy machine.
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    step(&format!("load average (1, 5, 15 min): {load}"));
     let bin_dir = ws.build_bins(Profile::Release, false)?;
     let prefix = temp_prefix()?;
     step(&format!(
@@ -79,51 +232,66 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     install_files(&bin_dir, prefix.path(), true)?;
     let user = ensure_user()?;
 
-    let mut cases = vec![Case::new(
-        "nsjail",
-        vec![
-            prefix.path().join(CLI_REL).into(),
-            "run".into(),
-            "--".into(),
-            "/bin/true".into(),
-        ],
-        Some("$PREFIX/bin/nsjail run -- /bin/true".to_string()),
-    )];
-    let bwrap = find_program("bwrap");
-    let bwrap_version = match &bwrap {
-        Some(path) => {
-            cases.push(Case::new(
-                "bwrap",
-                [
-                    "bwrap",
-                    "--unshare-all",
-                    "--ro-bind",
-                    "/",
-                    "/",
-                    "--proc",
-                    "/proc",
-                    "--dev",
-                    "/dev",
-                    "/bin/true",
-                ]
-                .into_iter()
-                .map(OsString::from)
-                .collect(),
-                None,
-            ));
-            version_of(path)
-        }
-        None => {
-            eprintln!("bwrap not found: apt-get install bubblewrap (skipping its row and ratios)");
-            None
-        }
+    let nsjail_cli = prefix.path().join(CLI_REL);
+    let nsjail = |view: &str, opts: &[String], shown: String| {
+        let mut argv: Vec<OsString> = vec![nsjail_cli.clone().into(), "run".into()];
+        argv.extend(opts.iter().map(OsString::from));
+        argv.extend(os(&["--", "/bin/true"]));
+        Case::new(view, "nsjail", argv, Some(shown))
     };
+    let bwrap_case = |view: &str, opts: &[String], shown: Option<String>| {
+        let mut argv = os(&["bwrap", "--unshare-all"]);
+        argv.extend(opts.iter().map(OsString::from));
+        argv.push("/bin/true".into());
+        Case::new(view, "bwrap", argv, shown)
+    };
+    let bwrap = find_program("bwrap");
+    if bwrap.is_none() {
+        eprintln!("bwrap not found: apt-get install bubblewrap (skipping its rows and ratios)");
+    }
+    let bwrap_version = bwrap.as_deref().and_then(version_of);
+
+    let mut cases = vec![nsjail(
+        DEFAULT_VIEW,
+        &[],
+        "$PREFIX/bin/nsjail run -- /bin/true".to_string(),
+    )];
+    if bwrap.is_some() {
+        cases.push(bwrap_case(DEFAULT_VIEW, &bwrap_default_view(), None));
+    }
+    let max_binds = BIND_COUNTS.iter().copied().max().unwrap_or(0);
+    let sources = bind_sources(max_binds)?;
+    let usr = usr_view();
+    for n in BIND_COUNTS {
+        let view = bind_view_name(n);
+        let mut opts = usr.clone();
+        opts.extend(ro_binds(&sources[..n]));
+        cases.push(nsjail(
+            &view,
+            &opts,
+            shown_with_binds("$PREFIX/bin/nsjail run", &usr, n, "-- /bin/true"),
+        ));
+        if bwrap.is_some() {
+            let shown = shown_with_binds("bwrap --unshare-all", &usr, n, "/bin/true");
+            cases.push(bwrap_case(&view, &opts, Some(shown)));
+        }
+    }
+    // References: bwrap with the host's whole tree (the row earlier issues compared against),
+    // unshare without any filesystem work, and no sandbox at all.
+    if bwrap.is_some() {
+        cases.push(bwrap_case(
+            REFERENCE,
+            &["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"].map(String::from),
+            None,
+        ));
+    }
     if find_program("unshare").is_none() {
         bail!("unshare not found in {CHILD_PATH}: apt-get install util-linux");
     }
     cases.push(Case::new(
+        REFERENCE,
         "unshare",
-        [
+        os(&[
             "unshare",
             "-Urpf",
             "--mount-proc",
@@ -132,13 +300,10 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
             "-u",
             "-m",
             "/bin/true",
-        ]
-        .into_iter()
-        .map(OsString::from)
-        .collect(),
+        ]),
         None,
     ));
-    cases.push(Case::new("/bin/true", vec!["/bin/true".into()], None));
+    cases.push(Case::new(REFERENCE, "/bin/true", os(&["/bin/true"]), None));
 
     step(&format!(
         "warm-up: {WARMUP_RUNS} runs of each command as {BENCH_USER} (uid {})",
@@ -167,32 +332,84 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     let rows: Vec<Row> = cases
         .iter()
         .map(|c| Row {
-            name: c.name,
+            view: c.view.clone(),
+            tool: c.tool,
             stats: Stats::of(&c.times),
         })
         .collect();
-    let bwrap_median = rows
-        .iter()
-        .find(|r| r.name == "bwrap")
-        .map(|r| r.stats.median);
     println!();
-    print!("{}", text_table(&rows, bwrap_median));
+    print!("{}", text_table(&rows));
     println!();
-    println!("commands (each as {BENCH_USER}, env HOME=/ PATH={CHILD_PATH}, stdio /dev/null):");
+    for line in linearity(&rows) {
+        println!("{line}");
+    }
+    println!();
+    println!(
+        "commands (each as {BENCH_USER}, env HOME=/ PATH={CHILD_PATH}, cwd /, stdio /dev/null):"
+    );
     for c in &cases {
-        println!("  {:<10} {}", c.name, c.shown);
+        println!("  {:<28} {}", c.label(), c.shown);
     }
     println!(
-        "  ($PREFIX = {}, helper at $PREFIX/{HELPER_REL}, root:root 4755)",
-        prefix.path().display()
+        "  ($PREFIX = {}, helper at $PREFIX/{HELPER_REL}, root:root 4755; the {max_binds} paths P: {} … {})",
+        prefix.path().display(),
+        sources.first().map_or("", String::as_str),
+        sources.last().map_or("", String::as_str),
     );
 
     if let Some(path) = &args.write {
-        let md = markdown(args, &cases, &rows, bwrap_median, bwrap_version.as_deref())?;
+        let kept = match fs::read_to_string(path) {
+            Ok(old) => kept_section(&old),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let mut md = markdown(
+            args,
+            &cases,
+            &rows,
+            bwrap_version.as_deref(),
+            &sources,
+            &load,
+        )?;
+        md.push('\n');
+        md.push_str(KEEP_MARKER);
+        md.push('\n');
+        if !kept.is_empty() {
+            md.push('\n');
+            md.push_str(&kept);
+        }
         fs::write(path, md).with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+const DEFAULT_VIEW: &str = "default view";
+const REFERENCE: &str = "reference";
+
+fn bind_view_name(n: usize) -> String {
+    format!("/usr + {n} ro binds")
+}
+
+/// Everything after this line in the file `--write` rewrites is hand-written and kept.
+const KEEP_MARKER: &str = "<!-- Written by cargo xtask bench --write down to here; everything below is kept as it is. -->";
+
+/// The hand-written part of an existing benchmarks file: what follows [`KEEP_MARKER`], or (for a
+/// file written before the marker existed) everything from its first `## ` heading on.
+fn kept_section(old: &str) -> String {
+    if let Some(i) = old.find(KEEP_MARKER) {
+        return old[i + KEEP_MARKER.len()..]
+            .trim_start_matches('\n')
+            .to_string();
+    }
+    let mut offset = 0;
+    for line in old.split_inclusive('\n') {
+        if line.starts_with("## ") {
+            return old[offset..].to_string();
+        }
+        offset += line.len();
+    }
+    String::new()
 }
 
 /// A fresh temporary prefix, mode 0755 so the bench user can reach it, on a filesystem that
@@ -267,7 +484,7 @@ fn command(case: &Case, user: &RunAs) -> Result<Command> {
     let (program, rest) = case
         .argv
         .split_first()
-        .with_context(|| format!("{}: empty command", case.name))?;
+        .with_context(|| format!("{}: empty command", case.label()))?;
     let mut cmd = Command::new(program);
     cmd.args(rest)
         .env_clear()
@@ -351,7 +568,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 struct Row {
-    name: &'static str,
+    view: String,
+    tool: &'static str,
     stats: Stats,
 }
 
@@ -362,31 +580,104 @@ fn ratio(value: f64, bwrap_median: Option<f64>) -> String {
     }
 }
 
-fn text_table(rows: &[Row], bwrap_median: Option<f64>) -> String {
-    let mut s = format!(
-        "{:<10} {:>10} {:>10} {:>10} {:>9}\n",
-        "command", "median ms", "p10 ms", "p90 ms", "÷ bwrap"
-    );
+/// The views in the order first timed, each with its nsjail and bwrap rows (if any).
+fn views(rows: &[Row]) -> Vec<(&str, Option<&Row>, Option<&Row>)> {
+    let mut names: Vec<&str> = Vec::new();
     for r in rows {
+        if r.view != REFERENCE && !names.contains(&r.view.as_str()) {
+            names.push(&r.view);
+        }
+    }
+    names
+        .into_iter()
+        .map(|v| {
+            let find = |tool: &str| rows.iter().find(|r| r.view == v && r.tool == tool);
+            (v, find("nsjail"), find("bwrap"))
+        })
+        .collect()
+}
+
+fn ms(r: Option<&Row>) -> String {
+    r.map_or("–".into(), |r| format!("{:.3}", r.stats.median))
+}
+
+fn spread(r: Option<&Row>) -> String {
+    r.map_or("–".into(), |r| {
+        format!("{:.3}–{:.3}", r.stats.p10, r.stats.p90)
+    })
+}
+
+fn text_table(rows: &[Row]) -> String {
+    let mut s = format!(
+        "{:<22} {:>12} {:>15} {:>12} {:>15} {:>9}\n",
+        "view", "nsjail ms", "p10–p90", "bwrap ms", "p10–p90", "÷ bwrap"
+    );
+    for (view, n, b) in views(rows) {
         let _ = writeln!(
             s,
-            "{:<10} {:>10.3} {:>10.3} {:>10.3} {:>9}",
-            r.name,
+            "{view:<22} {:>12} {:>15} {:>12} {:>15} {:>9}",
+            ms(n),
+            spread(n),
+            ms(b),
+            spread(b),
+            n.map_or("–".into(), |n| ratio(
+                n.stats.median,
+                b.map(|b| b.stats.median)
+            ))
+        );
+    }
+    s.push_str("\nreferences:\n");
+    for r in rows.iter().filter(|r| r.view == REFERENCE) {
+        let name = if r.tool == "bwrap" {
+            "bwrap --ro-bind / /"
+        } else {
+            r.tool
+        };
+        let _ = writeln!(
+            s,
+            "{name:<22} {:>12.3} {:>15}",
             r.stats.median,
-            r.stats.p10,
-            r.stats.p90,
-            ratio(r.stats.median, bwrap_median)
+            spread(Some(r))
         );
     }
     s
+}
+
+/// The extra median cost per read-only bind, for each tool: from 0 to 50 binds and from 50 to
+/// 200. Equal slopes mean a cost linear in the number of binds.
+fn slopes(rows: &[Row], tool: &str) -> Option<(f64, f64)> {
+    let median = |n: usize| {
+        rows.iter()
+            .find(|r| r.tool == tool && r.view == bind_view_name(n))
+            .map(|r| r.stats.median)
+    };
+    let [a, b, c] = BIND_COUNTS;
+    let (ma, mb, mc) = (median(a)?, median(b)?, median(c)?);
+    Some(((mb - ma) / (b - a) as f64, (mc - mb) / (c - b) as f64))
+}
+
+fn linearity(rows: &[Row]) -> Vec<String> {
+    let [a, b, c] = BIND_COUNTS;
+    ["nsjail", "bwrap"]
+        .iter()
+        .filter_map(|tool| {
+            let (s1, s2) = slopes(rows, tool)?;
+            Some(format!(
+                "{tool}: {:.1} µs per bind from {a} to {b} binds, {:.1} µs per bind from {b} to {c}",
+                s1 * 1e3,
+                s2 * 1e3
+            ))
+        })
+        .collect()
 }
 
 fn markdown(
     args: &BenchArgs,
     cases: &[Case],
     rows: &[Row],
-    bwrap_median: Option<f64>,
     bwrap_version: Option<&str>,
+    sources: &[String],
+    load: &str,
 ) -> Result<String> {
     let date = Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -414,55 +705,102 @@ fn markdown(
     let _ = writeln!(
         md,
         "Start-up cost of running `/bin/true` in a sandbox, timed from spawn to exit as seen by \
-         the caller. Produced by `{produced}` (as root) on {date}.\n"
+         the caller, for several filesystem views, with bwrap given the same view. Produced by \
+         `{produced}` (as root) on {date}.\n"
     );
     let _ = writeln!(md, "- kernel (`uname -r`): `{}`", kernel.trim());
-    let _ = writeln!(md, "- CPU: {cpu} ({cpus} CPUs available)");
+    let _ = writeln!(
+        md,
+        "- CPU: {cpu} ({cpus} CPUs available); load average (1, 5, 15 min) before the run: {load}"
+    );
     let _ = writeln!(
         md,
         "- nsjail: release build, helper installed root:root 4755 in a fresh temporary prefix \
          `$PREFIX` (`$PREFIX/{HELPER_REL}`), reached by the CLI through the setuid path"
     );
     if let Some(v) = bwrap_version {
-        let _ = writeln!(md, "- bwrap: Debian's `bubblewrap` ({v})");
+        let _ = writeln!(
+            md,
+            "- bwrap: Debian's `bubblewrap` ({v}), always `--unshare-all`"
+        );
     }
     let _ = writeln!(
         md,
         "- method: every command runs as the ordinary user `{BENCH_USER}` with env \
-         `HOME=/ PATH={CHILD_PATH}` and stdin/stdout/stderr on `/dev/null`; {WARMUP_RUNS} \
-         warm-up runs of each, then {} timed runs of each, interleaved round-robin so drift \
-         affects all alike; each run timed with `Instant` around spawn and wait\n",
+         `HOME=/ PATH={CHILD_PATH}`, cwd `/` and stdin/stdout/stderr on `/dev/null`; \
+         {WARMUP_RUNS} warm-up runs of each, then {} timed runs of each, interleaved round-robin \
+         so drift affects all alike; each run timed with `Instant` around spawn and wait\n",
         args.runs
     );
     let _ = writeln!(
         md,
-        "| command | median ms | p10 ms | p90 ms | median ÷ bwrap median |"
+        "| view | nsjail median ms | nsjail p10–p90 | bwrap median ms | bwrap p10–p90 | nsjail ÷ bwrap |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|");
-    for r in rows {
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    for (view, n, b) in views(rows) {
         let _ = writeln!(
             md,
-            "| {} | {:.3} | {:.3} | {:.3} | {} |",
-            r.name,
-            r.stats.median,
-            r.stats.p10,
-            r.stats.p90,
-            ratio(r.stats.median, bwrap_median)
+            "| {view} | {} | {} | {} | {} | {} |",
+            ms(n),
+            spread(n),
+            ms(b),
+            spread(b),
+            n.map_or("–".into(), |n| ratio(
+                n.stats.median,
+                b.map(|b| b.stats.median)
+            ))
         );
     }
-    if bwrap_median.is_none() {
+    let lin = linearity(rows);
+    if !lin.is_empty() {
         let _ = writeln!(
             md,
-            "\nbwrap was not installed (`apt-get install bubblewrap`), so it has no row."
+            "\nCost of one more read-only bind (difference of medians): equal slopes over both \
+             intervals mean set-up cost linear in the number of operations.\n"
+        );
+        for l in lin {
+            let _ = writeln!(md, "- {l}");
+        }
+    }
+    let _ = writeln!(md, "\nReferences, same run:\n");
+    let _ = writeln!(md, "| command | median ms | p10 ms | p90 ms |");
+    let _ = writeln!(md, "|---|---:|---:|---:|");
+    for r in rows.iter().filter(|r| r.view == REFERENCE) {
+        let name = if r.tool == "bwrap" {
+            "bwrap --ro-bind / /"
+        } else {
+            r.tool
+        };
+        let _ = writeln!(
+            md,
+            "| {name} | {:.3} | {:.3} | {:.3} |",
+            r.stats.median, r.stats.p10, r.stats.p90
+        );
+    }
+    if bwrap_version.is_none() {
+        let _ = writeln!(
+            md,
+            "\nbwrap was not installed (`apt-get install bubblewrap`), so it has no rows."
         );
     }
     let _ = writeln!(md, "\nThe commands, exactly as run:\n");
     for c in cases {
-        let _ = writeln!(md, "- {}: `{}`", c.name, c.shown);
+        let _ = writeln!(md, "- {}: `{}`", c.label(), c.shown);
     }
     let _ = writeln!(
         md,
-        "\nIssue 2 aims for nsjail through the setuid helper at no more than 0.8× bwrap's median."
+        "\nThe paths P bound read-only at their own place (inside the read-only `/usr`) are the \
+         first N of: the entries of `/usr/share`, then the regular files of `/usr/lib/<triple>` \
+         and `/usr/lib`, each sorted, symlinks left out; here `{}` to `{}` for N = {}.",
+        sources.first().map_or("", String::as_str),
+        sources.last().map_or("", String::as_str),
+        sources.len()
+    );
+    let _ = writeln!(
+        md,
+        "\nIssue 2 aims for nsjail through the setuid helper at no more than 0.8× bwrap's median; \
+         issue 3 for no worse than bwrap with the same view, and mount set-up cost linear in the \
+         number of operations."
     );
     Ok(md)
 }
@@ -488,6 +826,59 @@ mod tests {
         let t: Vec<Duration> = (1..=3).map(Duration::from_millis).collect();
         let s = Stats::of(&t);
         assert!((s.median - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_hand_written_part_is_kept() {
+        let marked = format!("# B\n\n| t |\n{KEEP_MARKER}\n\n## Notes\n\ntext\n");
+        assert_eq!(kept_section(&marked), "## Notes\n\ntext\n");
+        // A file from before the marker: from the first second-level heading on.
+        let old = "# B\n\n| t |\n\nIssue 2 aims\n\n## What\n\nmore\n## And\n";
+        assert_eq!(kept_section(old), "## What\n\nmore\n## And\n");
+        assert_eq!(kept_section("# B\n\nonly generated\n"), "");
+    }
+
+    fn row(view: &str, tool: &'static str, median: f64) -> Row {
+        Row {
+            view: view.to_string(),
+            tool,
+            stats: Stats {
+                median,
+                p10: median,
+                p90: median,
+            },
+        }
+    }
+
+    #[test]
+    fn slopes_per_bind_and_views_in_order() {
+        let rows = vec![
+            row(DEFAULT_VIEW, "nsjail", 3.0),
+            row(DEFAULT_VIEW, "bwrap", 4.0),
+            row(&bind_view_name(0), "nsjail", 2.0),
+            row(&bind_view_name(50), "nsjail", 3.0),
+            row(&bind_view_name(200), "nsjail", 6.0),
+            row(REFERENCE, "unshare", 1.0),
+        ];
+        let (a, b) = slopes(&rows, "nsjail").unwrap();
+        assert!((a - 0.02).abs() < 1e-9 && (b - 0.02).abs() < 1e-9);
+        assert!(slopes(&rows, "bwrap").is_none());
+        let v = views(&rows);
+        assert_eq!(v.len(), 4);
+        assert_eq!(v[0].0, DEFAULT_VIEW);
+        assert!(v[0].2.is_some() && v[1].2.is_none());
+        assert!(text_table(&rows).contains("0.75×"));
+    }
+
+    #[test]
+    fn the_bwrap_default_view_mirrors_nsjails() {
+        let v = bwrap_default_view();
+        for want in [
+            "/usr", "/etc", "/opt", "/proc", "/dev", "/tmp", "/var/tmp", "/run",
+        ] {
+            assert!(v.iter().any(|a| a == want), "{want} missing from {v:?}");
+        }
+        assert!(!v.iter().any(|a| a == "--bind"));
     }
 
     #[test]

@@ -71,8 +71,9 @@ enum Cmd {
     },
     /// Check formatting (`cargo fmt --check`) and lints (`cargo clippy -D warnings`).
     Lint,
-    /// Time `nsjail run -- /bin/true` (setuid helper, ordinary user) against bwrap, unshare and
-    /// plain /bin/true. Must run as root.
+    /// Time `nsjail run -- /bin/true` (setuid helper, ordinary user) against bwrap with the same
+    /// filesystem view (the default view; /usr plus 0, 50, 200 read-only binds), unshare and
+    /// plain /bin/true. Must run as root. `--write FILE` keeps FILE's hand-written part.
     Bench(bench::BenchArgs),
 }
 
