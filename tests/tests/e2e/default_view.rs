@@ -8,7 +8,7 @@ use std::path::Path;
 
 use nsjail_tests::{Caller, Output, for_each_caller, unique};
 
-use crate::fsutil::{How, give, run, sh_argv};
+use crate::fsutil::{HostMarker, How, give, run, sh_argv};
 
 fn s(p: &Path) -> String {
     p.to_str().expect("utf-8 path").to_string()
@@ -118,8 +118,7 @@ fn the_current_directory_is_bound_writable_and_is_the_working_directory() {
 #[test]
 fn tmp_var_tmp_and_run_are_private_and_empty() {
     let marker = format!("nsjail-e2e-host-marker-{}", unique());
-    let host_marker = Path::new("/tmp").join(&marker);
-    fs::write(&host_marker, "host\n").unwrap();
+    let _host_marker = HostMarker::new(&marker);
     let inside = format!("nsjail-e2e-inside-{}", unique());
     for_each_caller(|c| {
         let script = format!(
@@ -142,7 +141,6 @@ fn tmp_var_tmp_and_run_are_private_and_empty() {
             );
         }
     });
-    fs::remove_file(&host_marker).unwrap();
 }
 
 /// The `--verbose` lines of the default view.

@@ -253,3 +253,20 @@ pub fn mount_diff(
         before.difference(after).cloned().collect(),
     )
 }
+
+/// A file in the host's /tmp, removed when dropped (also when the test fails).
+pub struct HostMarker(pub std::path::PathBuf);
+
+impl HostMarker {
+    pub fn new(name: &str) -> HostMarker {
+        let p = Path::new("/tmp").join(name);
+        fs::write(&p, "host\n").unwrap();
+        HostMarker(p)
+    }
+}
+
+impl Drop for HostMarker {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
