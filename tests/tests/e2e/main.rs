@@ -10,6 +10,7 @@ mod exit_codes;
 mod fds;
 mod fs_bad_input;
 mod fs_cleanup;
+mod fs_known_bugs;
 mod fs_ops;
 mod fs_safety;
 mod fsutil;
