@@ -166,25 +166,25 @@ pub struct RunArgs {
     #[arg(long, num_args = 2, value_names = ["TARGET", "LINK"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub symlink: Vec<String>,
     /// Copy the contents of file descriptor FD to a new file DST [default mode 0644]
-    #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = clap::ArgAction::Append, allow_hyphen_values = true, help_heading = "Filesystem view")]
     pub file: Vec<String>,
     /// Bind a file holding the contents of FD at DST [default: none]
-    #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = clap::ArgAction::Append, allow_hyphen_values = true, help_heading = "Filesystem view")]
     pub bind_data: Vec<String>,
     /// As --bind-data, read-only [default: none]
-    #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = clap::ArgAction::Append, allow_hyphen_values = true, help_heading = "Filesystem view")]
     pub ro_bind_data: Vec<String>,
     /// Make DST (and everything under it) read-only [default: none]
     #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
     pub remount_ro: Vec<String>,
     /// Change the mode of PATH inside the sandbox [default: none]
-    #[arg(long, num_args = 2, value_names = ["OCTAL", "PATH"], action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    #[arg(long, num_args = 2, value_names = ["OCTAL", "PATH"], action = clap::ArgAction::Append, allow_hyphen_values = true, help_heading = "Filesystem view")]
     pub chmod: Vec<String>,
     /// Mode for the next --tmpfs, --dir, --file or --bind-data [default: none]
-    #[arg(long, value_name = "OCTAL", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    #[arg(long, value_name = "OCTAL", action = clap::ArgAction::Append, allow_hyphen_values = true, help_heading = "Filesystem view")]
     pub perms: Vec<String>,
     /// Size in bytes (K, M, G suffixes allowed) for the next --tmpfs [default: none]
-    #[arg(long, value_name = "BYTES", action = clap::ArgAction::Append, help_heading = "Filesystem view")]
+    #[arg(long, value_name = "BYTES", action = clap::ArgAction::Append, allow_hyphen_values = true, help_heading = "Filesystem view")]
     pub size: Vec<String>,
     /// A lower layer for the next overlay; each one goes above the ones before it [default: none]
     #[arg(long, value_name = "SRC", action = clap::ArgAction::Append, help_heading = "Filesystem view")]

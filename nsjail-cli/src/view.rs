@@ -161,6 +161,10 @@ pub fn from_args(m: &ArgMatches, cwd: &Path) -> Result<View, String> {
                     .ok()
                     .filter(|n| *n >= 0)
                     .ok_or_else(|| format!("{opt} {fd}: not a file descriptor number"))?;
+                // Checked here, before any helper starts, so the one line names the option.
+                if std::fs::symlink_metadata(format!("/proc/self/fd/{raw}")).is_err() {
+                    return Err(format!("{opt} {fd}: file descriptor {raw} is not open"));
+                }
                 view.fds.push(raw);
                 let index = (view.fds.len() - 1) as u32;
                 if id == "file" {
@@ -430,8 +434,14 @@ mod tests {
 
     #[test]
     fn data_options_collect_fds_in_order() {
-        let v = view(&["--file", "5", "/f", "--ro-bind-data", "7", "/g"]).unwrap();
-        assert_eq!(v.fds, [5, 7]);
+        // 0 and 2 are open in any test process; a closed number is refused by name.
+        let v = view(&["--file", "2", "/f", "--ro-bind-data", "0", "/g"]).unwrap();
+        assert_eq!(v.fds, [2, 0]);
+        let err = view(&["--file", "987", "/f"]).unwrap_err();
+        assert!(
+            err.contains("--file 987") && err.contains("not open"),
+            "{err}"
+        );
         assert_eq!(
             v.ops[1],
             MountOp::BindData {

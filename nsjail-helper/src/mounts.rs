@@ -47,6 +47,37 @@ enum Sources {
     /// An optional bind whose source does not exist.
     Skipped,
     Fds(Vec<Option<OwnedFd>>),
+    /// Detached copies of host mount trees, made before the new root exists (see `Tree`).
+    Trees(Vec<Option<Tree>>),
+}
+
+/// A detached copy of a host tree, with its attributes already set, and whether it is a
+/// directory. The copy is made while opening the sources, before the new root is attached over
+/// `/tmp`: a copy made later of a source at or above `/tmp` (`--ro-bind / /`, or the default
+/// view's current directory when that is `/tmp`) would include the root being built.
+struct Tree {
+    fd: OwnedFd,
+    dir: bool,
+}
+
+fn detached_copy(src: &OwnedFd, attrs: u64) -> std::result::Result<Tree, Errno> {
+    let fd = sys::clone_tree(src.as_fd())?;
+    if attrs != 0 {
+        sys::set_mount_attrs(fd.as_fd(), attrs)?;
+    }
+    Ok(Tree {
+        fd,
+        dir: is_dir(src)?,
+    })
+}
+
+fn bind_attrs(kind: BindKind) -> u64 {
+    let nosuid_nodev = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    match kind {
+        BindKind::ReadWrite => nosuid_nodev,
+        BindKind::ReadOnly => nosuid_nodev | MOUNT_ATTR_RDONLY,
+        BindKind::Dev => 0,
+    }
 }
 
 fn op_err(op: &MountOp, call: impl std::fmt::Display) -> impl FnOnce(Errno) -> HelperError {
@@ -106,24 +137,37 @@ fn open_sources(op: &MountOp) -> Result<Sources> {
         openat(AT_FDCWD, path, flags, Mode::empty())
     };
     match op {
-        MountOp::Bind { src, optional, .. } => match open(src, false) {
+        MountOp::Bind {
+            src,
+            optional,
+            kind,
+            ..
+        } => match open(src, false) {
             Err(Errno::ENOENT) if *optional => Ok(Sources::Skipped),
             Err(e) => Err(op_err(op, format!("open {src}"))(e)),
             Ok(fd) => {
                 check_readable(&fd).map_err(op_err(op, format!("open {src} for reading")))?;
-                Ok(Sources::Fds(vec![Some(fd)]))
+                let tree = detached_copy(&fd, bind_attrs(*kind))
+                    .map_err(op_err(op, format!("open_tree {src}")))?;
+                Ok(Sources::Trees(vec![Some(tree)]))
             }
         },
-        MountOp::Dev { .. } => Ok(Sources::Fds(
+        // Device nodes are usable on these copies: nosuid and noexec, not nodev.
+        MountOp::Dev { .. } => Ok(Sources::Trees(
             DEVICES
                 .iter()
-                .map(|d| open(&format!("/dev/{d}"), false).ok())
+                .map(|d| {
+                    open(&format!("/dev/{d}"), false)
+                        .and_then(|fd| detached_copy(&fd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC))
+                        .ok()
+                })
                 .collect(),
         )),
         MountOp::Overlay { .. } => {
             let mut fds = Vec::new();
             for src in op.sources() {
                 let fd = open(src, true).map_err(op_err(op, format!("open {src}")))?;
+                check_readable(&fd).map_err(op_err(op, format!("open {src} for reading")))?;
                 fds.push(Some(fd));
             }
             Ok(Sources::Fds(fds))
@@ -285,6 +329,23 @@ impl Root {
         cstr(&format!("{stem}-{}", self.counter))
     }
 
+    /// Attach a detached copy made in step 1 on a mount point at `dst`.
+    fn attach_tree(&self, tree: &Tree, dst: &str) -> R<()> {
+        let target = self.mount_point(dst, tree.dir)?;
+        sys::attach(tree.fd.as_fd(), target.as_fd())
+    }
+
+    fn apply_trees(&mut self, op: &MountOp, trees: Vec<Option<Tree>>) -> R<()> {
+        match op {
+            MountOp::Bind { dst, .. } => {
+                let tree = trees.first().and_then(Option::as_ref).ok_or(Errno::EBADF)?;
+                self.attach_tree(tree, dst)
+            }
+            MountOp::Dev { dst } => self.dev(dst, trees),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
     /// Attach a clone of the tree at `src` on a mount point at `dst`, with `attrs`.
     fn bind(&self, src: &OwnedFd, dst: &str, attrs: u64) -> R<()> {
         let tree = sys::clone_tree(src.as_fd())?;
@@ -314,6 +375,9 @@ impl Root {
             Sources::Skipped => return Ok(()),
             Sources::None => Vec::new(),
             Sources::Fds(f) => f,
+            Sources::Trees(trees) => {
+                return self.apply_trees(op, trees).map_err(op_err(op, "mount"));
+            }
         };
         self.apply_op(op, fds).map_err(op_err(op, "mount"))
     }
@@ -321,15 +385,8 @@ impl Root {
     fn apply_op(&mut self, op: &MountOp, fds: Vec<Option<OwnedFd>>) -> R<()> {
         let nosuid_nodev = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
         match op {
-            MountOp::Bind { dst, kind, .. } => {
-                let src = fds.first().and_then(Option::as_ref).ok_or(Errno::EBADF)?;
-                let attrs = match kind {
-                    BindKind::ReadWrite => nosuid_nodev,
-                    BindKind::ReadOnly => nosuid_nodev | MOUNT_ATTR_RDONLY,
-                    BindKind::Dev => 0,
-                };
-                self.bind(src, dst, attrs)
-            }
+            // Binds and devices were copied in step 1 and come through `apply_trees`.
+            MountOp::Bind { .. } | MountOp::Dev { .. } => Err(Errno::EINVAL),
             MountOp::Tmpfs { dst, size, perms } => {
                 let mode = cstr(&format!("{:o}", perms.unwrap_or(0o755)))?;
                 let size = size.map(|s| cstr(&s.to_string())).transpose()?;
@@ -345,7 +402,6 @@ impl Root {
             MountOp::Mqueue { dst } => {
                 self.mount_new(c"mqueue", &[], nosuid_nodev | MOUNT_ATTR_NOEXEC, dst)
             }
-            MountOp::Dev { dst } => self.dev(dst, fds),
             MountOp::Dir { dst, perms } => self.make_dirs(dst, perms.unwrap_or(0o755)).map(drop),
             MountOp::Symlink { target, link } => self.symlink(target, link),
             MountOp::File { fd, dst, perms } => {
@@ -420,7 +476,7 @@ impl Root {
         }
     }
 
-    fn dev(&mut self, dst: &str, devices: Vec<Option<OwnedFd>>) -> R<()> {
+    fn dev(&mut self, dst: &str, devices: Vec<Option<Tree>>) -> R<()> {
         self.mount_new(
             c"tmpfs",
             &[(c"mode", c"0755"), (c"size", c"65536")],
@@ -428,14 +484,9 @@ impl Root {
             dst,
         )?;
         let dst = dst.trim_end_matches('/');
-        for (name, fd) in DEVICES.iter().zip(devices) {
-            if let Some(fd) = fd {
-                // The one place device nodes are usable: not nodev.
-                self.bind(
-                    &fd,
-                    &format!("{dst}/{name}"),
-                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-                )?;
+        for (name, tree) in DEVICES.iter().zip(devices) {
+            if let Some(tree) = tree {
+                self.attach_tree(&tree, &format!("{dst}/{name}"))?;
             }
         }
         self.make_dirs(&format!("{dst}/shm"), 0o1777)?;

@@ -107,10 +107,25 @@ pub struct BenchArgs {
     /// installed). Slow: the default bench leaves it out.
     #[arg(long)]
     pub(crate) throughput: bool,
+    /// Instead of the start-up rows, time several filesystem views (the default view, /usr plus
+    /// 0, 50 and 200 read-only binds) against bwrap given the same view; with --write only that
+    /// section of FILE is replaced (or added).
+    #[arg(long, conflicts_with = "throughput")]
+    pub(crate) views: bool,
     /// With --throughput: sequential sandboxes per command.
     #[arg(long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) sandboxes: u32,
+}
+
+/// Hand-written notes in the benchmarks file, kept by every `--write`.
+const NOTES_BEGIN: &str = "<!-- notes: hand-written, kept by cargo xtask bench --write -->";
+const NOTES_END: &str = "<!-- /notes -->";
+
+fn notes_of(md: &str) -> Option<&str> {
+    let start = md.find(NOTES_BEGIN)?;
+    let end = md[start..].find(NOTES_END)? + start + NOTES_END.len();
+    Some(&md[start..end])
 }
 
 /// One command being timed.
@@ -161,6 +176,16 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     let user = ensure_user()?;
     if args.throughput {
         return crate::throughput::run(args, prefix.path(), &user);
+    }
+    if args.views {
+        drop(prefix);
+        return crate::views::bench(
+            ws,
+            &crate::views::BenchArgs {
+                runs: args.runs,
+                write: args.write.clone(),
+            },
+        );
     }
     let daemon = BenchDaemon::start(prefix.path())?;
 
@@ -318,13 +343,19 @@ Sandboxes (`/bin/true`) started and finished per second by the \
         for (name, seq, par) in &rates {
             let _ = writeln!(md, "| {name} | {seq:.1} | {par:.1} |");
         }
-        // The throughput section is written by `--throughput`; keep it.
-        if let Some(section) = fs::read_to_string(path)
-            .ok()
-            .and_then(|old| crate::throughput::section_of(&old).map(str::to_string))
+        // The sections written by `--throughput` and `--views`, and the hand-written notes,
+        // are kept.
+        let old = fs::read_to_string(path).unwrap_or_default();
+        for section in [
+            crate::throughput::section_of(&old),
+            crate::views::section_of(&old),
+            notes_of(&old),
+        ]
+        .into_iter()
+        .flatten()
         {
             md.push('\n');
-            md.push_str(&section);
+            md.push_str(section);
             md.push('\n');
         }
         fs::write(path, md).with_context(|| format!("writing {}", path.display()))?;

@@ -7,6 +7,7 @@ mod bench;
 mod install;
 mod package;
 mod throughput;
+mod views;
 mod vmtest;
 
 use std::ffi::{OsStr, OsString};

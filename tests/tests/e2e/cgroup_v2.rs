@@ -108,7 +108,7 @@ fn v2_time_limits_accounting_and_cleanup() {
                 "--cgroup-version",
                 "2",
                 "--wall-time-limit",
-                "0.5",
+                "3",
                 "--kill-grace",
                 "20",
             ],

@@ -6,11 +6,18 @@
 
 mod cgroup_v2;
 mod daemon;
+mod default_view;
 mod desktop;
 mod dry_run;
 mod env;
 mod exit_codes;
 mod fds;
+mod fs_bad_input;
+mod fs_cleanup;
+mod fs_ops;
+mod fs_regressions;
+mod fs_safety;
+mod fsutil;
 mod helper_protocol;
 mod hostile;
 mod limits;
