@@ -9,20 +9,24 @@ use crate::request::SpawnRequest;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientMessage {
     /// Start a sandbox. Carries exactly [`STDIO_FDS`] file descriptors (stdin, stdout, stderr)
-    /// as `SCM_RIGHTS`.
+    /// as `SCM_RIGHTS`, followed by the request's `seccomp_fds` raw BPF programs.
     Spawn(Box<SpawnRequest>),
     /// Deliver this signal to the payload.
     Signal(i32),
 }
 
-/// The number of fds that travel with a spawn request: the payload's stdin, stdout, stderr.
+/// The number of fds that travel with every spawn request: the payload's stdin, stdout, stderr.
 pub const STDIO_FDS: usize = 3;
+/// The most raw BPF programs (`--add-seccomp-fd`) one spawn request may carry.
+pub const MAX_SECCOMP_FDS: usize = 5;
+/// The most fds any message carries.
+pub const MAX_FDS: usize = STDIO_FDS + MAX_SECCOMP_FDS;
 
 impl ClientMessage {
     /// How many fds must arrive with this message; any other count is a protocol error.
     pub fn expected_fds(&self) -> usize {
         match self {
-            ClientMessage::Spawn(_) => STDIO_FDS,
+            ClientMessage::Spawn(req) => STDIO_FDS + req.seccomp_fds as usize,
             ClientMessage::Signal(_) => 0,
         }
     }
