@@ -4,6 +4,7 @@
 
 mod args;
 mod helper;
+mod profile;
 mod session;
 
 use std::process::ExitCode;
@@ -62,7 +63,9 @@ fn run_sandbox(run: &args::RunArgs) -> anyhow::Result<i32> {
     let cwd = std::env::current_dir()
         .ok()
         .and_then(|p| p.into_os_string().into_string().ok());
-    let req = run.to_request(env, cwd);
+    let mut req = run.to_request(env, cwd);
+    req.seccomp = profile::seccomp_mode(run)?;
+    profile::check_bpf_fds(&run.add_seccomp_fd)?;
     nsjail_core::validate::check(&req)?;
 
     let located = helper::locate(run.helper.as_deref())?;
@@ -76,7 +79,7 @@ fn run_sandbox(run: &args::RunArgs) -> anyhow::Result<i32> {
     }
     let signals = session::catch_signals()?;
     let (mut child, sock) = helper::start(&located.path)?;
-    let outcome = session::run(sock, &req, &signals);
+    let outcome = session::run(sock, &req, &signals, &run.add_seccomp_fd);
     // The helper exits once it has reported; reap it so that nothing of ours lingers.
     let status = child.wait();
     match outcome {

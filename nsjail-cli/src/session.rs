@@ -2,7 +2,7 @@
 //! what the helper reports, and work out our exit code.
 
 use std::io::{IoSlice, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use anyhow::{Context, Result, bail};
@@ -41,9 +41,15 @@ pub struct Outcome {
     pub code: i32,
 }
 
-pub fn run(sock: OwnedFd, req: &SpawnRequest, signals: &SignalFd) -> Result<Outcome> {
+/// `bpf_fds` are the `--add-seccomp-fd` descriptors, sent after stdio.
+pub fn run(
+    sock: OwnedFd,
+    req: &SpawnRequest,
+    signals: &SignalFd,
+    bpf_fds: &[RawFd],
+) -> Result<Outcome> {
     let mut stream = UnixStream::from(sock);
-    send_spawn(&stream, req)?;
+    send_spawn(&stream, req, bpf_fds)?;
     let verbose = req.verbose;
     let mut exec_error: Option<ErrorKind> = None;
     loop {
@@ -113,11 +119,13 @@ pub fn run(sock: OwnedFd, req: &SpawnRequest, signals: &SignalFd) -> Result<Outc
     }
 }
 
-/// The spawn frame, with our stdin, stdout and stderr attached as `SCM_RIGHTS`.
-fn send_spawn(stream: &UnixStream, req: &SpawnRequest) -> Result<()> {
+/// The spawn frame, with our stdin, stdout and stderr (then the raw BPF programs' fds)
+/// attached as `SCM_RIGHTS`.
+fn send_spawn(stream: &UnixStream, req: &SpawnRequest, bpf_fds: &[RawFd]) -> Result<()> {
     let frame = wire::encode(&ClientMessage::Spawn(Box::new(req.clone())))?;
-    let stdio = [0, 1, 2];
-    let cmsg = [ControlMessage::ScmRights(&stdio)];
+    let mut fds: Vec<RawFd> = vec![0, 1, 2];
+    fds.extend_from_slice(bpf_fds);
+    let cmsg = [ControlMessage::ScmRights(&fds)];
     let sent = loop {
         match sendmsg::<()>(
             stream.as_raw_fd(),

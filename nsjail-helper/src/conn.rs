@@ -8,15 +8,11 @@ use std::os::unix::net::UnixStream;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
 use nix::sys::stat::{SFlag, fstat};
-use nsjail_core::message::STDIO_FDS;
+use nsjail_core::message::{MAX_FDS, STDIO_FDS};
 use nsjail_core::wire::{self, HEADER_LEN, WireError};
 use nsjail_core::{ClientMessage, HelperEvent, SpawnRequest};
 
 use crate::error::{HelperError, Result, sys};
-
-/// At most this many fds are accepted with one message; more is an error (and the kernel closes
-/// the excess when the control buffer is too small for them).
-const MAX_FDS: usize = 8;
 
 pub struct Conn {
     stream: UnixStream,
@@ -34,8 +30,8 @@ impl Conn {
     }
 
     /// Read the opening message, which must be a spawn request carrying exactly the three
-    /// stdio fds.
-    pub fn read_spawn(&mut self) -> Result<(SpawnRequest, [OwnedFd; STDIO_FDS])> {
+    /// stdio fds, then one fd per raw BPF program the request announces.
+    pub fn read_spawn(&mut self) -> Result<(SpawnRequest, [OwnedFd; STDIO_FDS], Vec<OwnedFd>)> {
         let mut header = [0u8; HEADER_LEN];
         let mut got = 0;
         let mut fds: Vec<OwnedFd> = Vec::new();
@@ -57,6 +53,8 @@ impl Conn {
                 "the first message must be a spawn request".into(),
             ));
         };
+        let mut fds = fds;
+        let extra = fds.split_off(STDIO_FDS.min(fds.len()));
         for fd in &fds {
             check_stdio_fd(fd)?;
         }
@@ -66,7 +64,7 @@ impl Conn {
                 got: v.len(),
             })
         })?;
-        Ok((*req, fds))
+        Ok((*req, fds, extra))
     }
 
     /// Receive some bytes and any fds that come with them. Fds arrive close-on-exec so that no

@@ -10,13 +10,18 @@ mod caller;
 mod child;
 mod conn;
 mod error;
+mod grants;
 mod init;
+mod lockdown;
 mod report;
+mod seccomp;
 mod serve;
+mod slots;
 mod spawn;
 mod supervise;
 #[allow(unsafe_code)]
 mod sys;
+mod trusted;
 mod userns;
 
 use std::io::Write;

@@ -9,6 +9,7 @@ use nsjail_core::validate;
 use crate::caller::Caller;
 use crate::conn::Conn;
 use crate::error::Result;
+use crate::grants;
 use crate::spawn;
 use crate::supervise;
 
@@ -41,7 +42,7 @@ pub fn serve_connection(sock: OwnedFd, caller: &Caller) -> Outcome {
 }
 
 fn serve(conn: &mut Conn, caller: &Caller) -> Result<()> {
-    let (req, stdio) = conn.read_spawn()?;
+    let (req, stdio, bpf_fds) = conn.read_spawn()?;
     validate::check(&req)?;
     let verbose = req.verbose;
     let mut steps = Vec::new();
@@ -53,7 +54,13 @@ fn serve(conn: &mut Conn, caller: &Caller) -> Result<()> {
             caller.mode()
         ));
     }
-    let spawned = spawn::spawn(&req, caller, stdio, &mut |s| {
+    // The policy, the account files and the BPF programs are read, and their fds closed,
+    // before anything is cloned: none of them can reach the sandbox.
+    let grants = grants::decide(&req, caller, bpf_fds)?;
+    if verbose {
+        steps.extend(grants.steps.iter().cloned());
+    }
+    let spawned = spawn::spawn(&req, caller, stdio, &grants, &mut |s| {
         if verbose {
             steps.push(s)
         }
@@ -61,5 +68,8 @@ fn serve(conn: &mut Conn, caller: &Caller) -> Result<()> {
     for s in steps {
         conn.send(&HelperEvent::Step(s))?;
     }
-    supervise::supervise(spawned?, conn, verbose)
+    let result = supervise::supervise(spawned?, conn, verbose);
+    // The concurrency slot (if any) is freed only now that the sandbox is gone.
+    drop(grants);
+    result
 }

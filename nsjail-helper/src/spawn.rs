@@ -13,6 +13,7 @@ use nsjail_core::{Namespaces, SpawnRequest};
 use crate::caller::Caller;
 use crate::child::{self, ChildFds};
 use crate::error::{Result, sys};
+use crate::grants::Grants;
 use crate::sys::{self, Cloned};
 use crate::userns;
 
@@ -72,6 +73,7 @@ pub fn spawn(
     req: &SpawnRequest,
     caller: &Caller,
     stdio: [OwnedFd; 3],
+    grants: &Grants,
     step: &mut dyn FnMut(String),
 ) -> Result<Sandbox> {
     let (sync_r, sync_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (sync)"))?;
@@ -95,6 +97,7 @@ pub fn spawn(
                     report: report_w,
                     status: status_w,
                 },
+                &grants.lockdown,
             )
         }
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
@@ -110,7 +113,12 @@ pub fn spawn(
         let _ = sys::wait4(pid, false);
         e
     };
-    match userns::write_maps(pid, caller, req.ids) {
+    match userns::write_maps(
+        pid,
+        &grants.uid_map,
+        &grants.gid_map,
+        grants.setgroups_allow,
+    ) {
         Ok(lines) => lines.into_iter().for_each(&mut *step),
         Err(e) => return Err(kill(e)),
     }
