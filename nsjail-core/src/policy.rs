@@ -354,7 +354,10 @@ impl Policy {
                     format!(" (line {line})")
                 })
                 .unwrap_or_default();
-            PolicyError::Parse(format!("policy: {first}{at}: {}", e.message()))
+            PolicyError::Parse(crate::seccomp::oci::one_line(&format!(
+                "policy: {first}{at}: {}",
+                e.message()
+            )))
         })?;
         for (field, path) in [
             ("id_ranges.subuid", &p.id_ranges.subuid),
@@ -635,6 +638,7 @@ mod tests {
                 "overflows",
             ),
             ("[limits]\nmax_sandboxes_per_user = 0\n", "refuse everyone"),
+            ("[allow]\n\"a\\nb\" = true\n", "unknown field"),
         ] {
             let e = Policy::parse(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");

@@ -4,6 +4,7 @@
 //! `nsjail` and `nsjail-helper` binaries by driving `cargo` and the installed files.
 
 mod bench;
+mod fuzz;
 mod install;
 
 use std::ffi::{OsStr, OsString};
@@ -74,6 +75,8 @@ enum Cmd {
     /// Time `nsjail run -- /bin/true` (setuid helper, ordinary user) against bwrap, unshare and
     /// plain /bin/true. Must run as root.
     Bench(bench::BenchArgs),
+    /// Run each cargo-fuzz target in fuzz/ for a while (stable toolchain, RUSTC_BOOTSTRAP=1).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +105,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Test { args } => test(&ws, &args),
         Cmd::Lint => lint(&ws),
         Cmd::Bench(args) => bench::bench(&ws, &args),
+        Cmd::Fuzz(args) => fuzz::fuzz(&ws, &args),
     }
 }
 
@@ -374,8 +378,10 @@ fn lint(ws: &Workspace) -> Result<()> {
         "warnings",
     ]);
 
+    let fuzz_fmt = fuzz::fmt_check_command(&ws.root)?;
+
     let mut failed = Vec::new();
-    for mut cmd in [fmt, clippy] {
+    for mut cmd in [fmt, fuzz_fmt, clippy] {
         let shown = show(&cmd);
         step(&shown);
         if let Err(err) = run_checked(&mut cmd) {

@@ -327,12 +327,28 @@ fn filter_holds(entry: usize, f: &Filter, ctx: &OciContext) -> Result<bool, OciE
     Ok(holds)
 }
 
+/// serde_json quotes what it did not expect (a field name, say) as it was decoded: control
+/// characters in it must not break the one-line message.
+pub(crate) fn one_line(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 /// Parse and resolve a profile. `ctx` decides Docker's conditional entries.
 pub fn parse(json: &[u8], ctx: &OciContext) -> Result<SeccompProfile, OciError> {
     if json.len() > MAX_PROFILE_BYTES {
         return Err(OciError::TooLarge);
     }
-    let p: Profile = serde_json::from_slice(json).map_err(|e| OciError::Json(e.to_string()))?;
+    let p: Profile =
+        serde_json::from_slice(json).map_err(|e| OciError::Json(one_line(&e.to_string())))?;
     let default_action = action("defaultAction", &p.default_action, p.default_errno_ret)?;
     if let Some(archs) = &p.architectures {
         for a in archs {
@@ -654,7 +670,10 @@ mod tests {
             r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_FLY"]}}]}"#,
         );
         assert!(e.contains("syscalls[0]: unknown capability"), "{e}");
-        for e in [e, err("[]"), err("null"), err(r#"{"defaultAction":1}"#)] {
+        // Found by the fuzzer: a field name with an escaped newline in it.
+        let nl = err(r#"{"defaultActi\n":"SCMP_ACT_ALLOW"}"#);
+        assert!(nl.contains(r"`defaultActi\n`"), "{nl}");
+        for e in [e, nl, err("[]"), err("null"), err(r#"{"defaultAction":1}"#)] {
             assert!(!e.contains('\n'), "one line: {e}");
         }
         assert_eq!(
