@@ -509,3 +509,50 @@ fn no_program_the_caller_chose_runs_with_privilege() {
     );
     assert!(Path::new(&trap).join("ran-true").exists());
 }
+
+#[test]
+fn a_directory_passed_as_stdio_is_refused() {
+    // Google nsjail #268: a directory fd as stdin would let the payload openat() its way to
+    // host files it was never given.
+    nsjail_tests::for_each_caller(|c| {
+        let dir = c.scratch();
+        for which in ["stdin", "stdout"] {
+            let mut cmd = c.run_cmd(&["--", "/bin/true"]);
+            let d = fs::File::open(dir.path()).unwrap();
+            match which {
+                "stdin" => cmd.stdin(d),
+                _ => cmd.stdout(d),
+            };
+            cmd.stderr(std::process::Stdio::piped());
+            if which == "stdin" {
+                cmd.stdout(std::process::Stdio::null());
+            } else {
+                cmd.stdin(std::process::Stdio::null());
+            }
+            let mut child = cmd.spawn().unwrap();
+            let stderr = nsjail_tests::Capture::start(child.stderr.take().unwrap());
+            let mut status = None;
+            let ended = poll_until(TIMEOUT, || {
+                status = child.try_wait().unwrap();
+                status.is_some()
+            });
+            if !ended {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            stderr.wait_eof(Duration::from_secs(10));
+            assert_eq!(
+                status.and_then(|s| s.code()),
+                Some(125),
+                "[{}] {which}: {status:?}",
+                c.name()
+            );
+            let err = stderr.text();
+            assert!(
+                err.trim() == "nsjail: a directory cannot be passed as stdin, stdout or stderr",
+                "[{}] {which}: {err}",
+                c.name()
+            );
+        }
+    });
+}
