@@ -85,6 +85,15 @@ impl Conn {
         };
         let bytes = msg.bytes;
         let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
+        if truncated {
+            // More fds than any message may carry, or more than our RLIMIT_NOFILE lets the kernel
+            // install: it closed the excess. Those that arrived are close-on-exec, and the
+            // helper ends on this error.
+            return Err(HelperError::Refused(format!(
+                "could not receive the request's file descriptors (more than {MAX_FDS}, or \
+                 the helper's RLIMIT_NOFILE is too low)"
+            )));
+        }
         for c in msg.cmsgs().map_err(sys("recvmsg control data"))? {
             if let ControlMessageOwned::ScmRights(raw) = c {
                 for fd in raw {

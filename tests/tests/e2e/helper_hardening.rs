@@ -556,3 +556,60 @@ fn a_directory_passed_as_stdio_is_refused() {
         }
     });
 }
+
+#[test]
+fn a_spawn_must_carry_exactly_the_bpf_fds_it_announces() {
+    // The fd-count rule of the wire: 3 stdio fds plus one per announced BPF program.
+    let mut starts = vec![(nsjail_tests::helper_bin(), None)];
+    if nsjail_tests::is_root() {
+        starts.push((setuid_install().helper.clone(), Some(test_user())));
+    }
+    for (helper, as_ids) in starts {
+        for (announced, sent) in [(1u8, 3usize), (0, 4), (2, 4), (6, 9)] {
+            let how = HelperStart {
+                as_ids,
+                ..Default::default()
+            };
+            let mut conn = HelperConn::start(&helper, &how);
+            let mut req = nsjail_tests::spawn_request(&["/bin/true"]);
+            req.seccomp_fds = announced;
+            let frame =
+                nsjail_core::wire::encode(&nsjail_core::ClientMessage::Spawn(Box::new(req)))
+                    .unwrap();
+            let fds: Vec<OwnedFd> = (0..sent.div_ceil(3))
+                .flat_map(|_| nsjail_tests::devnull_stdio())
+                .take(sent)
+                .collect();
+            let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+            let _ = conn.send(&frame, &raw);
+            drop(fds);
+            let (events, _) = conn.read_until_end();
+            let ctx = format!(
+                "{} announced {announced}, sent {sent}: {events:?}",
+                helper.display()
+            );
+            assert!(
+                !events
+                    .iter()
+                    .any(|e| matches!(e, HelperEvent::Started { .. })),
+                "{ctx}"
+            );
+            assert!(
+                matches!(
+                    events.last(),
+                    Some(HelperEvent::Error {
+                        kind: ErrorKind::BadRequest,
+                        ..
+                    })
+                ),
+                "{ctx}"
+            );
+            drop(conn.sock);
+            let mut run = conn.run;
+            assert!(
+                run.wait_timeout(TIMEOUT).is_some(),
+                "{ctx}: the helper did not exit"
+            );
+        }
+    }
+}
