@@ -70,7 +70,8 @@ pub struct Features {
     pub share_net: bool,
     /// `--cap-add`: keep capabilities (inside the sandbox's user namespace) in the payload.
     pub cap_add: bool,
-    /// `--allow-userns`: let the payload create nested user namespaces.
+    /// `--allow-userns`: let the payload create nested user namespaces. When false they stay
+    /// denied even without the default filter (`--seccomp none`, a replacing profile).
     pub userns: bool,
     /// `--seccomp none`: run without a filter. When false, a `--seccomp FILE` profile is added
     /// on top of the default filter instead of replacing it.

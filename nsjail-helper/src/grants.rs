@@ -171,7 +171,12 @@ pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<
         programs.push(seccomp::read_raw(fd, i)?);
     }
     drop(raw);
-    let plan = seccomp::plan(req, effective.allow.seccomp_none, programs)?;
+    let plan = seccomp::plan(
+        req,
+        effective.allow.seccomp_none,
+        effective.allow.userns,
+        programs,
+    )?;
     steps.push(format!("seccomp: {}", plan.description));
     steps.push(format!(
         "capabilities: {} (inside the sandbox only)",

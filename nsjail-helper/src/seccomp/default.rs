@@ -179,6 +179,14 @@ static WITH_USERNS: &[Insn] = program!(&[ALWAYS, PTRACE]);
 static WITH_PTRACE: &[Insn] = program!(&[ALWAYS, USERNS]);
 static WITH_BOTH: &[Insn] = program!(&[ALWAYS]);
 
+/// Only the nested-user-namespace rules, for when the default filter is off (`--seccomp none`,
+/// or a custom profile replacing it) but the policy forbids nested user namespaces.
+static USERNS_ONLY: &[Insn] = program!(&[USERNS]);
+
+pub fn userns_only() -> &'static [Insn] {
+    USERNS_ONLY
+}
+
 /// The default filter for these switches.
 pub fn program(allow_userns: bool, allow_ptrace: bool) -> &'static [Insn] {
     match (allow_userns, allow_ptrace) {
@@ -311,6 +319,18 @@ mod tests {
                 "{bad:#x}"
             );
         }
+    }
+
+    #[test]
+    fn the_userns_only_filter() {
+        let p = userns_only();
+        let newuser = libc::CLONE_NEWUSER as u64;
+        assert_eq!(
+            call(p, libc::SYS_unshare, [newuser, 0, 0, 0, 0, 0]),
+            ret_value(EPERM)
+        );
+        assert_eq!(call(p, libc::SYS_clone3, [0; 6]), ret_value(ENOSYS));
+        assert_eq!(call(p, libc::SYS_keyctl, [0; 6]), ALLOW);
     }
 
     #[test]

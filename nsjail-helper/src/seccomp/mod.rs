@@ -147,10 +147,12 @@ pub fn read_raw(fd: &OwnedFd, n: usize) -> Result<Vec<Insn>> {
 
 /// Decide the payload's filters. `may_replace_default`: the policy lets this caller run without
 /// the default filter, so a custom profile replaces it (as in Docker); otherwise the profile is
-/// added on top of it.
+/// added on top of it. `userns_allowed`: the policy allows nested user namespaces; when it does
+/// not, they stay denied even without the default filter.
 pub fn plan(
     req: &SpawnRequest,
     may_replace_default: bool,
+    userns_allowed: bool,
     raw: Vec<Vec<Insn>>,
 ) -> Result<SeccompPlan> {
     let default = || Filter {
@@ -176,6 +178,15 @@ pub fn plan(
             });
             words.push(format!("custom profile ({} rules)", p.rules.len()));
         }
+    }
+    let has_default = matches!(req.seccomp, SeccompMode::Default)
+        || matches!(req.seccomp, SeccompMode::Profile(_) if !may_replace_default);
+    if !has_default && !userns_allowed {
+        filters.push(Filter {
+            insns: Cow::Borrowed(default::userns_only()),
+            flags: 0,
+        });
+        words.push("nested user namespaces denied by policy".to_string());
     }
     let n = raw.len();
     for insns in raw {

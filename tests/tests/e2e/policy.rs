@@ -138,6 +138,30 @@ fn feature_switches_are_enforced() {
         &["--seccomp", p, "--", "./nsjail-probe", "keyctl"],
     );
     assert_eq!(probe_result(&out, "keyctl"), "ok", "{}", out.describe());
+
+    // Forbidden nested user namespaces stay forbidden without the default filter too.
+    let env = PolicyEnv::with_policy("[allow]\nuserns = false\n");
+    for opts in [&["--seccomp", "none"][..], &["--seccomp", p][..]] {
+        let mut args = opts.to_vec();
+        args.extend(["--", "./nsjail-probe", "unshare-user"]);
+        let out = env.run(&c, Some(dir.path()), &args);
+        assert_eq!(
+            probe_result(&out, "unshare-user"),
+            "EPERM",
+            "{opts:?}: {}",
+            out.describe()
+        );
+        // …while the rest of the default filter is gone (keyctl is the kernel's again).
+        let mut args = opts.to_vec();
+        args.extend(["--", "./nsjail-probe", "keyctl"]);
+        let out = env.run(&c, Some(dir.path()), &args);
+        assert_eq!(
+            probe_result(&out, "keyctl"),
+            "ok",
+            "{opts:?}: {}",
+            out.describe()
+        );
+    }
 }
 
 #[test]
