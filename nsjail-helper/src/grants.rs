@@ -129,6 +129,8 @@ pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<
     } else {
         Accounts::default()
     };
+    // On the setuid path our supplementary groups are the caller's (executing a setuid binary
+    // keeps them). The daemon (issue 5) must take them from SO_PEERGROUPS instead.
     let groups = nix::unistd::getgroups()
         .map_err(sys("getgroups"))?
         .into_iter()
