@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use nsjail_core::caps::{self, CapSet};
 use nsjail_core::limits::{self, RlimitSetting};
 use nsjail_core::request::{CgroupVersion, DEFAULT_HOSTNAME};
-use nsjail_core::{IdMapping, Limits, Namespaces, SpawnRequest};
+use nsjail_core::{IdMapping, IdRange, Limits, Namespaces, SpawnRequest};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -300,6 +301,37 @@ pub struct RunArgs {
     /// /run/nsjail/helper.sock]
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Seccomp filter: `none`, or an OCI/Docker JSON profile FILE that replaces the default
+    /// filter (or is added on top of it where the admin policy forbids running without it)
+    /// [default: nsjail's deny list]
+    #[arg(long, value_name = "none|FILE")]
+    pub seccomp: Option<String>,
+    /// Also install the raw BPF program read from descriptor FD (as bubblewrap's option; repeatable,
+    /// at most 5) [default: none]
+    #[arg(long, value_name = "FD", action = clap::ArgAction::Append)]
+    pub add_seccomp_fd: Vec<i32>,
+    /// Let CMD create nested user namespaces [default: denied by the seccomp filter]
+    #[arg(long)]
+    pub allow_userns: bool,
+    /// Let CMD use ptrace inside the sandbox [default: denied by the seccomp filter]
+    #[arg(long)]
+    pub allow_ptrace: bool,
+    /// Keep capability CAP (e.g. CAP_NET_ADMIN, or ALL) in CMD, inside the sandbox's own user
+    /// namespace only (repeatable) [default: no capabilities]
+    #[arg(long, value_name = "CAP", value_parser = parse_caps, action = clap::ArgAction::Append)]
+    pub cap_add: Vec<CapSet>,
+    /// Remove capability CAP from what --cap-add gave (repeatable) [default: none]
+    #[arg(long, value_name = "CAP", value_parser = parse_caps, action = clap::ArgAction::Append)]
+    pub cap_drop: Vec<CapSet>,
+    /// Map COUNT uids from OUTSIDE (host) to INSIDE (repeatable; replaces the default map of
+    /// your own uid). Beyond your own uid only what the admin policy grants you
+    /// [default: your uid to --uid]
+    #[arg(long, value_name = "INSIDE:OUTSIDE:COUNT", value_parser = parse_range, action = clap::ArgAction::Append)]
+    pub map_uid: Vec<IdRange>,
+    /// Map COUNT gids from OUTSIDE (host) to INSIDE (repeatable; as --map-uid)
+    /// [default: your gid to --gid]
+    #[arg(long, value_name = "INSIDE:OUTSIDE:COUNT", value_parser = parse_range, action = clap::ArgAction::Append)]
+    pub map_gid: Vec<IdRange>,
 
     /// The command to run and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
@@ -332,7 +364,34 @@ fn cpus_arg(s: &str) -> Result<u64, String> {
     limits::parse_cpus(s).map_err(|e| e.to_string())
 }
 
+fn parse_caps(s: &str) -> Result<CapSet, String> {
+    caps::parse_caps(s).map_err(|e| e.to_string())
+}
+
+fn parse_range(s: &str) -> Result<IdRange, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let num = |p: &str| p.trim().parse::<u32>().ok();
+    match parts.as_slice() {
+        [i, o, c] => match (num(i), num(o), num(c)) {
+            (Some(inside), Some(outside), Some(count)) => Ok(IdRange {
+                inside,
+                outside,
+                count,
+            }),
+            _ => Err(format!("{s:?}: INSIDE, OUTSIDE and COUNT must be numbers")),
+        },
+        _ => Err(format!("{s:?}: expected INSIDE:OUTSIDE:COUNT")),
+    }
+}
+
 impl RunArgs {
+    /// The capabilities CMD keeps: everything added, less everything dropped.
+    pub fn caps(&self) -> CapSet {
+        let added = self.cap_add.iter().fold(0, |a, c| a | c.0);
+        let dropped = self.cap_drop.iter().fold(0, |a, c| a | c.0);
+        CapSet(added & !dropped)
+    }
+
     /// The spawn request this command line describes. `env` is the caller's environment and
     /// `cwd` its working directory.
     pub fn to_request(
@@ -378,6 +437,13 @@ impl RunArgs {
         req.as_pid_1 = self.as_pid_1;
         req.verbose = self.verbose;
         req.limits = self.limits();
+        req.seccomp_fds = self.add_seccomp_fd.len().min(u8::MAX as usize) as u8;
+        req.allow_userns = self.allow_userns;
+        req.allow_ptrace = self.allow_ptrace;
+        req.caps = self.caps();
+        req.uid_map = self.map_uid.clone();
+        req.gid_map = self.map_gid.clone();
+        // `seccomp` needs the profile file read: see `profile::seccomp_mode`.
         req
     }
 
@@ -602,6 +668,64 @@ mod tests {
             let mut v = args.to_vec();
             v.extend(["--", "true"]);
             assert!(parse(&v).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn hardening_flags() {
+        let r = parse(&[
+            "--cap-add",
+            "ALL",
+            "--cap-drop",
+            "sys_admin",
+            "--cap-add",
+            "CAP_NET_RAW",
+            "--map-uid",
+            "0:1000:1",
+            "--map-uid",
+            "1:100000:65536",
+            "--map-gid",
+            "0:1000:1",
+            "--add-seccomp-fd",
+            "7",
+            "--add-seccomp-fd",
+            "8",
+            "--allow-userns",
+            "--allow-ptrace",
+            "--seccomp",
+            "none",
+            "--",
+            "id",
+        ])
+        .unwrap();
+        let req = r.to_request(std::iter::empty(), None, Vec::new(), 0);
+        assert!(req.caps.contains(13) && !req.caps.contains(21) && req.caps.contains(0));
+        assert_eq!(req.uid_map.len(), 2);
+        assert_eq!(
+            req.uid_map[1],
+            IdRange {
+                inside: 1,
+                outside: 100000,
+                count: 65536
+            }
+        );
+        assert_eq!(req.gid_map.len(), 1);
+        assert_eq!(req.seccomp_fds, 2);
+        assert!(req.allow_userns && req.allow_ptrace);
+        assert_eq!(r.seccomp.as_deref(), Some("none"));
+
+        let r = parse(&["--", "id"]).unwrap();
+        let req = r.to_request(std::iter::empty(), None, Vec::new(), 0);
+        assert!(req.caps.is_empty() && req.uid_map.is_empty() && req.seccomp_fds == 0);
+        assert_eq!(req.seccomp, nsjail_core::SeccompMode::Default);
+
+        for bad in [
+            &["--cap-add", "CAP_FLYING", "--", "id"][..],
+            &["--map-uid", "0:1000", "--", "id"][..],
+            &["--map-uid", "a:b:c", "--", "id"][..],
+            &["--add-seccomp-fd", "x", "--", "id"][..],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -8,6 +8,7 @@ mod desktop;
 mod dryrun;
 mod helper;
 mod net;
+mod profile;
 mod profiles;
 mod report;
 mod session;
@@ -202,6 +203,8 @@ fn run_sandbox(
         }
     }
     let mut req = run.to_request(env, cwd, view.ops, view.fds.len() as u32);
+    req.seccomp = profile::seccomp_mode(run)?;
+    profile::check_bpf_fds(&run.add_seccomp_fd)?;
     net::apply(run, &mut req)?;
     for (k, v) in desktop_env {
         req.env.retain(|(key, _)| *key != k);
@@ -299,7 +302,15 @@ fn start_and_supervise(
     if let Some(t) = term.as_mut() {
         t.enter_raw()?;
     }
-    let outcome = session::run(sock, req, stdio, extra_fds, &signals, term.as_mut());
+    let outcome = session::run(
+        sock,
+        req,
+        stdio,
+        extra_fds,
+        &run.add_seccomp_fd,
+        &signals,
+        term.as_mut(),
+    );
     // Our terminal back to how it was before anything else is printed.
     drop(term);
     // The helper exits once it has reported; reap it so that nothing of ours lingers.

@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::caps::CapSet;
 use crate::limits::RlimitSetting;
 use crate::mounts::MountOp;
+use crate::seccomp::SeccompMode;
 
 /// Everything the helper needs to start one sandbox. Fields that later features add go here, so
 /// that the CLI, profiles and policy all produce or check this one type.
@@ -41,6 +43,21 @@ pub struct SpawnRequest {
     /// into the sandbox's new network namespace; `None`: only `lo` (or the host's namespace
     /// when `namespaces.net` is false).
     pub pasta: Option<Pasta>,
+    /// The payload's seccomp filter: the default deny list, none, or a custom profile.
+    pub seccomp: SeccompMode,
+    /// How many raw BPF programs (`--add-seccomp-fd`) travel as fds after the three stdio fds;
+    /// each is installed on top of `seccomp`.
+    pub seccomp_fds: u8,
+    /// Let the payload create nested user namespaces (the default filter denies it).
+    pub allow_userns: bool,
+    /// Let the payload use ptrace (the default filter denies it).
+    pub allow_ptrace: bool,
+    /// The capabilities the payload keeps, inside its user namespace (default: none).
+    pub caps: CapSet,
+    /// The uid map; empty: the caller's own uid outside mapped to `ids.uid` inside.
+    pub uid_map: Vec<IdRange>,
+    /// The gid map; empty: the caller's own gid outside mapped to `ids.gid` inside.
+    pub gid_map: Vec<IdRange>,
 }
 
 /// How the sandbox reaches the network through `pasta`.
@@ -55,6 +72,14 @@ pub struct Pasta {
 pub struct PortForward {
     pub host: u16,
     pub sandbox: u16,
+}
+
+/// One line of an ID map: `count` ids from `inside` map to `count` ids from `outside`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdRange {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
 }
 
 /// Which namespaces are new. User, mount and PID namespaces are always new: the whole design
@@ -111,6 +136,13 @@ impl SpawnRequest {
             extra_fds: 0,
             limits: Limits::default(),
             pasta: None,
+            seccomp: SeccompMode::Default,
+            seccomp_fds: 0,
+            allow_userns: false,
+            allow_ptrace: false,
+            caps: CapSet::EMPTY,
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
         }
     }
 

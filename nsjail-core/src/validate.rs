@@ -3,9 +3,13 @@
 
 use thiserror::Error;
 
+use crate::caps::CapError;
 use crate::limits::show_seconds;
+use crate::message::MAX_SECCOMP_FDS;
 use crate::mounts::{MountOp, OverlayKind};
+use crate::request::IdRange;
 use crate::request::{Limits, SpawnRequest};
+use crate::seccomp::{ProfileError, SeccompMode};
 
 /// Largest number of arguments or environment entries a request may carry.
 pub const MAX_LIST: usize = 16 * 1024;
@@ -24,6 +28,8 @@ pub const MAX_PIDS: u64 = 4 * 1024 * 1024;
 /// `--cpus` between 0.01 (the kernel's smallest quota, 1 ms per 100 ms period) and 1000.
 pub const MIN_CPU_MILLIS: u64 = 10;
 pub const MAX_CPU_MILLIS: u64 = 1_000_000;
+/// Linux accepts at most 340 lines in an ID map (since 4.15).
+pub const MAX_MAP_LINES: usize = 340;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ValidationError {
@@ -84,6 +90,57 @@ pub enum ValidationError {
     PortZero,
     #[error("--forward-port: host port {0} is forwarded twice")]
     PortTwice(u16),
+    #[error("at most {MAX_SECCOMP_FDS} --add-seccomp-fd programs, got {0}")]
+    TooManySeccompFds(u8),
+    #[error("{0}")]
+    Profile(#[from] ProfileError),
+    #[error("{0}")]
+    Caps(#[from] CapError),
+    #[error("--map-{kind}: {reason}")]
+    BadMap { kind: &'static str, reason: String },
+    #[error("--{kind} {id} is not mapped: the --map-{kind} ranges must cover it inside")]
+    Unmapped { kind: &'static str, id: u32 },
+}
+
+fn check_map(kind: &'static str, map: &[IdRange], id: u32) -> Result<(), ValidationError> {
+    let bad = |reason: String| ValidationError::BadMap { kind, reason };
+    if map.is_empty() {
+        return Ok(());
+    }
+    if map.len() > MAX_MAP_LINES {
+        return Err(bad(format!(
+            "{} lines (at most {MAX_MAP_LINES})",
+            map.len()
+        )));
+    }
+    for (i, r) in map.iter().enumerate() {
+        let line = format!("{}:{}:{}", r.inside, r.outside, r.count);
+        // The kernel refuses ranges that wrap, and (uid_t)-1 can never be mapped.
+        if r.count == 0
+            || r.inside.checked_add(r.count).is_none()
+            || r.outside.checked_add(r.count).is_none()
+        {
+            return Err(bad(format!("{line}: empty or past the largest id")));
+        }
+        for o in &map[..i] {
+            let overlap = |a: u32, b: u32| {
+                (a as u64) < b as u64 + o.count as u64 && (b as u64) < a as u64 + r.count as u64
+            };
+            if overlap(r.inside, o.inside) || overlap(r.outside, o.outside) {
+                return Err(bad(format!(
+                    "{line} overlaps {}:{}:{}",
+                    o.inside, o.outside, o.count
+                )));
+            }
+        }
+    }
+    if !map
+        .iter()
+        .any(|r| id >= r.inside && (id as u64) < r.inside as u64 + r.count as u64)
+    {
+        return Err(ValidationError::Unmapped { kind, id });
+    }
+    Ok(())
 }
 
 fn no_nul(field: &'static str, s: &str) -> Result<(), ValidationError> {
@@ -145,6 +202,22 @@ pub fn check(req: &SpawnRequest) -> Result<(), ValidationError> {
             return Err(ValidationError::BadId { field, value });
         }
     }
+    if req.extra_fds as usize > crate::message::MAX_EXTRA_FDS {
+        return Err(ValidationError::TooMany {
+            field: "passed fds",
+            count: req.extra_fds as usize,
+            max: crate::message::MAX_EXTRA_FDS,
+        });
+    }
+    if req.seccomp_fds as usize > MAX_SECCOMP_FDS {
+        return Err(ValidationError::TooManySeccompFds(req.seccomp_fds));
+    }
+    if let SeccompMode::Profile(p) = &req.seccomp {
+        p.check()?;
+    }
+    req.caps.check()?;
+    check_map("uid", &req.uid_map, req.ids.uid)?;
+    check_map("gid", &req.gid_map, req.ids.gid)?;
     check_limits(&req.limits)
 }
 
@@ -469,6 +542,57 @@ mod tests {
         let mut r = ok();
         r.argv = vec![String::new(); MAX_LIST + 1];
         assert!(matches!(check(&r), Err(ValidationError::TooMany { .. })));
+
+        let mut r = ok();
+        r.seccomp_fds = MAX_SECCOMP_FDS as u8 + 1;
+        assert!(matches!(
+            check(&r),
+            Err(ValidationError::TooManySeccompFds(_))
+        ));
+
+        let mut r = ok();
+        r.caps = crate::caps::CapSet(1 << 63);
+        assert!(matches!(check(&r), Err(ValidationError::Caps(_))));
+    }
+
+    #[test]
+    fn id_maps() {
+        let line = |inside, outside, count| IdRange {
+            inside,
+            outside,
+            count,
+        };
+        let mut r = ok();
+        r.uid_map = vec![line(0, 1000, 1), line(1, 100000, 65536)];
+        r.gid_map = vec![line(0, 1000, 1)];
+        assert_eq!(check(&r), Ok(()));
+        r.ids.uid = 65536;
+        assert_eq!(check(&r), Ok(()));
+        r.ids.uid = 65537;
+        assert!(matches!(
+            check(&r),
+            Err(ValidationError::Unmapped { kind: "uid", .. })
+        ));
+
+        for bad in [
+            vec![line(0, 1000, 0)],
+            vec![line(0, u32::MAX, 1)],
+            vec![line(u32::MAX - 1, 5, 2)],
+            vec![line(0, 1000, 10), line(5, 2000, 1)],
+            vec![line(0, 1000, 10), line(20, 1005, 1)],
+            vec![line(0, 1000, 1); MAX_MAP_LINES + 1],
+        ] {
+            let mut r = ok();
+            r.gid_map = bad.clone();
+            let e = check(&r);
+            assert!(
+                matches!(e, Err(ValidationError::BadMap { kind: "gid", .. })),
+                "{bad:?}: {e:?}"
+            );
+        }
+        let mut r = ok();
+        r.uid_map = vec![line(1, 1000, 1)];
+        assert!(matches!(check(&r), Err(ValidationError::Unmapped { .. })));
     }
 
     #[test]

@@ -344,5 +344,16 @@ mod tests {
         }
         assert!(check_fds(&ClientMessage::Signal(2), 0).is_ok());
         assert!(check_fds(&ClientMessage::Signal(2), 1).is_err());
+        // Raw BPF programs travel after the stdio fds and count too.
+        let mut r = SpawnRequest::new(vec!["/bin/true".into()]);
+        r.seccomp_fds = 2;
+        let msg = ClientMessage::Spawn(Box::new(r));
+        assert!(check_fds(&msg, 5).is_ok());
+        for n in [3, 4, 6] {
+            assert!(matches!(
+                check_fds(&msg, n),
+                Err(WireError::FdCount { expected: 5, .. })
+            ));
+        }
     }
 }

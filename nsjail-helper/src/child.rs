@@ -20,6 +20,7 @@ use nsjail_core::exit::{NOT_EXECUTABLE, NOT_FOUND, SETUP_FAILED};
 use nsjail_core::limits::RlimitSetting;
 
 use crate::error::{Result, sys};
+use crate::lockdown::{self, Lockdown};
 use crate::report::Reporter;
 use crate::{init, mounts, sys};
 
@@ -45,8 +46,9 @@ pub const FORWARDED: [Signal; 6] = [
     Signal::SIGUSR2,
 ];
 
-/// Run the first process of the sandbox; never returns.
-pub fn run(req: &SpawnRequest, fds: ChildFds) -> ! {
+/// Run the first process of the sandbox; never returns. `lock` is what the payload is left
+/// with (capabilities, seccomp filters), decided by the helper before `clone`.
+pub fn run(req: &SpawnRequest, fds: ChildFds, lock: &Lockdown) -> ! {
     let ChildFds {
         stdio,
         extra,
@@ -58,7 +60,7 @@ pub fn run(req: &SpawnRequest, fds: ChildFds) -> ! {
     let exec = set_up(req, &sync, extra, &reporter);
     drop(sync);
     let err = match exec {
-        Ok(exec) => match start(req, exec, stdio, reporter, status) {
+        Ok(exec) => match start(req, exec, lock, stdio, reporter, status) {
             Ok(never) => match never {},
             Err((e, reporter)) => {
                 reporter.setup_failed(&e.to_string());
@@ -227,6 +229,7 @@ type StartError = (crate::error::HelperError, Reporter);
 fn start(
     req: &SpawnRequest,
     exec: Exec,
+    lock: &Lockdown,
     stdio: [OwnedFd; 3],
     reporter: Reporter,
     status: OwnedFd,
@@ -260,7 +263,7 @@ fn start(
     if req.as_pid_1 {
         drop(status);
         reporter.step(|| format!("exec: {} as PID 1", exec.program));
-        exec_payload(&exec, &reporter);
+        exec_payload(&exec, lock, &reporter);
     }
 
     // The init takes signals through a signalfd; block them before the fork so none is lost
@@ -287,9 +290,20 @@ fn start(
                 foreground();
             }
             let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-            exec_payload(&exec, &reporter)
+            exec_payload(&exec, lock, &reporter)
         }
         Ok(Some(payload)) => {
+            // The init needs no capability at all: waiting, signalling its own child and
+            // writing a pipe. It never execs, and it gets no seccomp filter, so that a strict
+            // custom profile cannot break the reaping of the payload.
+            if let Err(e) = nix::sys::prctl::set_no_new_privs()
+                .map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))
+                .and_then(|()| lockdown::limit_capabilities(nsjail_core::CapSet::EMPTY))
+            {
+                let _ = nix::sys::signal::kill(payload, Signal::SIGKILL);
+                reporter.setup_failed(&format!("init: {e}"));
+                sys::exit_now(SETUP_FAILED);
+            }
             // The init must not hold the report pipe: its end-of-file tells the helper that
             // the payload's exec happened.
             drop(reporter.into_fd());
@@ -315,18 +329,19 @@ fn reporter_fd(r: &Reporter) -> i32 {
     r.raw_fd()
 }
 
-/// The last steps before the payload's code runs: no new privileges, no inherited fd, exec.
-fn exec_payload(exec: &Exec, reporter: &Reporter) -> ! {
+/// The last steps before the payload's code runs: its rlimits, no inherited fd, no new
+/// privileges, only the capabilities asked for, the seccomp filters, exec.
+fn exec_payload(exec: &Exec, lock: &Lockdown, reporter: &Reporter) -> ! {
     if let Err(e) = crate::rlimits::apply(&exec.rlimits) {
         reporter.setup_failed(&e.to_string());
         sys::exit_now(SETUP_FAILED);
     }
-    if let Err(e) = prctl::set_no_new_privs() {
-        reporter.setup_failed(&sys("prctl(PR_SET_NO_NEW_PRIVS)")(e).to_string());
-        sys::exit_now(SETUP_FAILED);
-    }
     if let Err(e) = sys::cloexec_from(3) {
         reporter.setup_failed(&sys("close_range(CLOEXEC)")(e).to_string());
+        sys::exit_now(SETUP_FAILED);
+    }
+    if let Err(e) = lockdown::apply(lock) {
+        reporter.setup_failed(&e.to_string());
         sys::exit_now(SETUP_FAILED);
     }
     let mut denied = false;

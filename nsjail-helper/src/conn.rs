@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
 use nix::sys::stat::{SFlag, fstat};
-use nsjail_core::message::STDIO_FDS;
+use nsjail_core::message::{MAX_FDS, STDIO_FDS};
 use nsjail_core::wire::{self, HEADER_LEN, WireError};
 use nsjail_core::{ClientMessage, HelperEvent, SpawnRequest};
 
@@ -19,11 +19,9 @@ pub struct PassedFds {
     pub stdio: [OwnedFd; STDIO_FDS],
     /// Fds for `--file`, `--bind-data` and the like, by index.
     pub extra: Vec<OwnedFd>,
+    /// One raw BPF program per `--add-seccomp-fd`.
+    pub seccomp: Vec<OwnedFd>,
 }
-
-/// At most this many fds are accepted with one message; more is an error (and the kernel closes
-/// the excess when the control buffer is too small for them).
-const MAX_FDS: usize = 64;
 
 pub struct Conn {
     stream: UnixStream,
@@ -58,7 +56,7 @@ impl Conn {
     }
 
     /// Read the opening message, which must be a spawn request carrying exactly the three
-    /// stdio fds and the extra fds it announces.
+    /// stdio fds, then the extra fds it announces, then one fd per raw BPF program.
     pub fn read_spawn(&mut self) -> Result<(SpawnRequest, PassedFds)> {
         let mut header = [0u8; HEADER_LEN];
         let mut got = 0;
@@ -81,7 +79,10 @@ impl Conn {
                 "the first message must be a spawn request".into(),
             ));
         };
-        let extra = fds.split_off(STDIO_FDS.min(fds.len()));
+        let mut fds = fds;
+        // In the order they were sent: stdio, the filesystem's extra fds, the BPF programs.
+        let mut extra = fds.split_off(STDIO_FDS.min(fds.len()));
+        let seccomp = extra.split_off((req.extra_fds as usize).min(extra.len()));
         for fd in &fds {
             check_stdio_fd(fd)?;
         }
@@ -91,7 +92,14 @@ impl Conn {
                 got: v.len(),
             })
         })?;
-        Ok((*req, PassedFds { stdio, extra }))
+        Ok((
+            *req,
+            PassedFds {
+                stdio,
+                extra,
+                seccomp,
+            },
+        ))
     }
 
     /// Receive some bytes and any fds that come with them. Fds arrive close-on-exec so that no
@@ -112,6 +120,15 @@ impl Conn {
         };
         let bytes = msg.bytes;
         let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
+        if truncated {
+            // More fds than any message may carry, or more than our RLIMIT_NOFILE lets the kernel
+            // install: it closed the excess. Those that arrived are close-on-exec, and the
+            // helper ends on this error.
+            return Err(HelperError::Refused(format!(
+                "could not receive the request's file descriptors (more than {MAX_FDS}, or \
+                 the helper's RLIMIT_NOFILE is too low)"
+            )));
+        }
         for c in msg.cmsgs().map_err(sys("recvmsg control data"))? {
             if let ControlMessageOwned::ScmRights(raw) = c {
                 for fd in raw {

@@ -3,6 +3,7 @@
 
 use nix::errno::Errno;
 use nsjail_core::ErrorKind;
+use nsjail_core::policy::Refusal;
 use nsjail_core::validate::ValidationError;
 use nsjail_core::wire::WireError;
 use thiserror::Error;
@@ -23,6 +24,9 @@ pub enum HelperError {
     /// The request is well-formed but asks for something this helper will not do.
     #[error("{0}")]
     Refused(String),
+    /// The admin policy refuses the request.
+    #[error("{0}")]
+    Policy(#[from] Refusal),
 }
 
 impl HelperError {
@@ -30,9 +34,10 @@ impl HelperError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             HelperError::Sys { .. } => ErrorKind::Setup,
-            HelperError::Wire(_) | HelperError::Invalid(_) | HelperError::Refused(_) => {
-                ErrorKind::BadRequest
-            }
+            HelperError::Wire(_)
+            | HelperError::Invalid(_)
+            | HelperError::Refused(_)
+            | HelperError::Policy(_) => ErrorKind::BadRequest,
         }
     }
 }

@@ -19,19 +19,24 @@ mod conn;
 mod daemon;
 mod enforce;
 mod error;
+mod grants;
 mod init;
 mod limit;
 mod listen;
+mod lockdown;
 mod mounts;
 mod pasta;
 mod report;
 mod rlimits;
+mod seccomp;
 mod serve;
+mod slots;
 mod spawn;
 mod supervise;
 #[allow(unsafe_code)]
 mod sys;
 mod syslog;
+mod trusted;
 mod userns;
 
 use std::io::Write;

@@ -8,8 +8,9 @@ use nsjail_core::validate;
 use nsjail_core::{ErrorKind, HelperEvent};
 
 use crate::caller::{Caller, Via};
-use crate::conn::{self, Conn, Record};
+use crate::conn::{self, Conn, PassedFds, Record};
 use crate::error::Result;
+use crate::grants;
 use crate::spawn;
 use crate::supervise;
 use crate::syslog::{self, Severity};
@@ -140,7 +141,18 @@ fn serve(conn: &mut Conn, caller: &Caller, limits: &Limits) -> Result<()> {
                 .unwrap_or_else(|_| "nsjail-helper".into())
         ));
     }
-    let spawned = spawn::spawn(&req, caller, fds, &mut |s| {
+    // The policy, the account files and the BPF programs are read, and their fds closed,
+    // before anything is cloned: none of them can reach the sandbox.
+    let PassedFds {
+        stdio,
+        extra,
+        seccomp: bpf_fds,
+    } = fds;
+    let grants = grants::decide(&req, caller, bpf_fds)?;
+    if verbose {
+        steps.extend(grants.steps.iter().cloned());
+    }
+    let spawned = spawn::spawn(&req, caller, stdio, extra, &grants, &mut |s| {
         if verbose {
             steps.push(s)
         }
@@ -148,5 +160,8 @@ fn serve(conn: &mut Conn, caller: &Caller, limits: &Limits) -> Result<()> {
     for s in steps {
         conn.send(&HelperEvent::Step(s))?;
     }
-    supervise::supervise(spawned?, conn, verbose)
+    let result = supervise::supervise(spawned?, conn, verbose);
+    // The concurrency slot (if any) is freed only now that the sandbox is gone.
+    drop(grants);
+    result
 }

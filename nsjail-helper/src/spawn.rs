@@ -13,8 +13,8 @@ use nsjail_core::{Limits, Namespaces, SpawnRequest};
 use crate::caller::Caller;
 use crate::cgroup::Cgroup;
 use crate::child::{self, ChildFds};
-use crate::conn::PassedFds;
 use crate::error::{Result, sys};
+use crate::grants::Grants;
 use crate::sys::{self, Cloned};
 use crate::userns;
 
@@ -79,7 +79,9 @@ pub fn describe_namespaces(ns: &Namespaces) -> String {
 pub fn spawn(
     req: &SpawnRequest,
     caller: &Caller,
-    fds: PassedFds,
+    stdio: [OwnedFd; 3],
+    extra: Vec<OwnedFd>,
+    grants: &Grants,
     step: &mut dyn FnMut(String),
 ) -> Result<Sandbox> {
     // The cgroup comes first: on v2 the child is born in it. Our own init counts as a process
@@ -114,17 +116,18 @@ pub fn spawn(
             child::run(
                 req,
                 ChildFds {
-                    stdio: fds.stdio,
-                    extra: fds.extra,
+                    stdio,
+                    extra,
                     sync: sync_r,
                     report: report_w,
                     status: status_w,
                 },
+                &grants.lockdown,
             )
         }
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
     };
-    drop((sync_r, report_w, status_w, fds));
+    drop((sync_r, report_w, status_w, stdio, extra));
     step(format!(
         "clone3: new {} namespaces, host pid {pid}",
         describe_namespaces(&req.namespaces)
@@ -135,7 +138,12 @@ pub fn spawn(
         let _ = sys::wait4(pid, false);
         e
     };
-    match userns::write_maps(pid, caller, req.ids) {
+    match userns::write_maps(
+        pid,
+        &grants.uid_map,
+        &grants.gid_map,
+        grants.setgroups_allow,
+    ) {
         Ok(lines) => lines.into_iter().for_each(&mut *step),
         Err(e) => return Err(kill(e)),
     }

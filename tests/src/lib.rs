@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod hardening;
+
 /// How long one CLI run may take before it is killed and the test fails. Generous: CI has two
 /// cores and runs the tests in parallel.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -949,6 +951,8 @@ pub struct HelperStart {
     pub close_stdio: bool,
     /// Extra environment; otherwise the environment is cleared but for PATH.
     pub env: Vec<(String, String)>,
+    /// Resource limits (resource, soft and hard value) set just before the exec.
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
 }
 
 impl HelperConn {
@@ -970,9 +974,19 @@ impl HelperConn {
             cmd.uid(uid).gid(gid);
         }
         let close_stdio = how.close_stdio;
-        // SAFETY: only async-signal-safe calls (fcntl, close) between fork and exec.
+        let rlimits = how.rlimits.clone();
+        // SAFETY: only async-signal-safe calls (fcntl, close, setrlimit) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
+                for (resource, value) in &rlimits {
+                    let lim = libc::rlimit {
+                        rlim_cur: *value,
+                        rlim_max: *value,
+                    };
+                    if libc::setrlimit(*resource, &lim) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 // Only the child's copy loses CLOEXEC: no other process the tests start in
                 // parallel inherits the helper's end of the socket.
                 if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {

@@ -4,6 +4,7 @@
 //! `nsjail` and `nsjail-helper` binaries by driving `cargo` and the installed files.
 
 mod bench;
+mod fuzz;
 mod install;
 mod package;
 mod throughput;
@@ -99,6 +100,8 @@ enum Cmd {
     /// Time `nsjail run -- /bin/true` (setuid helper, ordinary user) against bwrap, unshare and
     /// plain /bin/true. Must run as root.
     Bench(bench::BenchArgs),
+    /// Run each cargo-fuzz target in fuzz/ for a while (stable toolchain, RUSTC_BOOTSTRAP=1).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -137,6 +140,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Completions { out } => package::completions_into(&ws.root.join(out)),
         Cmd::Dist => package::dist(&ws).map(drop),
         Cmd::Deb => package::deb(&ws).map(drop),
+        Cmd::Fuzz(args) => fuzz::fuzz(&ws, &args),
     }
 }
 
@@ -409,8 +413,10 @@ fn lint(ws: &Workspace) -> Result<()> {
         "warnings",
     ]);
 
+    let fuzz_fmt = fuzz::fmt_check_command(&ws.root)?;
+
     let mut failed = Vec::new();
-    for mut cmd in [fmt, clippy] {
+    for mut cmd in [fmt, fuzz_fmt, clippy] {
         let shown = show(&cmd);
         step(&shown);
         if let Err(err) = run_checked(&mut cmd) {

@@ -451,3 +451,123 @@ pub fn new_mount(fstype: &CStr, options: &[(&CStr, &CStr)], attrs: u64) -> Resul
     // SAFETY: plain integer arguments.
     fd_result(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
 }
+
+/// Install a seccomp filter for this thread (`seccomp(SECCOMP_SET_MODE_FILTER)`). Needs
+/// `no_new_privs` (or `CAP_SYS_ADMIN`); the kernel checks the program itself.
+pub fn seccomp_install(prog: &[crate::seccomp::bpf::Insn], flags: u32) -> Result<(), Errno> {
+    // The compiler's instruction type is laid out exactly as the kernel's sock_filter.
+    const _: () = assert!(
+        std::mem::size_of::<crate::seccomp::bpf::Insn>()
+            == std::mem::size_of::<libc::sock_filter>()
+            && std::mem::align_of::<crate::seccomp::bpf::Insn>()
+                == std::mem::align_of::<libc::sock_filter>()
+    );
+    let len = libc::c_ushort::try_from(prog.len()).map_err(|_| Errno::EINVAL)?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `fprog` points at `len` initialised instructions with sock_filter's layout (checked
+    // above), alive for the duration of the call; the kernel copies the program and never
+    // writes through the pointer.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            std::ptr::addr_of!(fprog),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Drop capability `cap` from this thread's bounding set.
+pub fn capbset_drop(cap: u8) -> Result<(), Errno> {
+    // SAFETY: PR_CAPBSET_DROP takes an integer argument and touches no memory of ours.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// Whether `cap` is in this thread's bounding set (`EINVAL` beyond the kernel's last capability).
+pub fn capbset_read(cap: u8) -> Result<bool, Errno> {
+    // SAFETY: as above; PR_CAPBSET_READ only returns a value.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+    Errno::result(ret).map(|r| r == 1)
+}
+
+/// Layout of `struct __user_cap_header_struct` and `__user_cap_data_struct` (version 3).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Set this thread's effective, permitted and inheritable capability sets (64-bit masks).
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: inheritable as u32,
+        },
+        CapData {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: (inheritable >> 32) as u32,
+        },
+    ];
+    // SAFETY: header and the two data structs have the kernel's layout for version 3 and live
+    // across the call; capset reads the data and may write the header's version field, which
+    // is ours and writable.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            std::ptr::addr_of_mut!(header),
+            data.as_ptr(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Empty the ambient set, then raise each capability of `caps` in it.
+pub fn ambient_set(caps: impl Iterator<Item = u8>) -> Result<(), Errno> {
+    // SAFETY: PR_CAP_AMBIENT takes integer arguments and touches no memory of ours.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    Errno::result(ret)?;
+    for cap in caps {
+        // SAFETY: as above.
+        let ret = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+        Errno::result(ret)?;
+    }
+    Ok(())
+}

@@ -98,6 +98,7 @@ fn the_helper_serves_a_valid_request_with_stdio_closed_and_a_hostile_environment
         as_ids: None,
         close_stdio: true,
         env: hostile_env(),
+        ..Default::default()
     };
     direct_spawn(&helper_bin(), &how, "test process, plain helper");
     direct_spawn(
@@ -110,6 +111,7 @@ fn the_helper_serves_a_valid_request_with_stdio_closed_and_a_hostile_environment
             as_ids: Some(test_user()),
             close_stdio: true,
             env: hostile_env(),
+            ..Default::default()
         };
         direct_spawn(&setuid_install().helper, &how, "user via setuid helper");
     } else {

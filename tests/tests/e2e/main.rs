@@ -4,6 +4,7 @@
 //! One test binary, so the setuid install and the test user are made once per run.
 //! Build the binaries first: `cargo build --workspace --bins` (or set NSJAIL_BIN_DIR).
 
+mod caps;
 mod cgroup_v2;
 mod daemon;
 mod default_view;
@@ -18,6 +19,7 @@ mod fs_ops;
 mod fs_regressions;
 mod fs_safety;
 mod fsutil;
+mod helper_hardening;
 mod helper_protocol;
 mod hostile;
 mod limits;
@@ -26,10 +28,13 @@ mod maps;
 mod namespaces;
 mod network;
 mod plain;
+mod policy;
 mod processes;
 mod profiles;
 mod report;
+mod seccomp;
 mod signals;
 mod stdio;
 mod terminal;
+mod tty;
 mod verbose;

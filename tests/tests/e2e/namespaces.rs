@@ -191,8 +191,13 @@ fn hostname_is_set_and_a_change_stays_inside() {
         out.expect_success();
         assert_eq!(out.out(), name, "{}", out.describe());
 
+        // Changing it needs CAP_SYS_ADMIN in the sandbox's user namespace, which the payload
+        // only has when asked for (capabilities are empty by default).
         let changed = format!("changed-{}", unique());
-        let out = c.sh(&[], &format!("{hostname} {changed} && {hostname}"));
+        let out = c.sh(
+            &["--cap-add", "CAP_SYS_ADMIN"],
+            &format!("{hostname} {changed} && {hostname}"),
+        );
         out.expect_success();
         assert_eq!(out.out(), changed, "{}", out.describe());
         assert_eq!(host_hostname(), before, "the host's hostname changed");
@@ -311,7 +316,9 @@ fn a_mount_made_inside_is_invisible_outside() {
             "{mount} -t tmpfs none {dir} && grep ' {dir} ' /proc/self/mountinfo | grep -c ' - tmpfs ' && \
              echo inside > {dir}/marker"
         );
-        let view = nsjail_tests::with_dir(scratch.path());
+        // Mounting needs CAP_SYS_ADMIN in the sandbox's user namespace (empty by default).
+        let mut view = nsjail_tests::with_dir(scratch.path());
+        view.extend(["--cap-add".to_string(), "CAP_SYS_ADMIN".to_string()]);
         let opts: Vec<&str> = view.iter().map(String::as_str).collect();
         let out = c.sh(&opts, &script);
         if host_mountinfo_has(&dir) {

@@ -161,14 +161,21 @@ fn a_shell_inside_behaves_like_one_outside() {
         t.line("stty size");
         t.wait_for("30 100");
 
-        // TIOCSTI works on the sandbox's own terminal: the shell inside runs what was pushed.
+        // TIOCSTI stays blocked: the default seccomp filter refuses it even on the sandbox's own
+        // terminal (where the kernel would allow it).
         let inject = |text: &str| {
             format!(
                 "python3 -c 'import fcntl,termios; [fcntl.ioctl(0, termios.TIOCSTI, ch.encode()) for ch in \"{text}\"]'"
             )
         };
         t.line(&inject("echo INNER_$((3+4))\\n"));
-        t.wait_for("INNER_7");
+        t.wait_for("Operation not permitted");
+        t.line("echo after-inject-$((2+3))");
+        let screen = t.wait_for("after-inject-5");
+        assert!(
+            !screen.contains("INNER_7"),
+            "TIOCSTI was not blocked:\n{screen}"
+        );
         // ...and only there: pushed just before the sandbox ends, it never reaches the
         // caller's terminal, whose `read` gets only what is typed afterwards.
         t.line(&format!("{}; exit", inject("OUTER_INJECTED\\n")));

@@ -1,0 +1,211 @@
+//! What this caller's request is granted: the admin policy applied to it before anything is
+//! started. The policy is read only by a privileged helper (setuid or daemon): a helper without
+//! privilege grants nothing beyond what the kernel gives the caller anyway, so there is nothing
+//! for a policy to restrict.
+
+use std::os::fd::OwnedFd;
+
+use nsjail_core::policy::{self, Accounts, MAX_POLICY_BYTES, Policy, Who};
+use nsjail_core::{IdRange, SpawnRequest};
+
+use crate::caller::Caller;
+use crate::error::{HelperError, Result, sys};
+use crate::lockdown::Lockdown;
+use crate::seccomp;
+use crate::slots::{self, Slot};
+use crate::trusted;
+
+/// The policy's path, fixed when the helper is built (`NSJAIL_POLICY_PATH`), never taken from
+/// the environment or the request.
+pub const POLICY_PATH: &str = match option_env!("NSJAIL_POLICY_PATH") {
+    Some(p) => p,
+    None => policy::DEFAULT_POLICY_PATH,
+};
+
+/// The largest account or sub-ID file read.
+const MAX_ACCOUNT_FILE: usize = 16 * 1024 * 1024;
+
+/// Everything decided for one request.
+pub struct Grants {
+    pub uid_map: Vec<IdRange>,
+    pub gid_map: Vec<IdRange>,
+    pub setgroups_allow: bool,
+    pub lockdown: Lockdown,
+    /// Held for the sandbox's life when the policy limits concurrent sandboxes.
+    pub _slot: Option<Slot>,
+    /// `--verbose` lines.
+    pub steps: Vec<String>,
+}
+
+/// Read the policy; `None` when there is no policy file. A file that exists but cannot be
+/// trusted or parsed refuses every request.
+fn load_policy() -> Result<Option<Policy>> {
+    let Some(text) = trusted::read_file(POLICY_PATH, MAX_POLICY_BYTES)? else {
+        return Ok(None);
+    };
+    Policy::parse(&text)
+        .map(Some)
+        .map_err(|e| HelperError::Refused(format!("{POLICY_PATH}: {e}")))
+}
+
+fn read_accounts() -> Result<Accounts> {
+    let passwd = trusted::read_file("/etc/passwd", MAX_ACCOUNT_FILE)?.unwrap_or_default();
+    let group = trusted::read_file("/etc/group", MAX_ACCOUNT_FILE)?.unwrap_or_default();
+    Ok(Accounts::from_files(&passwd, &group))
+}
+
+fn default_line(inside: u32, outside: u32) -> Vec<IdRange> {
+    vec![IdRange {
+        inside,
+        outside,
+        count: 1,
+    }]
+}
+
+/// The lines to write for one map, checked against what the caller may map. Returns the lines
+/// and whether they go beyond the caller's own id.
+#[allow(clippy::too_many_arguments)]
+fn decide_map(
+    kind: &'static str,
+    requested: &[IdRange],
+    inside: u32,
+    own: u32,
+    caller: &Caller,
+    policy: Option<&Policy>,
+    file: &str,
+    grants: &[policy::Grant],
+    db: &Accounts,
+) -> Result<(Vec<IdRange>, bool)> {
+    if requested.is_empty() {
+        return Ok((default_line(inside, own), false));
+    }
+    let only_own = requested.len() == 1 && requested[0].outside == own && requested[0].count == 1;
+    if !caller.privileged {
+        if only_own {
+            return Ok((requested.to_vec(), false));
+        }
+        return Err(HelperError::Refused(format!(
+            "--map-{kind} beyond your own {kind} needs the setuid helper (this helper runs \
+             without privilege, so the kernel lets it map only your own {kind})"
+        )));
+    }
+    // Without a policy file: own ids only.
+    let allowed = match policy {
+        None => vec![(own, 1)],
+        Some(_) => {
+            let entries = if file.is_empty() {
+                Vec::new()
+            } else {
+                policy::parse_subid(
+                    &trusted::read_file(file, MAX_ACCOUNT_FILE)?.unwrap_or_default(),
+                )
+            };
+            policy::granted_ranges(own, caller.uid.as_raw(), &entries, grants, db)
+        }
+    };
+    let beyond = policy::check_map(kind, requested, &allowed)?;
+    Ok((requested.to_vec(), beyond))
+}
+
+/// Apply the policy to `req` from `caller`; `raw` are the `--add-seccomp-fd` programs' fds.
+pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<Grants> {
+    let mut steps = Vec::new();
+    let policy = if caller.privileged {
+        let p = load_policy()?;
+        steps.push(match &p {
+            Some(_) => format!("policy: {POLICY_PATH}"),
+            None => format!("policy: {POLICY_PATH} absent: everyone, own ids only"),
+        });
+        p
+    } else {
+        steps.push("policy: not read (the helper has no privilege to grant)".to_string());
+        None
+    };
+    let effective = policy.clone().unwrap_or_default();
+    let needs_accounts = policy.is_some()
+        && (effective.uses_names() || !req.uid_map.is_empty() || !req.gid_map.is_empty());
+    let db = if needs_accounts {
+        read_accounts()?
+    } else {
+        Accounts::default()
+    };
+    // On the setuid path our supplementary groups are the caller's (executing a setuid binary
+    // keeps them). The daemon (issue 5) must take them from SO_PEERGROUPS instead.
+    let groups = nix::unistd::getgroups()
+        .map_err(sys("getgroups"))?
+        .into_iter()
+        .map(|g| g.as_raw())
+        .collect();
+    let who = Who {
+        uid: caller.uid.as_raw(),
+        gid: caller.gid.as_raw(),
+        groups,
+    };
+    effective.check_access(&who, &db)?;
+    effective.check_features(req)?;
+
+    let ranges = &effective.id_ranges;
+    let (uid_map, _) = decide_map(
+        "uid",
+        &req.uid_map,
+        req.ids.uid,
+        who.uid,
+        caller,
+        policy.as_ref(),
+        &ranges.subuid,
+        &ranges.uid,
+        &db,
+    )?;
+    let (gid_map, gids_beyond) = decide_map(
+        "gid",
+        &req.gid_map,
+        req.ids.gid,
+        who.gid,
+        caller,
+        policy.as_ref(),
+        &ranges.subgid,
+        &ranges.gid,
+        &db,
+    )?;
+
+    let mut programs = Vec::with_capacity(raw.len());
+    for (i, fd) in raw.iter().enumerate() {
+        programs.push(seccomp::read_raw(fd, i)?);
+    }
+    drop(raw);
+    let plan = seccomp::plan(
+        req,
+        effective.allow.seccomp_none,
+        effective.allow.userns,
+        programs,
+    )?;
+    steps.push(format!("seccomp: {}", plan.description));
+    steps.push(format!(
+        "capabilities: {} (inside the sandbox only)",
+        req.caps
+    ));
+
+    let slot = match (caller.privileged, effective.limits.max_sandboxes_per_user) {
+        (true, Some(max)) => {
+            let s = slots::acquire(who.uid, max)?;
+            steps.push(format!(
+                "slot: {} of {max} for uid {}",
+                s.index + 1,
+                who.uid
+            ));
+            Some(s)
+        }
+        _ => None,
+    };
+    Ok(Grants {
+        uid_map,
+        gid_map,
+        setgroups_allow: gids_beyond,
+        lockdown: Lockdown {
+            caps: req.caps,
+            seccomp: plan,
+        },
+        _slot: slot,
+        steps,
+    })
+}

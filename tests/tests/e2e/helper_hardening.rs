@@ -1,0 +1,615 @@
+//! The setuid helper under attack by the user who starts it (DESIGN §3): its memory and
+//! environment stay closed while a sandbox runs, hostile resource limits make it fail closed,
+//! killing it at any moment leaves nothing behind, no fd of its own reaches the sandbox, and no
+//! program the caller chose ever runs with its privilege.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use nsjail_core::{ErrorKind, HelperEvent};
+use nsjail_tests::hardening::{PolicyEnv, probe_bin, probe_dir, probe_result};
+use nsjail_tests::{
+    Caller, HelperConn, HelperStart, Running, TIMEOUT, alive, pids_with_argv, poll_until,
+    proc_stat, processes, root_or_skip, setuid_install, spawn_frame, test_user, unique,
+};
+
+/// The pid of the `nsjail-helper` whose parent is `cli`, as soon as it appears (spinning on
+/// the CLI's list of children, so that a kill can land early in the helper's life).
+fn helper_of(cli: i32) -> Option<i32> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let children = format!("/proc/{cli}/task/{cli}/children");
+    while std::time::Instant::now() < deadline {
+        let list = fs::read_to_string(&children).unwrap_or_default();
+        for pid in list
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            // The CLI's child is the helper once it has exec'd it.
+            if proc_stat(pid).is_some_and(|(_, comm, _, _)| comm == "nsjail-helper") {
+                return Some(pid);
+            }
+        }
+        std::thread::yield_now();
+    }
+    None
+}
+
+/// Every descendant of `pid` (pid, start time).
+fn descendants(pid: i32) -> Vec<(i32, u64)> {
+    let procs = processes();
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for (child, (ppid, _)) in &procs {
+            if *ppid == p {
+                if let Some((_, _, _, start)) = proc_stat(*child) {
+                    out.push((*child, start));
+                }
+                frontier.push(*child);
+            }
+        }
+    }
+    out
+}
+
+/// Run the probe on the host (no sandbox) as `c`.
+fn host_probe(c: &Caller, check: &str, arg: &str) -> String {
+    let mut cmd = c.command_for(probe_bin());
+    cmd.args([check, arg]);
+    let out = Running::spawn(&mut cmd, None, &format!("host probe {check} {arg}")).wait();
+    probe_result(&out, check)
+}
+
+#[test]
+fn the_caller_cannot_read_or_trace_the_helper_while_a_sandbox_runs() {
+    root_or_skip!();
+    let c = Caller::setuid_user();
+    let secs = format!("6{}.5", unique());
+    let mut cmd = c.run_cmd(&["--", "/bin/sleep", &secs]);
+    let run = Running::spawn(&mut cmd, None, "sleeping sandbox");
+    let helper = helper_of(run.pid()).expect("the helper never appeared");
+    assert!(
+        poll_until(Duration::from_secs(30), || !pids_with_argv(&[
+            "/bin/sleep",
+            &secs
+        ])
+        .is_empty()),
+        "the sandbox never started"
+    );
+    // The sandbox's init: the helper's child.
+    let init = processes()
+        .into_iter()
+        .find(|(_, (ppid, _))| *ppid == helper)
+        .map(|(pid, _)| pid)
+        .expect("no sandbox init");
+    for pid in [helper, init] {
+        let p = pid.to_string();
+        for file in ["mem", "environ"] {
+            assert_eq!(
+                host_probe(&c, "open-read", &format!("/proc/{p}/{file}")),
+                "EACCES",
+                "the caller read /proc/{p}/{file} (pid {p}: helper {helper}, init {init})"
+            );
+        }
+        assert_eq!(
+            host_probe(&c, "ptrace", &p),
+            "EPERM",
+            "the caller attached to pid {p}"
+        );
+        assert_eq!(host_probe(&c, "process_vm_readv", &p), "EPERM", "pid {p}");
+    }
+    // The control: the caller's own CLI process is open to the caller.
+    let cli = run.pid().to_string();
+    assert_eq!(
+        host_probe(&c, "open-read", &format!("/proc/{cli}/environ")),
+        "ok"
+    );
+    assert_eq!(host_probe(&c, "ptrace", &cli), "ok");
+    run.signal(Signal::SIGTERM);
+    let _ = run.wait();
+}
+
+#[test]
+fn the_payload_cannot_open_the_inits_executable() {
+    // CVE-2019-5736 (runc): a payload that could open /proc/<runtime>/exe could overwrite the
+    // runtime's binary. Our PID 1 is a fork of the helper, and non-dumpable.
+    nsjail_tests::for_each_caller(|c| {
+        let dir = probe_dir(c);
+        for check in ["open-write", "open-read"] {
+            let out = c.probe(dir.path(), &[], check, Some("/proc/1/exe"));
+            assert_eq!(
+                probe_result(&out, check),
+                "EACCES",
+                "[{}] {}",
+                c.name(),
+                out.describe()
+            );
+        }
+        let out = c.probe(dir.path(), &[], "open-read", Some("/proc/self/exe"));
+        assert_eq!(
+            probe_result(&out, "open-read"),
+            "ok",
+            "control: {}",
+            out.describe()
+        );
+    });
+}
+
+/// Send a spawn of `argv` to the helper at `conn`, stdout on a pipe; returns the events and
+/// what the payload printed.
+fn spawn_and_read(conn: &mut HelperConn, argv: &[&str]) -> (Vec<HelperEvent>, String) {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let null_in: OwnedFd = fs::File::open("/dev/null").unwrap().into();
+    let null_err: OwnedFd = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap()
+        .into();
+    let _ = conn.send(
+        &spawn_frame(argv),
+        &[null_in.as_raw_fd(), w.as_raw_fd(), null_err.as_raw_fd()],
+    );
+    drop((null_in, w, null_err));
+    let (events, err) = conn.read_until_end();
+    assert!(err.is_none(), "events {events:?}, error {err:?}");
+    let mut out = String::new();
+    let _ = fs::File::from(r).read_to_string(&mut out);
+    (events, out)
+}
+
+#[test]
+fn the_helpers_environment_never_reaches_the_payload() {
+    let env = vec![
+        ("NSJAIL_E2E_MARKER".to_string(), "leaked".to_string()),
+        ("LD_PRELOAD".to_string(), "/nonexistent.so".to_string()),
+    ];
+    let mut starts = vec![(nsjail_tests::helper_bin(), None)];
+    if nsjail_tests::is_root() {
+        starts.push((setuid_install().helper.clone(), Some(test_user())));
+    }
+    for (helper, as_ids) in starts {
+        let how = HelperStart {
+            as_ids,
+            env: env.clone(),
+            ..Default::default()
+        };
+        let mut conn = HelperConn::start(&helper, &how);
+        let (events, out) = spawn_and_read(&mut conn, &["/usr/bin/env"]);
+        assert!(
+            events.iter().any(|e| matches!(e, HelperEvent::Exited(_))),
+            "{events:?}"
+        );
+        // Only the request's environment: PATH.
+        assert_eq!(
+            out.trim(),
+            format!("PATH={}", nsjail_tests::USER_PATH),
+            "{how:?}"
+        );
+    }
+}
+
+/// Resource limits a caller may set before starting the setuid helper.
+const RLIMITS: [(libc::__rlimit_resource_t, u64, &str); 13] = [
+    (libc::RLIMIT_NOFILE, 3, "NOFILE=3"),
+    (libc::RLIMIT_NOFILE, 4, "NOFILE=4"),
+    (libc::RLIMIT_NOFILE, 5, "NOFILE=5"),
+    (libc::RLIMIT_NOFILE, 6, "NOFILE=6"),
+    (libc::RLIMIT_NOFILE, 7, "NOFILE=7"),
+    (libc::RLIMIT_NOFILE, 8, "NOFILE=8"),
+    (libc::RLIMIT_NOFILE, 9, "NOFILE=9"),
+    (libc::RLIMIT_NOFILE, 10, "NOFILE=10"),
+    (libc::RLIMIT_NOFILE, 12, "NOFILE=12"),
+    (libc::RLIMIT_NOFILE, 16, "NOFILE=16"),
+    (libc::RLIMIT_FSIZE, 0, "FSIZE=0"),
+    (libc::RLIMIT_NPROC, 0, "NPROC=0"),
+    (libc::RLIMIT_AS, 64 << 20, "AS=64MiB"),
+];
+
+/// A field of /proc/PID/status.
+fn status_field(pid: i32, name: &str) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{name}:"))
+                .map(|v| v.trim().to_string())
+        })
+}
+
+#[test]
+fn hostile_rlimits_make_the_helper_fail_closed() {
+    root_or_skip!();
+    let (uid, _) = test_user();
+    let helper = setuid_install().helper.clone();
+    for (resource, value, name) in RLIMITS {
+        let secs = format!("5{}.5", unique());
+        let how = HelperStart {
+            as_ids: Some(test_user()),
+            rlimits: vec![(resource, value)],
+            ..Default::default()
+        };
+        let mut conn = HelperConn::start(&helper, &how);
+        let null: Vec<OwnedFd> = nsjail_tests::devnull_stdio();
+        let raw: Vec<i32> = null.iter().map(|f| f.as_raw_fd()).collect();
+        let _ = conn.send(&spawn_frame(&["/bin/sleep", &secs]), &raw);
+        drop(null);
+        // Either a refusal before anything ran, or a sandbox locked down as always.
+        let mut started = None;
+        let mut events = Vec::new();
+        loop {
+            match nsjail_core::wire::read_frame::<_, HelperEvent>(&mut conn.sock) {
+                Ok(Some(HelperEvent::Started { pid })) => {
+                    started = Some(pid);
+                    break;
+                }
+                Ok(Some(HelperEvent::Step(_))) => continue,
+                Ok(Some(ev)) => {
+                    events.push(ev);
+                    break;
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let ctx = format!("{name}: events {events:?}");
+        eprintln!(
+            "{name}: {}",
+            if started.is_some() {
+                "started".to_string()
+            } else {
+                format!("refused {events:?}")
+            }
+        );
+        match started {
+            None => {
+                // Fail closed: told why in one line, or (when even that was impossible) the
+                // helper exited without starting anything.
+                if let Some(HelperEvent::Error { kind, message }) = events.first() {
+                    assert!(
+                        matches!(kind, ErrorKind::BadRequest | ErrorKind::Setup)
+                            && !message.contains('\n'),
+                        "{ctx}"
+                    );
+                }
+                assert!(
+                    pids_with_argv(&["/bin/sleep", &secs]).is_empty(),
+                    "{ctx}: something runs"
+                );
+            }
+            Some(init) => {
+                // The payload may not manage to exec under such a limit; if it does, it runs
+                // with no capability, no_new_privs, the filter and only the caller's uid.
+                let mut payload = None;
+                poll_until(Duration::from_secs(10), || {
+                    payload = pids_with_argv(&["/bin/sleep", &secs]).first().copied();
+                    payload.is_some() || !alive(init, proc_stat(init).map(|s| s.3).unwrap_or(0))
+                });
+                for pid in [Some(init), payload].into_iter().flatten() {
+                    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+                        if let Some(v) = status_field(pid, set) {
+                            assert_eq!(v, "0000000000000000", "{ctx}: {set} of pid {pid}");
+                        }
+                    }
+                    if let Some(v) = status_field(pid, "NoNewPrivs") {
+                        assert_eq!(v, "1", "{ctx}: pid {pid}");
+                    }
+                    if let Ok(map) = fs::read_to_string(format!("/proc/{pid}/uid_map")) {
+                        let words: Vec<&str> = map.split_whitespace().collect();
+                        assert_eq!(
+                            words,
+                            ["0", &uid.to_string(), "1"],
+                            "{ctx}: uid_map of {pid}"
+                        );
+                    }
+                }
+                if let Some(p) = payload
+                    && let Some(v) = status_field(p, "Seccomp")
+                {
+                    assert_eq!(v, "2", "{ctx}: the payload runs without its filter");
+                }
+            }
+        }
+        drop(conn.sock);
+        let mut run = conn.run;
+        assert!(
+            run.wait_timeout(TIMEOUT).is_some(),
+            "{name}: the helper did not exit"
+        );
+        assert!(
+            poll_until(Duration::from_secs(20), || pids_with_argv(&[
+                "/bin/sleep",
+                &secs
+            ])
+            .is_empty()),
+            "{name}: the sandbox outlived its helper"
+        );
+        let stderr = run.stderr.text();
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn killing_the_helper_at_any_moment_leaves_nothing_behind() {
+    root_or_skip!();
+    let c = Caller::setuid_user();
+    // A policy with one slot: a slot not given back would refuse the next run.
+    let env = PolicyEnv::with_policy("[limits]\nmax_sandboxes_per_user = 1\n");
+    // From the helper's first instructions to a running sandbox.
+    let delays_us = [
+        0u64, 0, 0, 50, 100, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 8000, 13000, 50000,
+    ];
+    for delay_us in delays_us {
+        let secs = format!("4{}.5", unique());
+        let run = env.spawn(&c, &["--", "/bin/sleep", &secs]);
+        let Some(helper) = helper_of(run.pid()) else {
+            panic!("delay {delay_us}: no helper under the CLI");
+        };
+        std::thread::sleep(Duration::from_micros(delay_us));
+        let family = descendants(helper);
+        let _ = kill(Pid::from_raw(helper), Signal::SIGKILL);
+        let out = run.wait();
+        // The CLI says the helper is gone (or the payload's end, if it raced to that).
+        assert!(out.code().is_some(), "delay {delay_us}: {}", out.describe());
+        eprintln!(
+            "delay {delay_us} µs: killed the helper with {} descendants; CLI: {:?} {}",
+            family.len(),
+            out.code(),
+            out.stderr.trim()
+        );
+        let gone = poll_until(Duration::from_secs(20), || {
+            family.iter().all(|(pid, start)| !alive(*pid, *start))
+                && pids_with_argv(&["/bin/sleep", &secs]).is_empty()
+        });
+        assert!(
+            gone,
+            "delay {delay_us}: processes the helper started survived it: {family:?} {:?}",
+            pids_with_argv(&["/bin/sleep", &secs])
+        );
+        // The slot was given back.
+        env.run(&c, None, &["--", "/bin/true"]).expect_success();
+    }
+}
+
+/// The targets of a process's fds (as root sees them).
+fn fd_targets(pid: i32) -> Vec<String> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| fs::read_link(e.path()).ok())
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn no_helper_owned_fd_reaches_the_sandbox() {
+    root_or_skip!();
+    let c = Caller::setuid_user();
+    let env = PolicyEnv::with_policy("[limits]\nmax_sandboxes_per_user = 2\n");
+    // A file the caller holds open on fd 9, to see it closed in the helper too.
+    let scratch = c.scratch();
+    let marker = scratch.path().join("callers-open-file");
+    fs::write(&marker, "x").unwrap();
+    let f: OwnedFd = fs::File::open(&marker).unwrap().into();
+    let raw = f.as_raw_fd();
+    let secs = format!("3{}.5", unique());
+    let mut cmd = env.command(&c, &c.nsjail);
+    cmd.args(["run", "--", "/bin/sleep", &secs]);
+    // SAFETY: dup2 and fcntl only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 9) == -1 || libc::fcntl(9, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let run = Running::spawn(&mut cmd, None, "sleeping sandbox with fd 9");
+    drop(f);
+    let helper = helper_of(run.pid()).expect("no helper");
+    assert!(
+        poll_until(Duration::from_secs(30), || !pids_with_argv(&[
+            "/bin/sleep",
+            &secs
+        ])
+        .is_empty()),
+        "the sandbox never started"
+    );
+    let marker_s = marker.to_string_lossy().into_owned();
+    let helper_fds = fd_targets(helper);
+    assert!(
+        !helper_fds.iter().any(|t| t == &marker_s),
+        "the helper kept the caller's fd 9: {helper_fds:?}"
+    );
+    // The helper holds its slot lock; no process of the sandbox holds it, the policy, or any
+    // other file of the helper's.
+    let sandbox: Vec<i32> = descendants(helper).into_iter().map(|(p, _)| p).collect();
+    assert!(sandbox.len() >= 2, "init and payload expected: {sandbox:?}");
+    for pid in &sandbox {
+        let targets = fd_targets(*pid);
+        let allowed: BTreeSet<&str> = ["/dev/null"].into_iter().collect();
+        for t in &targets {
+            let is_pipe = t.starts_with("pipe:[") || t.starts_with("anon_inode:");
+            assert!(
+                is_pipe || allowed.contains(t.as_str()),
+                "sandbox pid {pid} holds {t:?} (all: {targets:?}; helper's: {helper_fds:?})"
+            );
+            for bad in ["policy.toml", "/run/nsjail", ".lock", "/etc/", &marker_s] {
+                assert!(!t.contains(bad), "sandbox pid {pid} holds {t}");
+            }
+        }
+    }
+    run.signal(Signal::SIGTERM);
+    let _ = run.wait();
+}
+
+#[test]
+fn no_program_the_caller_chose_runs_with_privilege() {
+    root_or_skip!();
+    let c = Caller::setuid_user();
+    // Traps named like everything a careless helper might run: each records who ran it.
+    let dir = c.scratch();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let names = [
+        "sh",
+        "bash",
+        "newuidmap",
+        "newgidmap",
+        "mount",
+        "umount",
+        "ip",
+        "id",
+        "true",
+        "ls",
+        "cat",
+        "getent",
+        "nscd",
+        "ldconfig",
+    ];
+    for n in names {
+        let p = dir.path().join(n);
+        fs::write(
+            &p,
+            "#!/bin/sh\n: > \"$(/usr/bin/dirname \"$0\")/ran-$(/usr/bin/basename \"$0\")\"\n",
+        )
+        .unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let trap = dir.path().to_str().unwrap().to_string();
+    let mut cmd = c.run_cmd(&["--", "true"]);
+    cmd.current_dir(dir.path())
+        .env("PATH", format!("{trap}:/usr/bin:/bin"))
+        .env("SHELL", format!("{trap}/sh"))
+        .env("LD_LIBRARY_PATH", &trap)
+        .env("NSS_DEFAULT", &trap);
+    let out = Running::spawn(&mut cmd, None, "nsjail run -- true with a trapped PATH").wait();
+    out.expect_success();
+    let ran: Vec<(String, u32)> = fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let name = name.strip_prefix("ran-")?.to_string();
+            Some((name, e.metadata().ok()?.uid()))
+        })
+        .collect();
+    // Only the payload ran from PATH, and as the caller.
+    assert_eq!(
+        ran,
+        [("true".to_string(), c.uid)],
+        "trapped programs that ran: {ran:?}"
+    );
+    assert!(Path::new(&trap).join("ran-true").exists());
+}
+
+#[test]
+fn a_directory_passed_as_stdio_is_refused() {
+    // Google nsjail #268: a directory fd as stdin would let the payload openat() its way to
+    // host files it was never given.
+    nsjail_tests::for_each_caller(|c| {
+        let dir = c.scratch();
+        for which in ["stdin", "stdout"] {
+            let mut cmd = c.run_cmd(&["--", "/bin/true"]);
+            let d = fs::File::open(dir.path()).unwrap();
+            match which {
+                "stdin" => cmd.stdin(d),
+                _ => cmd.stdout(d),
+            };
+            cmd.stderr(std::process::Stdio::piped());
+            if which == "stdin" {
+                cmd.stdout(std::process::Stdio::null());
+            } else {
+                cmd.stdin(std::process::Stdio::null());
+            }
+            let mut child = cmd.spawn().unwrap();
+            let stderr = nsjail_tests::Capture::start(child.stderr.take().unwrap());
+            let mut status = None;
+            let ended = poll_until(TIMEOUT, || {
+                status = child.try_wait().unwrap();
+                status.is_some()
+            });
+            if !ended {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            stderr.wait_eof(Duration::from_secs(10));
+            assert_eq!(
+                status.and_then(|s| s.code()),
+                Some(125),
+                "[{}] {which}: {status:?}",
+                c.name()
+            );
+            let err = stderr.text();
+            assert!(
+                err.trim() == "nsjail: a directory cannot be passed as stdin, stdout or stderr",
+                "[{}] {which}: {err}",
+                c.name()
+            );
+        }
+    });
+}
+
+#[test]
+fn a_spawn_must_carry_exactly_the_bpf_fds_it_announces() {
+    // The fd-count rule of the wire: 3 stdio fds plus one per announced BPF program.
+    let mut starts = vec![(nsjail_tests::helper_bin(), None)];
+    if nsjail_tests::is_root() {
+        starts.push((setuid_install().helper.clone(), Some(test_user())));
+    }
+    for (helper, as_ids) in starts {
+        for (announced, sent) in [(1u8, 3usize), (0, 4), (2, 4), (6, 9)] {
+            let how = HelperStart {
+                as_ids,
+                ..Default::default()
+            };
+            let mut conn = HelperConn::start(&helper, &how);
+            let mut req = nsjail_tests::spawn_request(&["/bin/true"]);
+            req.seccomp_fds = announced;
+            let frame =
+                nsjail_core::wire::encode(&nsjail_core::ClientMessage::Spawn(Box::new(req)))
+                    .unwrap();
+            let fds: Vec<OwnedFd> = (0..sent.div_ceil(3))
+                .flat_map(|_| nsjail_tests::devnull_stdio())
+                .take(sent)
+                .collect();
+            let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+            let _ = conn.send(&frame, &raw);
+            drop(fds);
+            let (events, _) = conn.read_until_end();
+            let ctx = format!(
+                "{} announced {announced}, sent {sent}: {events:?}",
+                helper.display()
+            );
+            assert!(
+                !events
+                    .iter()
+                    .any(|e| matches!(e, HelperEvent::Started { .. })),
+                "{ctx}"
+            );
+            assert!(
+                matches!(
+                    events.last(),
+                    Some(HelperEvent::Error {
+                        kind: ErrorKind::BadRequest,
+                        ..
+                    })
+                ),
+                "{ctx}"
+            );
+            drop(conn.sock);
+            let mut run = conn.run;
+            assert!(
+                run.wait_timeout(TIMEOUT).is_some(),
+                "{ctx}: the helper did not exit"
+            );
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! TIOCSTI: a sandboxed program must not push input into the caller's terminal (bubblewrap
+//! CVE-2017-5226, firejail CVE-2016-9016), not even with junk in the high half of the request
+//! (flatpak CVE-2019-10063).
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+use nix::unistd::Pid;
+use nsjail_tests::hardening::{probe_dir, probe_result};
+use nsjail_tests::{Capture, Output, TIMEOUT, for_each_caller, poll_until};
+
+/// Bytes waiting to be read on a terminal.
+fn pending_input(fd: &OwnedFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `n`.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(r, 0, "FIONREAD");
+    n
+}
+
+#[test]
+fn tiocsti_cannot_reach_the_callers_terminal() {
+    for_each_caller(|c| {
+        let dir = probe_dir(c);
+        for opts in [&[][..], &["--seccomp", "none"][..], &["--as-pid-1"][..]] {
+            for check in ["tiocsti", "tiocsti-high"] {
+                let pty = nix::pty::openpty(None, None).expect("openpty");
+                let slave: OwnedFd = pty.slave;
+                // Raw mode: every pushed byte would be readable at once.
+                let mut t = tcgetattr(slave.as_fd()).unwrap();
+                cfmakeraw(&mut t);
+                tcsetattr(slave.as_fd(), SetArg::TCSANOW, &t).unwrap();
+                let mut args: Vec<&str> = opts.to_vec();
+                args.extend(["--", "./nsjail-probe", check, "0"]);
+                let mut cmd = c.run_cmd(&args);
+                cmd.current_dir(dir.path());
+                let dup = || Stdio::from(slave.as_fd().try_clone_to_owned().unwrap());
+                cmd.stdin(dup()).stdout(dup()).stderr(dup());
+                // The CLI leads a session whose controlling terminal is the pty, as in a shell.
+                // SAFETY: setsid and ioctl only, between fork and exec.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                let mut child = cmd.spawn().expect("spawn nsjail on a pty");
+                drop(cmd);
+                let screen = Capture::start(std::fs::File::from(pty.master));
+                let mut status = None;
+                let ended = poll_until(TIMEOUT, || {
+                    status = child.try_wait().unwrap();
+                    status.is_some()
+                });
+                if !ended {
+                    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+                    let _ = child.wait();
+                }
+                screen.wait_for(&format!("{check}: "), Duration::from_secs(5));
+                let pending = pending_input(&slave);
+                drop(slave);
+                screen.wait_eof(Duration::from_secs(10));
+                let out = Output {
+                    what: format!("[{}] nsjail run {args:?} on a pty", c.name()),
+                    status: status.unwrap_or_else(|| panic!("timed out: {:?}", screen.text())),
+                    stdout: screen.text().replace("\r\n", "\n"),
+                    stderr: String::new(),
+                };
+                // With the filter, the call itself is refused. Without it, the payload's terminal
+                // is the pseudo-terminal the CLI made for it, so the kernel lets the push land
+                // there; either way nothing may reach the caller's terminal (`pending`).
+                if !opts.contains(&"none") {
+                    assert_eq!(
+                        probe_result(&out, check),
+                        "EPERM",
+                        "TIOCSTI into the caller's terminal must fail\n{}",
+                        out.describe()
+                    );
+                }
+                assert_eq!(
+                    pending,
+                    0,
+                    "input was pushed into the caller's terminal\n{}",
+                    out.describe()
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn the_filter_itself_denies_tiocsti_even_on_the_sandboxs_own_terminal() {
+    // On a terminal that is its own controlling terminal the kernel allows TIOCSTI: only the
+    // filter stands in the way, which the control without a filter shows.
+    for_each_caller(|c| {
+        let dir = probe_dir(c);
+        for check in ["tiocsti-own-pty", "tiocsti-own-pty-high"] {
+            let out = c.probe(dir.path(), &[], check, None);
+            assert_eq!(
+                probe_result(&out, check),
+                "EPERM",
+                "[{}] {}",
+                c.name(),
+                out.describe()
+            );
+            let control = c.probe(dir.path(), &["--seccomp", "none"], check, None);
+            assert_eq!(
+                probe_result(&control, check),
+                "ok",
+                "[{}] control\n{}",
+                c.name(),
+                control.describe()
+            );
+        }
+    });
+}
