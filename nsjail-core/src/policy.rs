@@ -444,7 +444,68 @@ impl Policy {
         if req.seccomp == SeccompMode::Disabled && !f.seccomp_none {
             return Err(Refusal::Feature("--seccomp none"));
         }
+        let dev_bind = |op: &crate::mounts::MountOp| {
+            matches!(
+                op,
+                crate::mounts::MountOp::Bind {
+                    kind: crate::mounts::BindKind::Dev,
+                    ..
+                }
+            )
+        };
+        if req.mounts.iter().any(dev_bind) && !f.device_binds {
+            return Err(Refusal::Feature("--dev-bind"));
+        }
         Ok(())
+    }
+
+    /// The request's limits within the policy's ceilings: a limit asked for above its ceiling
+    /// is refused; one not asked for gets the ceiling.
+    pub fn limits_within(
+        &self,
+        asked: &crate::request::Limits,
+    ) -> Result<crate::request::Limits, Refusal> {
+        use crate::limits::{RLIM_INFINITY, RlimitResource, RlimitSetting};
+        let c = &self.limits;
+        let mut l = asked.clone();
+        l.memory_bytes = c.check(Limit::MemoryBytes, l.memory_bytes)?;
+        l.pids = c.check(Limit::Pids, l.pids)?;
+        let secs = |us: Option<u64>| us.map(|us| us.div_ceil(1_000_000));
+        let us = |s: Option<u64>| s.map(|s| s.saturating_mul(1_000_000));
+        if c.check(Limit::CpuTimeSecs, secs(l.cpu_time_us))?.is_some() && l.cpu_time_us.is_none() {
+            l.cpu_time_us = us(c.cpu_time_secs);
+        }
+        if c.check(Limit::WallTimeSecs, secs(l.wall_time_us))?
+            .is_some()
+            && l.wall_time_us.is_none()
+        {
+            l.wall_time_us = us(c.wall_time_secs);
+        }
+        for (which, resource) in [
+            (Limit::FileSizeBytes, RlimitResource::Fsize),
+            (Limit::OpenFiles, RlimitResource::Nofile),
+        ] {
+            let Some(max) = c.ceiling(which) else {
+                continue;
+            };
+            match l.rlimits.iter().find(|r| r.resource == resource) {
+                // The hard limit is what the payload could raise itself to.
+                Some(r) if r.hard == RLIM_INFINITY || r.hard > max => {
+                    return Err(Refusal::OverCeiling {
+                        limit: which.name(),
+                        requested: r.hard,
+                        max,
+                    });
+                }
+                Some(_) => {}
+                None => l.rlimits.push(RlimitSetting {
+                    resource,
+                    soft: max,
+                    hard: max,
+                }),
+            }
+        }
+        Ok(l)
     }
 }
 
@@ -622,6 +683,65 @@ mod tests {
         ));
         assert_eq!(c.check(Limit::OpenFiles, Some(5)), Ok(Some(5)));
         assert_eq!(c.check(Limit::OpenFiles, None), Ok(None));
+    }
+
+    #[test]
+    fn limits_within_ceilings() {
+        use crate::limits::{RlimitResource, RlimitSetting};
+        use crate::request::Limits;
+        let p =
+            Policy::parse("[limits]\nmemory_bytes = 1000\nwall_time_secs = 2\nopen_files = 64\n")
+                .unwrap();
+        let l = p.limits_within(&Limits::default()).unwrap();
+        assert_eq!(l.memory_bytes, Some(1000));
+        assert_eq!(l.wall_time_us, Some(2_000_000));
+        assert_eq!(l.cpu_time_us, None);
+        assert!(l.rlimits.contains(&RlimitSetting {
+            resource: RlimitResource::Nofile,
+            soft: 64,
+            hard: 64
+        }));
+        let asked = Limits {
+            wall_time_us: Some(1_500_000),
+            ..Limits::default()
+        };
+        assert_eq!(
+            p.limits_within(&asked).unwrap().wall_time_us,
+            Some(1_500_000)
+        );
+        for asked in [
+            Limits {
+                memory_bytes: Some(1001),
+                ..Limits::default()
+            },
+            Limits {
+                wall_time_us: Some(2_000_001),
+                ..Limits::default()
+            },
+            Limits {
+                rlimits: vec![RlimitSetting {
+                    resource: RlimitResource::Nofile,
+                    soft: 10,
+                    hard: 65,
+                }],
+                ..Limits::default()
+            },
+        ] {
+            assert!(matches!(
+                p.limits_within(&asked),
+                Err(Refusal::OverCeiling { .. })
+            ));
+        }
+        // Without a policy nothing changes.
+        let none = Policy::default();
+        assert_eq!(
+            none.limits_within(&asked_default()).unwrap(),
+            asked_default()
+        );
+    }
+
+    fn asked_default() -> crate::request::Limits {
+        crate::request::Limits::default()
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Grants {
     pub gid_map: Vec<IdRange>,
     pub setgroups_allow: bool,
     pub lockdown: Lockdown,
+    /// The request's limits within the policy's ceilings (unlimited ones get the ceiling).
+    pub limits: nsjail_core::Limits,
     /// Held for the sandbox's life when the policy limits concurrent sandboxes.
     pub _slot: Option<Slot>,
     /// `--verbose` lines.
@@ -130,12 +132,16 @@ pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<
         Accounts::default()
     };
     // On the setuid path our supplementary groups are the caller's (executing a setuid binary
-    // keeps them). The daemon (issue 5) must take them from SO_PEERGROUPS instead.
-    let groups = nix::unistd::getgroups()
-        .map_err(sys("getgroups"))?
-        .into_iter()
-        .map(|g| g.as_raw())
-        .collect();
+    // keeps them). The daemon's are its own (root's), never the caller's: there only the
+    // caller's primary gid and the account database's memberships count.
+    let groups = match caller.via {
+        crate::caller::Via::Setuid => nix::unistd::getgroups()
+            .map_err(sys("getgroups"))?
+            .into_iter()
+            .map(|g| g.as_raw())
+            .collect(),
+        crate::caller::Via::Daemon => Vec::new(),
+    };
     let who = Who {
         uid: caller.uid.as_raw(),
         gid: caller.gid.as_raw(),
@@ -143,6 +149,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<
     };
     effective.check_access(&who, &db)?;
     effective.check_features(req)?;
+    let limits = effective.limits_within(&req.limits)?;
 
     let ranges = &effective.id_ranges;
     let (uid_map, _) = decide_map(
@@ -205,6 +212,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<
             caps: req.caps,
             seccomp: plan,
         },
+        limits,
         _slot: slot,
         steps,
     })

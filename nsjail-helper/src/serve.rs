@@ -149,6 +149,10 @@ fn serve(conn: &mut Conn, caller: &Caller, limits: &Limits) -> Result<()> {
         seccomp: bpf_fds,
     } = fds;
     let grants = grants::decide(&req, caller, bpf_fds)?;
+    // From here on the request carries the limits the policy allows (ceilings fill in what was
+    // not asked for).
+    let mut req = req;
+    req.limits = grants.limits.clone();
     if verbose {
         steps.extend(grants.steps.iter().cloned());
     }

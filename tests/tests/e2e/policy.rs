@@ -334,3 +334,63 @@ fn a_policy_grants_sub_id_ranges() {
     out.expect_code(125)
         .expect_one_error_line("nsjail: /etc/nsjail/subuid is owned by uid");
 }
+
+#[test]
+fn device_binds_can_be_forbidden() {
+    root_or_skip!();
+    let c = user();
+    let env = PolicyEnv::with_policy("[allow]\ndevice_binds = false\n");
+    env.run(
+        &c,
+        None,
+        &["--dev-bind", "/dev/null", "/n", "--", "/bin/true"],
+    )
+    .expect_code(125)
+    .expect_one_error_line("nsjail: the nsjail policy does not allow --dev-bind");
+    // A plain bind of the same path is not a device bind.
+    env.run(
+        &c,
+        None,
+        &[
+            "--default-view",
+            "--bind",
+            "/dev/null",
+            "/n",
+            "--",
+            "/bin/true",
+        ],
+    )
+    .expect_success();
+}
+
+#[test]
+fn limit_ceilings_refuse_more_and_fill_in_what_was_not_asked() {
+    root_or_skip!();
+    let c = user();
+    let env = PolicyEnv::with_policy(
+        "[limits]\nmemory_bytes = 67108864\nwall_time_secs = 1\nopen_files = 64\n",
+    );
+    for args in [
+        &["--memory-limit", "128M", "--", "/bin/true"][..],
+        &["--wall-time-limit", "5", "--", "/bin/true"][..],
+        &["--rlimit", "nofile=1000", "--", "/bin/true"][..],
+    ] {
+        env.run(&c, None, args)
+            .expect_code(125)
+            .expect_one_error_line("nsjail: ")
+            .expect_no_panic();
+        let out = env.run(&c, None, args);
+        assert!(
+            out.stderr.contains("above the policy's ceiling"),
+            "{args:?}: {}",
+            out.describe()
+        );
+    }
+    // Within the ceilings: fine; and what was not asked for gets the ceiling.
+    let out = env.run(&c, None, &["--", "/bin/sh", "-c", "ulimit -n"]);
+    out.expect_success();
+    assert_eq!(out.stdout.trim(), "64", "{}", out.describe());
+    // The wall-time ceiling ends a sleeper that asked for no limit (SIGKILL: 128 + 9).
+    let out = env.run(&c, None, &["--", "/bin/sleep", "30"]);
+    out.expect_code(137);
+}
