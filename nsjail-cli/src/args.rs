@@ -293,9 +293,13 @@ pub struct RunArgs {
     /// Make the GPU usable: /dev/dri (and NVIDIA's nodes when present), /sys/dev/char and /sys/devices read-only [default: no GPU]
     #[arg(long, help_heading = "Desktop")]
     pub gpu: bool,
-    /// Share the D-Bus session bus through xdg-dbus-proxy's filter (refused when it is not installed) [default: not shared]
+    /// Share the D-Bus session bus only through xdg-dbus-proxy's filter, run as you, at $XDG_RUNTIME_DIR/bus inside; refused when it is not installed [default: not shared, and $DBUS_SESSION_BUS_ADDRESS removed]
     #[arg(long, help_heading = "Desktop")]
     pub dbus_session: bool,
+    /// With --dbus-session: let the program talk to bus name NAME, or to every name under a
+    /// prefix with NAME.* (repeatable) [default: none; only the bus itself]
+    #[arg(long, value_name = "NAME", action = clap::ArgAction::Append, help_heading = "Desktop")]
+    pub dbus_talk: Vec<String>,
     /// The helper daemon's socket, tried before the setuid helper; `none` skips the daemon
     /// [default: not with --helper; else $NSJAIL_SOCKET; not with $NSJAIL_HELPER; else
     /// /run/nsjail/helper.sock]

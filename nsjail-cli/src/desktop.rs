@@ -7,10 +7,17 @@
 //! also shares your fonts, icons and themes read-only. Something a flag would share but your
 //! session does not have is skipped with a warning (a note under `--verbose` when the flag came
 //! from a profile, such as `gui`, which asks for everything a desktop might have).
+//!
+//! `--dbus-session` never shares the session bus itself: it starts `xdg-dbus-proxy --filter`
+//! as you (see [`DbusProxy`]) and shares only the proxy's socket, at `$XDG_RUNTIME_DIR/bus`
+//! inside. Without xdg-dbus-proxy it is refused.
 
-use std::io::{Seek, Write};
+use std::io::{Read, Seek, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use nsjail_core::{BindKind, MountOp};
@@ -21,7 +28,7 @@ use crate::view::View;
 pub const XAUTHORITY_INSIDE: &str = "/run/nsjail/Xauthority";
 
 /// What the desktop flags asked for.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Wanted {
     pub x11: bool,
     pub wayland: bool,
@@ -29,6 +36,10 @@ pub struct Wanted {
     pub pipewire: bool,
     pub gpu: bool,
     pub dbus_session: bool,
+    /// `--dbus-talk`: bus names the filter lets the program talk to.
+    pub dbus_talk: Vec<String>,
+    /// `--dry-run`: describe, start nothing (the proxy's socket path is then a pattern).
+    pub dry_run: bool,
 }
 
 impl Wanted {
@@ -39,6 +50,7 @@ impl Wanted {
             || self.pipewire
             || self.gpu
             || self.dbus_session
+            || !self.dbus_talk.is_empty()
     }
 }
 
@@ -48,6 +60,8 @@ pub struct Added {
     pub env: Vec<(String, String)>,
     /// (message, the flag was given on the command line itself)
     pub skipped: Vec<(String, &'static str)>,
+    /// The running D-Bus filter: hold it while the sandbox runs; dropping it stops it.
+    pub dbus_proxy: Option<DbusProxy>,
 }
 
 /// The caller's environment as the desktop flags read it.
@@ -88,9 +102,14 @@ fn runtime_dir(env: Env) -> Option<PathBuf> {
 /// Add the operations for `wanted` to `view`.
 pub fn add(wanted: Wanted, env: Env, view: &mut View) -> Result<Added> {
     let mut added = Added::default();
-    if wanted.dbus_session {
-        dbus_session()?;
+    if !wanted.dbus_talk.is_empty() && !wanted.dbus_session {
+        bail!("--dbus-talk needs --dbus-session (it names what the bus filter lets through)");
     }
+    let dbus_proxy_path = if wanted.dbus_session {
+        Some(dbus_proxy_program()?)
+    } else {
+        None
+    };
     let mut runtime_made = false;
     let mut with_runtime = |view: &mut View, added: &mut Added, flag: &'static str| {
         let Some(rt) = runtime_dir(env) else {
@@ -175,27 +194,232 @@ pub fn add(wanted: Wanted, env: Env, view: &mut View) -> Result<Added> {
     if wanted.gpu {
         gpu(view, &mut added);
     }
+    if let Some(program) = dbus_proxy_path {
+        dbus_session(&wanted, program, env, view, &mut added, &mut with_runtime)?;
+    }
     if wanted.x11 || wanted.wayland || wanted.pulseaudio || wanted.pipewire {
         look_and_feel(env, view);
     }
     Ok(added)
 }
 
+/// Where xdg-dbus-proxy is looked for: fixed system directories only, never `$PATH`. The
+/// filter is the only thing between the program and your session bus, so it must be the
+/// system's, not whatever a directory on your `PATH` (your home, the current directory — both
+/// writable by earlier sandboxes) happens to hold under that name.
+pub const DBUS_PROXY_PATHS: [&str; 2] =
+    ["/usr/bin/xdg-dbus-proxy", "/usr/local/bin/xdg-dbus-proxy"];
+
 /// The session bus is shared only through a filter; without one it is refused.
-fn dbus_session() -> Result<()> {
-    let proxy = ["/usr/bin/xdg-dbus-proxy", "/usr/local/bin/xdg-dbus-proxy"]
+fn dbus_proxy_program() -> Result<&'static str> {
+    DBUS_PROXY_PATHS
         .into_iter()
-        .find(|p| Path::new(p).is_file());
-    match proxy {
-        None => bail!(
-            "--dbus-session: refused: xdg-dbus-proxy is not installed (Debian: apt install \
-             xdg-dbus-proxy), and the unfiltered session bus lets a program ask other programs \
-             of your session to do anything they can (open files, run commands)"
-        ),
-        Some(p) => bail!(
-            "--dbus-session: refused: filtering the session bus through {p} is not built yet; \
-             the unfiltered bus is never shared"
-        ),
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .with_context(|| {
+            "--dbus-session: refused: xdg-dbus-proxy is not installed in /usr/bin or \
+             /usr/local/bin (Debian: apt install xdg-dbus-proxy), and the unfiltered session bus \
+             lets a program ask other programs of your session to do anything they can (open \
+             files, run commands)"
+        })
+}
+
+/// A bus name for `--talk=`: a well-known name (`org.example.App`) or a prefix pattern
+/// (`org.example.*`), as xdg-dbus-proxy takes them. Unique names (`:1.5`) are not names one
+/// can grant ahead of time.
+pub fn check_bus_name(name: &str) -> Result<()> {
+    let body = name.strip_suffix(".*").unwrap_or(name);
+    let elements: Vec<&str> = body.split('.').collect();
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && (elements.len() >= 2 || name.ends_with(".*"))
+        && elements.iter().all(|e| {
+            !e.is_empty()
+                && !e.starts_with(|c: char| c.is_ascii_digit())
+                && e.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+    if !ok {
+        bail!(
+            "--dbus-talk {name:?}: not a D-Bus name (such as org.example.App, or org.example.* \
+             for every name under it)"
+        );
+    }
+    Ok(())
+}
+
+/// The session bus address the proxy connects to: `$DBUS_SESSION_BUS_ADDRESS`, else the
+/// systemd default `$XDG_RUNTIME_DIR/bus` when that socket exists.
+fn session_bus_address(env: Env) -> Option<String> {
+    env("DBUS_SESSION_BUS_ADDRESS")
+        .filter(|a| !a.is_empty())
+        .or_else(|| {
+            let p = runtime_dir(env)?.join("bus");
+            is_socket(&p).then(|| format!("unix:path={}", p.display()))
+        })
+}
+
+/// The name of the variable the caller's session bus is found by.
+pub const BUS_VAR: &str = "DBUS_SESSION_BUS_ADDRESS";
+
+/// The caller's `DBUS_SESSION_BUS_ADDRESS` never reaches the sandbox (unless `--setenv` sets
+/// it): without `--dbus-session` there is no bus inside, and with it the variable names the
+/// filter's socket (set from [`Added::env`]).
+pub fn drop_caller_bus_variable(env: &mut Vec<(String, String)>, setenv: &[String]) {
+    if !setenv.chunks(2).any(|p| p[0] == BUS_VAR) {
+        env.retain(|(k, _)| k != BUS_VAR);
+    }
+}
+
+fn dbus_session(
+    wanted: &Wanted,
+    program: &str,
+    env: Env,
+    view: &mut View,
+    added: &mut Added,
+    with_runtime: &mut dyn FnMut(&mut View, &mut Added, &'static str) -> Option<PathBuf>,
+) -> Result<()> {
+    const FLAG: &str = "--dbus-session";
+    for name in &wanted.dbus_talk {
+        check_bus_name(name)?;
+    }
+    let Some(address) = session_bus_address(env) else {
+        added.skipped.push((
+            format!(
+                "{FLAG}: $DBUS_SESSION_BUS_ADDRESS is not set and there is no \
+                 $XDG_RUNTIME_DIR/bus; no bus shared"
+            ),
+            FLAG,
+        ));
+        return Ok(());
+    };
+    // Inside: $XDG_RUNTIME_DIR/bus, where sd-bus and GDBus also look by default; without
+    // $XDG_RUNTIME_DIR, /run/user/<your uid>/bus (and XDG_RUNTIME_DIR set to that).
+    let inside = if runtime_dir(env).is_some() {
+        with_runtime(view, added, FLAG).map(|rt| rt.join("bus"))
+    } else {
+        None
+    };
+    let inside = match inside {
+        Some(p) => p,
+        None => {
+            let rt = PathBuf::from(format!("/run/user/{}", nix::unistd::getuid()));
+            view.ops.push(MountOp::Dir {
+                dst: rt.to_string_lossy().into_owned(),
+                perms: Some(0o700),
+            });
+            added
+                .env
+                .push(("XDG_RUNTIME_DIR".into(), rt.to_string_lossy().into_owned()));
+            rt.join("bus")
+        }
+    };
+    // Outside: a private directory (0700) in your $XDG_RUNTIME_DIR, else in /tmp.
+    let parent = runtime_dir(env)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let socket = if wanted.dry_run {
+        parent.join("nsjail-dbus-XXXXXX/bus")
+    } else {
+        let proxy = DbusProxy::start(program, &address, &parent, &wanted.dbus_talk)?;
+        let s = proxy.socket.clone();
+        added.dbus_proxy = Some(proxy);
+        s
+    };
+    view.ops.push(MountOp::Bind {
+        src: socket.to_string_lossy().into_owned(),
+        dst: inside.to_string_lossy().into_owned(),
+        kind: BindKind::ReadOnly,
+        optional: false,
+    });
+    added
+        .env
+        .push((BUS_VAR.into(), format!("unix:path={}", inside.display())));
+    Ok(())
+}
+
+/// `xdg-dbus-proxy ADDRESS DIR/bus --filter [--talk=NAME...]`, run as you in its own process
+/// group (a terminal's Ctrl-C does not reach it). Its `--fd` is the write end of a pipe whose
+/// read end only we hold: it writes there once its socket listens, and exits when the pipe
+/// closes — when this is dropped, or when the CLI dies in any way, SIGKILL included. Dropping
+/// also kills and reaps it and removes the directory (after a SIGKILL of the CLI the empty-ish
+/// directory stays behind: nothing is left to remove it).
+#[derive(Debug)]
+pub struct DbusProxy {
+    child: Child,
+    /// The read end of the `--fd` pipe.
+    alive: std::fs::File,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl DbusProxy {
+    fn start(program: &str, address: &str, parent: &Path, talk: &[String]) -> Result<DbusProxy> {
+        let what = "--dbus-session: starting xdg-dbus-proxy";
+        let dir = tempfile::Builder::new()
+            .prefix("nsjail-dbus-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(parent)
+            .with_context(|| format!("{what}: a private directory in {}", parent.display()))?;
+        let socket = dir.path().join("bus");
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .with_context(|| format!("{what}: pipe2"))?;
+        let mut cmd = Command::new(program);
+        // The pipe becomes the proxy's stdout, fd 1: std passes it without any unsafe code.
+        cmd.arg("--fd=1")
+            .arg(address)
+            .arg(&socket)
+            .arg("--filter")
+            .args(talk.iter().map(|n| format!("--talk={n}")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(w))
+            .process_group(0);
+        let child = cmd.spawn().with_context(|| format!("{what} ({program})"))?;
+        // The Command holds our copy of the write end: close it, or EOF would never come.
+        drop(cmd);
+        let mut proxy = DbusProxy {
+            child,
+            alive: std::fs::File::from(r),
+            socket,
+            _dir: dir,
+        };
+        let ready = proxy.wait_ready();
+        match ready {
+            Ok(true) if is_socket(&proxy.socket) => Ok(proxy),
+            Ok(_) => {
+                let status = proxy.child.wait().ok();
+                let how = match status.and_then(|s| s.code()) {
+                    Some(c) => format!("exited with status {c}"),
+                    None => "ended".into(),
+                };
+                bail!("{what}: it {how} before its socket was ready (address {address:?})")
+            }
+            Err(e) => Err(e.context(what)),
+        }
+    }
+
+    /// Whether the proxy wrote its ready byte (false: it closed the pipe, i.e. exited).
+    fn wait_ready(&mut self) -> Result<bool> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let fd = self.alive.as_fd();
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        // It listens right away (it connects to the bus only for each client), so this is
+        // quick; the bound only keeps a wedged proxy from hanging the CLI.
+        let n = poll(&mut fds, PollTimeout::from(30_000u16)).context("poll")?;
+        if n == 0 {
+            bail!("it did not become ready within 30 seconds");
+        }
+        let mut byte = [0u8; 1];
+        Ok(self.alive.read(&mut byte).context("read its --fd pipe")? == 1)
+    }
+}
+
+impl Drop for DbusProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -384,6 +608,41 @@ mod tests {
             v.extend_from_slice(f);
         }
         v
+    }
+
+    #[test]
+    fn bus_names() {
+        for good in ["org.example.App", "org.example.*", "org.*", "a_b.c-d.E9"] {
+            assert!(check_bus_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "org",
+            ":1.5",
+            "org..x",
+            "org.9x",
+            "org.x/y",
+            "--own=org.x",
+            "org.x=y",
+            "*",
+            "org.*.x",
+        ] {
+            assert!(check_bus_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_bus_name(&format!("org.{}", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn the_callers_bus_variable_stays_outside_unless_set() {
+        let mut env = vec![
+            ("A".to_string(), "1".to_string()),
+            (BUS_VAR.to_string(), "unix:path=/run/user/1/bus".to_string()),
+        ];
+        let mut kept = env.clone();
+        drop_caller_bus_variable(&mut env, &["B".into(), "2".into()]);
+        assert_eq!(env, vec![("A".to_string(), "1".to_string())]);
+        drop_caller_bus_variable(&mut kept, &[BUS_VAR.into(), "x".into()]);
+        assert_eq!(kept.len(), 2);
     }
 
     #[test]

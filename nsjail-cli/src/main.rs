@@ -169,13 +169,18 @@ fn run_sandbox(
         pipewire: run.pipewire,
         gpu: run.gpu,
         dbus_session: run.dbus_session,
+        dbus_talk: run.dbus_talk.clone(),
+        dry_run: run.dry_run.is_some(),
     };
     let mut skipped = Vec::new();
     let mut desktop_env = Vec::new();
+    // The D-Bus filter runs while this holds it (until the sandbox ends, or we die).
+    let mut dbus_proxy = None;
     if wanted.any() {
         let getenv = |k: &str| std::env::var(k).ok();
         let added = desktop::add(wanted, &getenv, &mut view)?;
         desktop_env = added.env;
+        dbus_proxy = added.dbus_proxy;
         for (msg, flag) in added.skipped {
             let id = flag.trim_start_matches("--").replace('-', "_");
             if explicit(&id) && run.dry_run.is_none() {
@@ -206,6 +211,14 @@ fn run_sandbox(
     req.seccomp = profile::seccomp_mode(run)?;
     profile::check_bpf_fds(&run.add_seccomp_fd)?;
     net::apply(run, &mut req)?;
+    desktop::drop_caller_bus_variable(&mut req.env, &run.setenv);
+    // The bus checks the uid a client claims against the proxy's (yours): the program must
+    // have your uid inside, unless --uid says otherwise.
+    if desktop_env.iter().any(|(k, _)| k == desktop::BUS_VAR)
+        && matches.value_source("uid") == Some(ValueSource::DefaultValue)
+    {
+        req.ids.uid = nix::unistd::getuid().as_raw();
+    }
     for (k, v) in desktop_env {
         req.env.retain(|(key, _)| *key != k);
         req.env.push((k, v));
@@ -253,6 +266,7 @@ fn run_sandbox(
     // the sandbox could not be set up.
     let mut sinks = report::Sinks::open(run)?;
     let result = start_and_supervise(run, &req, route, &view.fds);
+    drop(dbus_proxy);
     let report = match &result {
         Ok(o) => RunReport::from_exit(&o.exit, o.exec_error.as_deref()),
         Err(e) => RunReport::internal_error(&format!("{e:#}").replace('\n', " ")),
