@@ -621,6 +621,19 @@ exec switch_root /newroot /lib/systemd/systemd
 fn test_disk(ws: &Workspace, cache: &Path) -> Result<PathBuf> {
     let bins = ws.build_bins(Profile::Release, false)?;
     let e2e = e2e_binary(ws)?;
+    // The hardening tests run this small program inside sandboxes; it sits next to the binaries
+    // under test, where the suite looks for it.
+    let mut probe = ws.cargo();
+    probe.args([
+        "build",
+        "--quiet",
+        "-p",
+        "nsjail-tests",
+        "--bin",
+        "nsjail-probe",
+    ]);
+    run_checked(&mut probe)?;
+    let probe = ws.target.join("debug").join("nsjail-probe");
     let xtask = std::env::current_exe().context("locating the xtask binary")?;
     let stage = cache.join(format!("disk.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&stage);
@@ -635,6 +648,7 @@ fn test_disk(ws: &Workspace, cache: &Path) -> Result<PathBuf> {
             bins.join(crate::HELPER_BIN),
             stage.join("bin").join(crate::HELPER_BIN),
         ),
+        (probe, stage.join("bin").join("nsjail-probe")),
         (e2e, stage.join("e2e")),
         (xtask, stage.join("xtask")),
     ] {

@@ -831,15 +831,24 @@ fn a_killed_helpers_cgroups_are_removed_by_the_next_helper() {
 #[test]
 fn the_sandbox_sees_its_cgroup_as_root_and_an_ordinary_user_cannot_leave_it() {
     for_each_caller(|c| {
-        // Every cgroup.procs of the host that the payload can see (the host's /sys, until the
-        // filesystem view of issue 3 hides it), each tried as a way out.
-        let script = "grep -E ':(memory|pids):' /proc/self/cgroup; \
+        // Every cgroup.procs of the host, made visible on purpose (the default view has no
+        // /sys), each tried as a way out. v1 lines name their controllers; v2 has one `0::` line.
+        let script = "grep -E ':(memory|pids):|^0::' /proc/self/cgroup; \
             for f in /sys/fs/cgroup/*/cgroup.procs /sys/fs/cgroup/cgroup.procs; do \
               [ -e \"$f\" ] && (echo $$ > \"$f\") 2>/dev/null && echo \"MOVED $f\"; done; \
-            grep -E ':(memory|pids):' /proc/self/cgroup";
+            grep -E ':(memory|pids):|^0::' /proc/self/cgroup";
         let l = run_limited(
             c,
-            &["--memory-limit", "64M", "--pids-limit", "16"],
+            &[
+                "--memory-limit",
+                "64M",
+                "--pids-limit",
+                "16",
+                "--default-view",
+                "--bind",
+                "/sys",
+                "/sys",
+            ],
             &["/bin/sh", "-c", script],
         );
         l.expect_status("OK");
