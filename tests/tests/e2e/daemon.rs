@@ -576,3 +576,75 @@ fn under_load_every_sandbox_succeeds_and_the_daemon_returns_to_its_start() {
     );
     d.stop().expect_success();
 }
+
+/// A second user, through the same daemon, can neither signal a first user's sandbox nor reach
+/// it in any other way: the protocol only ever addresses the sandbox of the connection that
+/// started it, and the sandbox's processes are the first user's on the host.
+#[test]
+fn another_user_can_neither_signal_nor_reach_a_sandbox_through_the_daemon() {
+    root_or_skip!();
+    let owner = Caller::setuid_user();
+    let d = Daemon::start(&[]);
+    let marker = format!("marker-{}", unique());
+    let script = format!(
+        "trap 'echo GOT-TERM; exit 9' TERM; echo UP; while :; do sleep 0.05; done # {marker}"
+    );
+    let mut cmd = d.run_cmd(&owner, &["--", "/bin/sh", "-c", &script]);
+    let mut r = Running::spawn(&mut cmd, None, "the first user's sandbox");
+    r.wait_stdout("UP");
+    let sandboxed = pids_with_argv(&["/bin/sh", "-c", &script]);
+    assert_eq!(sandboxed.len(), 1, "the payload's host pid: {sandboxed:?}");
+
+    // `nobody`, another ordinary user: kill(2) on the payload is refused by the kernel.
+    let (other_uid, other_gid) = (65534, 65534);
+    let out = Command::new(tool("kill"))
+        .args(["-TERM", &sandboxed[0].to_string()])
+        .uid(other_uid)
+        .gid(other_gid)
+        .output()
+        .expect("run kill as nobody");
+    assert!(
+        !out.status.success(),
+        "another user signalled the sandbox: {out:?}"
+    );
+
+    // Through the daemon: a connection that does not start with its own spawn request is
+    // refused, so it can never name the first user's sandbox.
+    let mut s = connect_as(&d.socket, other_uid, other_gid);
+    let frame = wire::encode(&nsjail_core::ClientMessage::Signal(15)).expect("encode");
+    send(&s, &frame, &[]);
+    expect_refused(&mut s, "first message must be a spawn request");
+    // A spawn of its own, then a signal: that signal reaches only its own sandbox.
+    let mut s = connect_as(&d.socket, other_uid, other_gid);
+    send(
+        &s,
+        &nsjail_core::wire::encode(&nsjail_core::ClientMessage::Spawn(Box::new(spawn_request(
+            &["/bin/sleep", "30"],
+        ))))
+        .expect("encode"),
+        &devnull_stdio(),
+    );
+    let started = poll_until(TIMEOUT, || {
+        matches!(next_event(&mut s), Some(HelperEvent::Started { .. }))
+    });
+    assert!(started, "the second user's own sandbox did not start");
+    send(
+        &s,
+        &wire::encode(&nsjail_core::ClientMessage::Signal(15)).expect("encode"),
+        &[],
+    );
+    drop(s);
+
+    // The first user's sandbox got nothing: it is alive and never ran its trap; the owner's
+    // own SIGTERM (the control) does reach it.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !r.stdout.text().contains("GOT-TERM"),
+        "the first user's sandbox was signalled by someone else"
+    );
+    assert_eq!(pids_with_argv(&["/bin/sh", "-c", &script]), sandboxed);
+    r.signal(Signal::SIGTERM);
+    let out = r.wait();
+    out.expect_code(9);
+    assert!(out.stdout.contains("GOT-TERM"), "{}", out.describe());
+}
