@@ -123,9 +123,7 @@ const NOTES_BEGIN: &str = "<!-- notes: hand-written, kept by cargo xtask bench -
 const NOTES_END: &str = "<!-- /notes -->";
 
 fn notes_of(md: &str) -> Option<&str> {
-    let start = md.find(NOTES_BEGIN)?;
-    let end = md[start..].find(NOTES_END)? + start + NOTES_END.len();
-    Some(&md[start..end])
+    crate::sections::find(md, NOTES_BEGIN, NOTES_END)
 }
 
 /// One command being timed.
@@ -156,7 +154,26 @@ impl Case {
 
 pub(crate) struct RunAs {
     pub(crate) uid: Uid,
-    gid: Gid,
+    pub(crate) gid: Gid,
+}
+
+/// Something that is run and timed: its command line, and how it is shown.
+pub(crate) trait Timed {
+    fn argv(&self) -> &[OsString];
+    fn shown(&self) -> &str;
+    fn record(&mut self, took: Duration);
+}
+
+impl Timed for Case {
+    fn argv(&self) -> &[OsString] {
+        &self.argv
+    }
+    fn shown(&self) -> &str {
+        &self.shown
+    }
+    fn record(&mut self, took: Duration) {
+        self.times.push(took);
+    }
 }
 
 pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
@@ -276,29 +293,7 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     ));
     cases.push(Case::new("/bin/true", vec!["/bin/true".into()], None));
 
-    step(&format!(
-        "warm-up: {WARMUP_RUNS} runs of each command as {BENCH_USER} (uid {})",
-        user.uid
-    ));
-    for _ in 0..WARMUP_RUNS {
-        for case in &cases {
-            check_once(case, &user)?;
-        }
-    }
-
-    step(&format!(
-        "timing {} runs of each command, interleaved round-robin",
-        args.runs
-    ));
-    let n = cases.len();
-    for i in 0..args.runs as usize {
-        // Rotate the starting command too, so no command always follows the same one.
-        for k in 0..n {
-            let case = &mut cases[(i + k) % n];
-            let elapsed = time_once(case, &user)?;
-            case.times.push(elapsed);
-        }
-    }
+    warm_up_and_time(&mut cases, &user, args.runs)?;
 
     let rows: Vec<Row> = cases
         .iter()
@@ -382,7 +377,7 @@ Sandboxes (`/bin/true`) started and finished per second by the \
 
 /// A fresh temporary prefix, mode 0755 so the bench user can reach it, on a filesystem that
 /// honours setuid bits.
-fn temp_prefix() -> Result<tempfile::TempDir> {
+pub(crate) fn temp_prefix() -> Result<tempfile::TempDir> {
     let candidates = [std::env::temp_dir(), PathBuf::from("/var/tmp")];
     for base in &candidates {
         let nosuid = statvfs(base.as_path())
@@ -410,7 +405,7 @@ fn temp_prefix() -> Result<tempfile::TempDir> {
 }
 
 /// The bench user, created (`useradd -M -s /usr/sbin/nologin`) if missing.
-fn ensure_user() -> Result<RunAs> {
+pub(crate) fn ensure_user() -> Result<RunAs> {
     let exists = Command::new("id")
         .arg(BENCH_USER)
         .stdout(Stdio::null())
@@ -448,11 +443,11 @@ pub(crate) fn version_of(program: &Path) -> Option<String> {
 }
 
 /// The case's command, run as the bench user with a minimal environment.
-pub(crate) fn command(case: &Case, user: &RunAs) -> Result<Command> {
+pub(crate) fn command(case: &impl Timed, user: &RunAs) -> Result<Command> {
     let (program, rest) = case
-        .argv
+        .argv()
         .split_first()
-        .with_context(|| format!("{}: empty command", case.name))?;
+        .with_context(|| format!("{}: empty command", case.shown()))?;
     let mut cmd = Command::new(program);
     cmd.args(rest)
         .env_clear()
@@ -466,16 +461,16 @@ pub(crate) fn command(case: &Case, user: &RunAs) -> Result<Command> {
 }
 
 /// Run once, capturing output; fail with that output unless the command exits 0.
-pub(crate) fn check_once(case: &Case, user: &RunAs) -> Result<()> {
+pub(crate) fn check_once(case: &impl Timed, user: &RunAs) -> Result<()> {
     let out = command(case, user)?
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
-        .with_context(|| format!("could not start `{}`", case.shown))?;
+        .with_context(|| format!("could not start `{}`", case.shown()))?;
     if !out.status.success() {
         bail!(
             "`{}` failed as {BENCH_USER} ({}); stdout: {:?}; stderr: {:?}",
-            case.shown,
+            case.shown(),
             out.status,
             String::from_utf8_lossy(&out.stdout).trim(),
             String::from_utf8_lossy(&out.stderr).trim()
@@ -485,35 +480,62 @@ pub(crate) fn check_once(case: &Case, user: &RunAs) -> Result<()> {
 }
 
 /// One timed run: spawn to wait.
-pub(crate) fn time_once(case: &Case, user: &RunAs) -> Result<Duration> {
+pub(crate) fn time_once(case: &impl Timed, user: &RunAs) -> Result<Duration> {
     let mut cmd = command(case, user)?;
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let start = Instant::now();
     let mut child = cmd
         .spawn()
-        .with_context(|| format!("could not start `{}`", case.shown))?;
+        .with_context(|| format!("could not start `{}`", case.shown()))?;
     let status = child
         .wait()
-        .with_context(|| format!("waiting for `{}`", case.shown))?;
+        .with_context(|| format!("waiting for `{}`", case.shown()))?;
     let elapsed = start.elapsed();
     if !status.success() {
         // Run it again with its output kept, to say why.
         check_once(case, user)?;
-        bail!("`{}` failed once ({status}) during timing", case.shown);
+        bail!("`{}` failed once ({status}) during timing", case.shown());
     }
     Ok(elapsed)
 }
 
+/// Warm up (each case must succeed), then time `runs` runs of each, interleaved round-robin
+/// with the starting case rotated, so no case always follows the same one and drift affects
+/// all alike.
+pub(crate) fn warm_up_and_time<C: Timed>(cases: &mut [C], user: &RunAs, runs: u32) -> Result<()> {
+    step(&format!(
+        "warm-up: {WARMUP_RUNS} runs of each command as {BENCH_USER} (uid {})",
+        user.uid
+    ));
+    for _ in 0..WARMUP_RUNS {
+        for case in cases.iter() {
+            check_once(case, user)?;
+        }
+    }
+    step(&format!(
+        "timing {runs} runs of each command, interleaved round-robin"
+    ));
+    let n = cases.len();
+    for i in 0..runs as usize {
+        for k in 0..n {
+            let case = &mut cases[(i + k) % n];
+            let elapsed = time_once(case, user)?;
+            case.record(elapsed);
+        }
+    }
+    Ok(())
+}
+
 /// Milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Stats {
-    median: f64,
-    p10: f64,
-    p90: f64,
+pub(crate) struct Stats {
+    pub(crate) median: f64,
+    pub(crate) p10: f64,
+    pub(crate) p90: f64,
 }
 
 impl Stats {
-    fn of(times: &[Duration]) -> Self {
+    pub(crate) fn of(times: &[Duration]) -> Self {
         let mut ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
         ms.sort_by(f64::total_cmp);
         Stats {

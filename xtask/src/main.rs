@@ -7,6 +7,7 @@ mod bench;
 mod fuzz;
 mod install;
 mod package;
+mod sections;
 mod throughput;
 mod views;
 mod vmtest;

@@ -38,25 +38,12 @@ pub const END: &str = "<!-- /throughput -->";
 
 /// The throughput section of a benchmarks file, markers included.
 pub fn section_of(md: &str) -> Option<&str> {
-    let start = md.find(BEGIN)?;
-    let end = md[start..].find(END)? + start + END.len();
-    Some(&md[start..end])
+    crate::sections::find(md, BEGIN, END)
 }
 
 /// `md` with its throughput section replaced by `section` (appended when it has none).
 fn replace_section(md: &str, section: &str) -> String {
-    match section_of(md) {
-        Some(old) => md.replacen(old, section, 1),
-        None => {
-            let mut s = md.trim_end().to_string();
-            if !s.is_empty() {
-                s.push_str("\n\n");
-            }
-            s.push_str(section);
-            s.push('\n');
-            s
-        }
-    }
+    crate::sections::put(md, BEGIN, END, section)
 }
 
 struct Row {

@@ -5,19 +5,20 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
-use std::fs::{self, Permissions};
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use nix::sys::statvfs::{FsFlags, statvfs};
-use nix::unistd::{Gid, Uid, User, geteuid};
+use nix::unistd::geteuid;
 
+use crate::bench::{
+    Stats, Timed, ensure_user, find_program, temp_prefix, version_of, warm_up_and_time,
+};
 use crate::install::{CLI_REL, HELPER_REL, install_files};
-use crate::{Profile, Workspace, run_checked, shell_word, step};
+use crate::{Profile, Workspace, shell_word, step};
 
 const BENCH_USER: &str = "nsjail-bench";
 const WARMUP_RUNS: u32 = 10;
@@ -199,11 +200,6 @@ fn shown_with_binds(prefix: &str, base: &[String], binds: usize, suffix: &str) -
     }
 }
 
-struct RunAs {
-    uid: Uid,
-    gid: Gid,
-}
-
 pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     if !geteuid().is_root() {
         bail!(
@@ -301,29 +297,7 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     ));
     cases.push(Case::new(REFERENCE, "/bin/true", os(&["/bin/true"]), None));
 
-    step(&format!(
-        "warm-up: {WARMUP_RUNS} runs of each command as {BENCH_USER} (uid {})",
-        user.uid
-    ));
-    for _ in 0..WARMUP_RUNS {
-        for case in &cases {
-            check_once(case, &user)?;
-        }
-    }
-
-    step(&format!(
-        "timing {} runs of each command, interleaved round-robin",
-        args.runs
-    ));
-    let n = cases.len();
-    for i in 0..args.runs as usize {
-        // Rotate the starting command too, so no command always follows the same one.
-        for k in 0..n {
-            let case = &mut cases[(i + k) % n];
-            let elapsed = time_once(case, &user)?;
-            case.times.push(elapsed);
-        }
-    }
+    warm_up_and_time(&mut cases, &user, args.runs)?;
 
     let rows: Vec<Row> = cases
         .iter()
@@ -382,17 +356,12 @@ pub const END: &str = "<!-- /views -->";
 
 /// This bench's section of `md`, if it has one.
 pub fn section_of(md: &str) -> Option<&str> {
-    let start = md.find(BEGIN)?;
-    let end = md[start..].find(END)? + start + END.len();
-    Some(&md[start..end])
+    crate::sections::find(md, BEGIN, END)
 }
 
 /// `md` with its views section replaced by `section` (appended when it has none).
 fn put_section(md: &str, section: &str) -> String {
-    match section_of(md) {
-        Some(old) => md.replacen(old, section, 1),
-        None => format!("{}\n\n{section}\n", md.trim_end()),
-    }
+    crate::sections::put(md, BEGIN, END, section)
 }
 
 const DEFAULT_VIEW: &str = "default view";
@@ -402,159 +371,16 @@ fn bind_view_name(n: usize) -> String {
     format!("/usr + {n} ro binds")
 }
 
-/// A fresh temporary prefix, mode 0755 so the bench user can reach it, on a filesystem that
-/// honours setuid bits.
-fn temp_prefix() -> Result<tempfile::TempDir> {
-    let candidates = [std::env::temp_dir(), PathBuf::from("/var/tmp")];
-    for base in &candidates {
-        let nosuid = statvfs(base.as_path())
-            .map(|st| st.flags().contains(FsFlags::ST_NOSUID))
-            .unwrap_or(true);
-        if nosuid {
-            continue;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("nsjail-bench.")
-            .tempdir_in(base)
-            .with_context(|| format!("creating a temporary prefix in {}", base.display()))?;
-        fs::set_permissions(dir.path(), Permissions::from_mode(0o755))
-            .with_context(|| format!("chmod 0755 {}", dir.path().display()))?;
-        return Ok(dir);
+impl Timed for Case {
+    fn argv(&self) -> &[OsString] {
+        &self.argv
     }
-    bail!(
-        "no place for the temporary prefix: {} are missing or mounted nosuid",
-        candidates
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" and ")
-    )
-}
-
-/// The bench user, created (`useradd -M -s /usr/sbin/nologin`) if missing.
-fn ensure_user() -> Result<RunAs> {
-    let exists = Command::new("id")
-        .arg(BENCH_USER)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .context("running id")?
-        .success();
-    if !exists {
-        step(&format!("creating the user {BENCH_USER}"));
-        run_checked(Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin", BENCH_USER]))?;
+    fn shown(&self) -> &str {
+        &self.shown
     }
-    let user = User::from_name(BENCH_USER)
-        .with_context(|| format!("looking up {BENCH_USER} in the passwd database"))?
-        .with_context(|| format!("{BENCH_USER} has no passwd entry"))?;
-    if user.uid.is_root() {
-        bail!("{BENCH_USER} has uid 0; it must be an ordinary user");
+    fn record(&mut self, took: Duration) {
+        self.times.push(took);
     }
-    Ok(RunAs {
-        uid: user.uid,
-        gid: user.gid,
-    })
-}
-
-/// `name` in the children's PATH, if there.
-fn find_program(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(CHILD_PATH)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-fn version_of(program: &Path) -> Option<String> {
-    let out = Command::new(program).arg("--version").output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().next().map(|l| l.trim().to_string())
-}
-
-/// The case's command, run as the bench user with a minimal environment.
-fn command(case: &Case, user: &RunAs) -> Result<Command> {
-    let (program, rest) = case
-        .argv
-        .split_first()
-        .with_context(|| format!("{}: empty command", case.label()))?;
-    let mut cmd = Command::new(program);
-    cmd.args(rest)
-        .env_clear()
-        .env("HOME", "/")
-        .env("PATH", CHILD_PATH)
-        .current_dir("/")
-        .uid(user.uid.as_raw())
-        .gid(user.gid.as_raw())
-        .stdin(Stdio::null());
-    Ok(cmd)
-}
-
-/// Run once, capturing output; fail with that output unless the command exits 0.
-fn check_once(case: &Case, user: &RunAs) -> Result<()> {
-    let out = command(case, user)?
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("could not start `{}`", case.shown))?;
-    if !out.status.success() {
-        bail!(
-            "`{}` failed as {BENCH_USER} ({}); stdout: {:?}; stderr: {:?}",
-            case.shown,
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-/// One timed run: spawn to wait.
-fn time_once(case: &Case, user: &RunAs) -> Result<Duration> {
-    let mut cmd = command(case, user)?;
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("could not start `{}`", case.shown))?;
-    let status = child
-        .wait()
-        .with_context(|| format!("waiting for `{}`", case.shown))?;
-    let elapsed = start.elapsed();
-    if !status.success() {
-        // Run it again with its output kept, to say why.
-        check_once(case, user)?;
-        bail!("`{}` failed once ({status}) during timing", case.shown);
-    }
-    Ok(elapsed)
-}
-
-/// Milliseconds.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Stats {
-    median: f64,
-    p10: f64,
-    p90: f64,
-}
-
-impl Stats {
-    fn of(times: &[Duration]) -> Self {
-        let mut ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-        ms.sort_by(f64::total_cmp);
-        Stats {
-            median: percentile(&ms, 50.0),
-            p10: percentile(&ms, 10.0),
-            p90: percentile(&ms, 90.0),
-        }
-    }
-}
-
-/// Percentile `p` (0–100) of sorted values, interpolating linearly between ranks.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = p / 100.0 * (sorted.len() - 1) as f64;
-    let lo = rank.floor() as usize;
-    let hi = rank.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
 }
 
 struct Row {
@@ -798,33 +624,6 @@ fn markdown(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_interpolate() {
-        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
-        assert_eq!(percentile(&v, 50.0), 3.0);
-        assert_eq!(percentile(&v, 0.0), 1.0);
-        assert_eq!(percentile(&v, 100.0), 5.0);
-        assert!((percentile(&v, 10.0) - 1.4).abs() < 1e-9);
-        assert_eq!(percentile(&[1.0, 2.0], 50.0), 1.5);
-        assert_eq!(percentile(&[7.0], 90.0), 7.0);
-        assert!(percentile(&[], 50.0).is_nan());
-    }
-
-    #[test]
-    fn stats_are_in_milliseconds() {
-        let t: Vec<Duration> = (1..=3).map(Duration::from_millis).collect();
-        let s = Stats::of(&t);
-        assert!((s.median - 2.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn sections_are_replaced_or_appended() {
-        assert_eq!(put_section("# B\n\ntext\n", "S1"), "# B\n\ntext\n\nS1\n");
-        let with = format!("# B\n{BEGIN}\nold\n{END}\nafter\n");
-        let new = format!("{BEGIN}\nnew\n{END}");
-        assert_eq!(put_section(&with, &new), format!("# B\n{new}\nafter\n"));
-    }
 
     fn row(view: &str, tool: &'static str, median: f64) -> Row {
         Row {
