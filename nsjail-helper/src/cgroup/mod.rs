@@ -446,6 +446,8 @@ impl Cgroup {
         let Some(d) = self.dirs.first() else {
             return;
         };
+        // Whether or not the freeze completed in time, it was asked for: always thaw afterwards,
+        // or a slow freeze would leave the sandbox frozen until the kill.
         let frozen = self.freeze(true);
         let listed = d.pids();
         let opened: Vec<(i32, OwnedFd)> = listed
@@ -458,9 +460,8 @@ impl Cgroup {
                 let _ = sys::pidfd_send_signal(fd.as_fd(), sig);
             }
         }
-        if frozen {
-            self.freeze(false);
-        }
+        let _ = frozen;
+        self.freeze(false);
     }
 
     /// SIGKILL to every process: `cgroup.kill` on v2, freeze-signal-thaw on v1.
