@@ -179,6 +179,73 @@ fn the_cpu_limit_is_the_sandboxs_total_not_per_process() {
     });
 }
 
+/// The supervisor can be late to look (a loaded or emulated host, here: stopped outright for
+/// longer than the whole limit): the kernel's CPU bandwidth control, which the supervisor sets
+/// to what is left at every check, must still stop the sandbox at the limit. Without that brake
+/// eight spinners on two CPUs would run on for the whole stop, far past the limit.
+#[test]
+fn a_late_supervisor_does_not_let_the_sandbox_run_past_its_cpu_limit() {
+    for_each_caller(|c| {
+        let scratch = c.scratch();
+        let script = "for i in 1 2 3 4 5 6 7 8; do (while :; do :; done) & done; echo READY; wait";
+        let args = [
+            "--verbose",
+            "--status-json",
+            "status.json",
+            "--time-limit",
+            "0.3",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ];
+        let mut cmd = c.run_cmd(&args);
+        cmd.current_dir(scratch.path());
+        let what = format!("[{}] nsjail run {}", c.name(), shell_words(&args));
+        let mut r = Running::spawn(&mut cmd, None, &what);
+        r.wait_stdout("READY");
+        // The sandbox's PID 1 is a child of the helper process that supervises it, whichever
+        // way the helper was reached.
+        r.stderr.wait_for(", host pid ", Duration::from_secs(10));
+        let stderr = r.stderr.text();
+        let init: i32 = stderr
+            .lines()
+            .find_map(|l| l.split_once(", host pid ").map(|(_, p)| p))
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no host pid in --verbose output:\n{stderr}"));
+        let (supervisor, _, _, _) = nsjail_tests::proc_stat(init)
+            .unwrap_or_else(|| panic!("sandbox pid {init} is gone already:\n{stderr}"));
+        let sup = nix::unistd::Pid::from_raw(supervisor);
+        nix::sys::signal::kill(sup, Signal::SIGSTOP).expect("SIGSTOP the supervisor");
+        std::thread::sleep(Duration::from_millis(400));
+        nix::sys::signal::kill(sup, Signal::SIGCONT).expect("SIGCONT the supervisor");
+        let out = r.wait();
+        if !out
+            .stderr
+            .contains("held by the kernel's bandwidth control")
+        {
+            // No cpu controller for the sandbox's cgroup on this host: no brake to test.
+            assert!(
+                !nsjail_tests::in_ci(),
+                "CI hosts have the cpu controller, yet the brake was not applied:\n{}",
+                out.describe()
+            );
+            println!("{}: skipped: no cpu controller", module_path!());
+            return;
+        }
+        let text = fs::read_to_string(scratch.path().join("status.json"))
+            .unwrap_or_else(|e| panic!("no status.json ({e}):\n{}", out.describe()));
+        let report: Value = serde_json::from_str(&text).expect("status.json is JSON");
+        let l = Limited {
+            cgroups: cgroup_dirs(&out.stderr),
+            out,
+            report,
+        };
+        expect_gone(&l.cgroups, &l.describe());
+        expect_cpu_limit(&l, 0.3);
+    });
+}
+
 #[test]
 fn a_sleeper_stops_at_the_wall_time_limit() {
     for_each_caller(|c| {
