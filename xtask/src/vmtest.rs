@@ -43,6 +43,10 @@ pub struct VmtestArgs {
     /// Rebuild the cached root image even if one matches.
     #[arg(long)]
     rebuild: bool,
+    /// Run only the end-to-end tests whose names contain one of these (as `cargo test` filters
+    /// do), to iterate on a failure; CI runs them all.
+    #[arg(long = "filter", value_name = "NAME")]
+    filters: Vec<String>,
 }
 
 const SUITE: &str = "bookworm";
@@ -119,7 +123,8 @@ fi
 # guest does not have; they run on the host in the same CI run. Everything else runs here.
 echo "vmtest: not run in the guest (run on the host): desktop:: network:: terminal::"
 NSJAIL_BIN_DIR="$D/bin" NSJAIL_E2E_SYSTEM="$mode" NSJAIL_E2E_LOAD_SEQUENTIAL=200 CI=true RUST_BACKTRACE=1 \
-  "$D/e2e" --test-threads=2 --color never --skip desktop:: --skip network:: --skip terminal::
+  "$D/e2e" --test-threads=2 --color never --skip desktop:: --skip network:: --skip terminal:: \
+  $(cat "$D/filters")
 rc=$?
 if [ "$mode" = systemd ]; then
   echo "--- journal of the helper (last lines)"
@@ -158,7 +163,7 @@ pub fn vmtest(ws: &Workspace, args: &VmtestArgs) -> Result<()> {
     let root = root_image(&cache, &kernel, args.rebuild)?;
     let initrd = cache.join("initrd.cpio");
     write_initramfs(&kernel, &initrd)?;
-    let disk = test_disk(ws, &cache)?;
+    let disk = test_disk(ws, &cache, &args.filters)?;
     println!(
         "vmtest: prepared in {:.0}s (root {}, kernel {})",
         began.elapsed().as_secs_f64(),
@@ -618,7 +623,7 @@ exec switch_root /newroot /lib/systemd/systemd
 }
 
 /// The second disk: binaries, the e2e test binary, this xtask, the runner.
-fn test_disk(ws: &Workspace, cache: &Path) -> Result<PathBuf> {
+fn test_disk(ws: &Workspace, cache: &Path, filters: &[String]) -> Result<PathBuf> {
     let bins = ws.build_bins(Profile::Release, false)?;
     let e2e = e2e_binary(ws)?;
     // The hardening tests run this small program inside sandboxes; it sits next to the binaries
@@ -657,6 +662,8 @@ fn test_disk(ws: &Workspace, cache: &Path) -> Result<PathBuf> {
         fs::set_permissions(&to, fs::Permissions::from_mode(0o755))?;
     }
     write_file(&stage.join("run.sh"), RUNNER, 0o755)?;
+    // Word-split by the runner's shell: test names have no spaces.
+    write_file(&stage.join("filters"), &filters.join(" "), 0o644)?;
     let img = cache.join("tests.img");
     let _ = fs::remove_file(&img);
     let mb = total / (1 << 20) * 3 / 2 + 32;

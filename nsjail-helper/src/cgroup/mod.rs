@@ -504,42 +504,39 @@ impl Cgroup {
         true
     }
 
-    /// Send `sig` to every process in the cgroup. Each member is opened as a pidfd and signalled
-    /// only if it is still listed after the open, so a pid that was recycled for a process
-    /// outside the sandbox is never hit.
+    /// Send `sig` to every process in the cgroup, frozen (when the freeze completes in time) so
+    /// that none can fork while the members are listed and signalled.
     pub fn signal_all(&self, sig: Signal) {
         let Some(d) = self.dirs.first() else {
             return;
         };
         // Whether or not the freeze completed in time, it was asked for: always thaw afterwards,
         // or a slow freeze would leave the sandbox frozen until the kill.
-        let frozen = self.freeze(true);
-        let listed = d.pids();
-        let opened: Vec<(i32, OwnedFd)> = listed
-            .iter()
-            .filter_map(|&p| sys::pidfd_open(p).ok().map(|fd| (p, fd)))
-            .collect();
-        let still = d.pids();
-        for (p, fd) in &opened {
-            if still.contains(p) {
-                let _ = sys::pidfd_send_signal(fd.as_fd(), sig);
-            }
-        }
-        let _ = frozen;
+        let _ = self.freeze(true);
+        signal_listed(d, sig);
         self.freeze(false);
     }
 
     /// SIGKILL to every process: `cgroup.kill` on v2, freeze-signal-thaw on v1.
+    ///
+    /// The CPU bandwidth limit (the time limit's brake, `--cpus`) is lifted only once SIGKILL is
+    /// pending for every process: a throttled process cannot die until it runs again, and an
+    /// unthrottled one without a pending SIGKILL would spin on past the limit until it gets
+    /// one. The v1 freezer cannot freeze a throttled process either, so on v1 a first pass
+    /// signals every listed member unfrozen, and the frozen pass after the lift catches any
+    /// process forked in between.
     pub fn kill_all(&self) {
-        // A throttled process dies only when it next runs (the time limit's brake, `--cpus`):
-        // lift the bandwidth limit so that they all run to their end at once.
-        self.release_cpu(None);
         if self.version == 2
             && let Some(d) = self.dirs.first()
             && d.write("cgroup.kill", "1").is_ok()
         {
+            self.release_cpu(None);
             return;
         }
+        if let Some(d) = self.dirs.first() {
+            signal_listed(d, Signal::SIGKILL);
+        }
+        self.release_cpu(None);
         self.signal_all(Signal::SIGKILL);
     }
 
@@ -599,6 +596,23 @@ impl Cgroup {
 impl Drop for Cgroup {
     fn drop(&mut self) {
         let _ = self.remove();
+    }
+}
+
+/// Send `sig` to every process listed in `d`. Each member is opened as a pidfd and signalled
+/// only if it is still listed after the open, so a pid that was recycled for a process outside
+/// the sandbox is never hit.
+fn signal_listed(d: &Dir, sig: Signal) {
+    let opened: Vec<(i32, OwnedFd)> = d
+        .pids()
+        .into_iter()
+        .filter_map(|p| sys::pidfd_open(p).ok().map(|fd| (p, fd)))
+        .collect();
+    let still = d.pids();
+    for (p, fd) in &opened {
+        if still.contains(p) {
+            let _ = sys::pidfd_send_signal(fd.as_fd(), sig);
+        }
     }
 }
 
