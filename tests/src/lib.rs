@@ -917,6 +917,24 @@ pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Wait for `child`, the leader of its own process group, at most [`TIMEOUT`]; if it has not
+/// ended by then, SIGKILL the whole group and reap the child. Its status if it ended in time.
+pub fn wait_or_kill_group(child: &mut Child) -> Option<ExitStatus> {
+    let mut status = None;
+    let ended = poll_until(TIMEOUT, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !ended {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+    }
+    status
+}
+
 /// The inode link of one of this process's namespaces, e.g. `net:[4026531840]`.
 pub fn host_ns(name: &str) -> String {
     fs::read_link(format!("/proc/self/ns/{name}"))

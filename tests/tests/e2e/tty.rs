@@ -7,11 +7,9 @@ use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
-use nix::unistd::Pid;
 use nsjail_tests::hardening::{probe_dir, probe_result};
-use nsjail_tests::{Capture, Output, TIMEOUT, for_each_caller, poll_until};
+use nsjail_tests::{Capture, Output, for_each_caller, wait_or_kill_group};
 
 /// Bytes waiting to be read on a terminal.
 fn pending_input(fd: &OwnedFd) -> i32 {
@@ -53,15 +51,7 @@ fn tiocsti_cannot_reach_the_callers_terminal() {
                 let mut child = cmd.spawn().expect("spawn nsjail on a pty");
                 drop(cmd);
                 let screen = Capture::start(std::fs::File::from(pty.master));
-                let mut status = None;
-                let ended = poll_until(TIMEOUT, || {
-                    status = child.try_wait().unwrap();
-                    status.is_some()
-                });
-                if !ended {
-                    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-                    let _ = child.wait();
-                }
+                let status = wait_or_kill_group(&mut child);
                 screen.wait_for(&format!("{check}: "), Duration::from_secs(5));
                 let pending = pending_input(&slave);
                 drop(slave);
