@@ -91,14 +91,7 @@ fn the_filter_itself_denies_tiocsti_even_on_the_sandboxs_own_terminal() {
     for_each_caller(|c| {
         let dir = probe_dir(c);
         for check in ["tiocsti-own-pty", "tiocsti-own-pty-high"] {
-            let out = c.probe(dir.path(), &[], check, None);
-            assert_eq!(
-                probe_result(&out, check),
-                "EPERM",
-                "[{}] {}",
-                c.name(),
-                out.describe()
-            );
+            c.expect_probe(dir.path(), &[], check, None, "EPERM");
             let control = c.probe(dir.path(), &["--seccomp", "none"], check, None);
             assert_eq!(
                 probe_result(&control, check),
