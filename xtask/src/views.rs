@@ -413,24 +413,28 @@ fn spread(r: Option<&Row>) -> String {
     })
 }
 
+/// One view's figures, as both tables show them: nsjail's median and spread, bwrap's, and
+/// nsjail ÷ bwrap.
+fn cells(n: Option<&Row>, b: Option<&Row>) -> [String; 5] {
+    [
+        ms(n),
+        spread(n),
+        ms(b),
+        spread(b),
+        n.map_or("–".into(), |n| {
+            ratio(n.stats.median, b.map(|b| b.stats.median))
+        }),
+    ]
+}
+
 fn text_table(rows: &[Row]) -> String {
     let mut s = format!(
         "{:<22} {:>12} {:>15} {:>12} {:>15} {:>9}\n",
         "view", "nsjail ms", "p10–p90", "bwrap ms", "p10–p90", "÷ bwrap"
     );
     for (view, n, b) in views(rows) {
-        let _ = writeln!(
-            s,
-            "{view:<22} {:>12} {:>15} {:>12} {:>15} {:>9}",
-            ms(n),
-            spread(n),
-            ms(b),
-            spread(b),
-            n.map_or("–".into(), |n| ratio(
-                n.stats.median,
-                b.map(|b| b.stats.median)
-            ))
-        );
+        let [nm, ns, bm, bs, r] = cells(n, b);
+        let _ = writeln!(s, "{view:<22} {nm:>12} {ns:>15} {bm:>12} {bs:>15} {r:>9}");
     }
     s.push_str("\nreferences:\n");
     for r in rows.iter().filter(|r| r.view == REFERENCE) {
@@ -517,18 +521,8 @@ fn markdown(
     );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
     for (view, n, b) in views(rows) {
-        let _ = writeln!(
-            md,
-            "| {view} | {} | {} | {} | {} | {} |",
-            ms(n),
-            spread(n),
-            ms(b),
-            spread(b),
-            n.map_or("–".into(), |n| ratio(
-                n.stats.median,
-                b.map(|b| b.stats.median)
-            ))
-        );
+        let [nm, ns, bm, bs, r] = cells(n, b);
+        let _ = writeln!(md, "| {view} | {nm} | {ns} | {bm} | {bs} | {r} |");
     }
     let lin = linearity(rows);
     if !lin.is_empty() {
