@@ -143,53 +143,28 @@ pub fn add(wanted: Wanted, env: Env, view: &mut View) -> Result<Added> {
         } else {
             rt.join(&name)
         };
-        if is_socket(&path) {
-            view.ops.push(socket_bind(&path));
-            added.env.push(("WAYLAND_DISPLAY".into(), name));
-        } else {
-            added.skipped.push((
-                format!(
-                    "--wayland: no Wayland socket at {}; nothing shared",
-                    path.display()
-                ),
-                "--wayland",
-            ));
-        }
+        let var = ("WAYLAND_DISPLAY", name);
+        bind_runtime_socket(view, &mut added, "--wayland", "Wayland", &path, Some(var));
     }
     if wanted.pulseaudio
         && let Some(rt) = with_runtime(view, &mut added, "--pulseaudio")
     {
         let path = rt.join("pulse/native");
-        if is_socket(&path) {
-            view.ops.push(socket_bind(&path));
-            added
-                .env
-                .push(("PULSE_SERVER".into(), format!("unix:{}", path.display())));
-        } else {
-            added.skipped.push((
-                format!(
-                    "--pulseaudio: no PulseAudio socket at {}; nothing shared",
-                    path.display()
-                ),
-                "--pulseaudio",
-            ));
-        }
+        let var = ("PULSE_SERVER", format!("unix:{}", path.display()));
+        bind_runtime_socket(
+            view,
+            &mut added,
+            "--pulseaudio",
+            "PulseAudio",
+            &path,
+            Some(var),
+        );
     }
     if wanted.pipewire
         && let Some(rt) = with_runtime(view, &mut added, "--pipewire")
     {
         let path = rt.join("pipewire-0");
-        if is_socket(&path) {
-            view.ops.push(socket_bind(&path));
-        } else {
-            added.skipped.push((
-                format!(
-                    "--pipewire: no PipeWire socket at {}; nothing shared",
-                    path.display()
-                ),
-                "--pipewire",
-            ));
-        }
+        bind_runtime_socket(view, &mut added, "--pipewire", "PipeWire", &path, None);
     }
     if wanted.gpu {
         gpu(view, &mut added);
@@ -201,6 +176,32 @@ pub fn add(wanted: Wanted, env: Env, view: &mut View) -> Result<Added> {
         look_and_feel(env, view);
     }
     Ok(added)
+}
+
+/// Share the `what` (Wayland, PulseAudio, ...) socket at `path` in the runtime directory at its
+/// own place, and set `var` inside; without a socket there, skip `flag` with a warning.
+fn bind_runtime_socket(
+    view: &mut View,
+    added: &mut Added,
+    flag: &'static str,
+    what: &str,
+    path: &Path,
+    var: Option<(&str, String)>,
+) {
+    if is_socket(path) {
+        view.ops.push(socket_bind(path));
+        if let Some((name, value)) = var {
+            added.env.push((name.into(), value));
+        }
+    } else {
+        added.skipped.push((
+            format!(
+                "{flag}: no {what} socket at {}; nothing shared",
+                path.display()
+            ),
+            flag,
+        ));
+    }
 }
 
 /// Where xdg-dbus-proxy is looked for: fixed system directories only, never `$PATH`. The

@@ -71,6 +71,28 @@ impl Caller {
         args.extend(arg);
         self.run_in(dir, &args)
     }
+
+    /// Run the probe as [`Caller::probe`] does and check that `check` answered `want`; a
+    /// failure names this caller and shows the run.
+    #[track_caller]
+    pub fn expect_probe(
+        &self,
+        dir: &Path,
+        opts: &[&str],
+        check: &str,
+        arg: Option<&str>,
+        want: &str,
+    ) -> Output {
+        let out = self.probe(dir, opts, check, arg);
+        assert_eq!(
+            probe_result(&out, check),
+            want,
+            "[{}] {}",
+            self.name(),
+            out.describe()
+        );
+        out
+    }
 }
 
 /// Make sure `dir` exists on the host (root, 0755) so it can be a mount point.

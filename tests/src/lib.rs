@@ -917,6 +917,24 @@ pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Wait for `child`, the leader of its own process group, at most [`TIMEOUT`]; if it has not
+/// ended by then, SIGKILL the whole group and reap the child. Its status if it ended in time.
+pub fn wait_or_kill_group(child: &mut Child) -> Option<ExitStatus> {
+    let mut status = None;
+    let ended = poll_until(TIMEOUT, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !ended {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+    }
+    status
+}
+
 /// The inode link of one of this process's namespaces, e.g. `net:[4026531840]`.
 pub fn host_ns(name: &str) -> String {
     fs::read_link(format!("/proc/self/ns/{name}"))
@@ -1077,16 +1095,10 @@ impl HelperConn {
     }
 }
 
-/// Make a socketpair whose SO_PEERCRED credentials are `uid:gid`: switch only this thread's
-/// effective ids (raw syscalls: glibc's wrappers would switch every thread) and back.
-pub fn socketpair_as(
-    uid: u32,
-    gid: u32,
-) -> (
-    std::os::unix::net::UnixStream,
-    std::os::unix::net::UnixStream,
-) {
-    assert!(is_root(), "socketpair_as needs root");
+/// Run `f` with only this thread's effective ids switched to `uid:gid` (raw syscalls: glibc's
+/// wrappers would switch every thread), and switch back to root afterwards, also if `f` panics.
+/// What `f` makes (a socket) carries `uid:gid` as its `SO_PEERCRED` credentials.
+fn as_thread_ids<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> T {
     struct Restore;
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -1098,7 +1110,7 @@ pub fn socketpair_as(
             }
         }
     }
-    // SAFETY: as above; the guard restores the ids even if the socketpair call panics.
+    // SAFETY: as above; the guard restores the ids even if `f` panics.
     let restore = Restore;
     unsafe {
         assert_eq!(
@@ -1112,10 +1124,25 @@ pub fn socketpair_as(
             "setresuid"
         );
     }
-    let pair = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    let made = f();
     drop(restore);
     assert!(is_root(), "this thread's euid was not restored");
-    pair
+    made
+}
+
+/// Make a socketpair whose SO_PEERCRED credentials are `uid:gid`: switch only this thread's
+/// effective ids and back.
+pub fn socketpair_as(
+    uid: u32,
+    gid: u32,
+) -> (
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+) {
+    assert!(is_root(), "socketpair_as needs root");
+    as_thread_ids(uid, gid, || {
+        std::os::unix::net::UnixStream::pair().expect("socketpair")
+    })
 }
 
 /// The system part of the default view, for requests built by hand: /usr read-only and the
@@ -1459,33 +1486,7 @@ impl Drop for Daemon {
 /// `uid:gid` (so `SO_PEERCRED` says `uid:gid`), and back.
 pub fn connect_as(path: &Path, uid: u32, gid: u32) -> std::os::unix::net::UnixStream {
     assert!(is_root(), "connect_as needs root");
-    struct Restore;
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            // SAFETY: plain syscalls on this thread's credentials, back to euid/egid 0.
-            unsafe {
-                libc::syscall(libc::SYS_setresuid, -1i64, 0i64, -1i64);
-                libc::syscall(libc::SYS_setresgid, -1i64, 0i64, -1i64);
-            }
-        }
-    }
-    let restore = Restore;
-    // SAFETY: as above; the guard restores the ids even if connect panics.
-    unsafe {
-        assert_eq!(
-            libc::syscall(libc::SYS_setresgid, -1i64, gid as i64, -1i64),
-            0,
-            "setresgid"
-        );
-        assert_eq!(
-            libc::syscall(libc::SYS_setresuid, -1i64, uid as i64, -1i64),
-            0,
-            "setresuid"
-        );
-    }
-    let s = std::os::unix::net::UnixStream::connect(path);
-    drop(restore);
-    assert!(is_root(), "this thread's euid was not restored");
+    let s = as_thread_ids(uid, gid, || std::os::unix::net::UnixStream::connect(path));
     let s = s.unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
     s

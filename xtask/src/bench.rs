@@ -17,6 +17,7 @@ use clap::Args;
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{Gid, Uid, User, geteuid};
 
+use crate::facts::{machine_facts, method_line, nsjail_setuid_line, produced_by, ratio};
 use crate::install::{CLI_REL, HELPER_REL, install_files};
 use crate::{Profile, Workspace, run_checked, shell_word, step};
 
@@ -24,6 +25,21 @@ pub(crate) const BENCH_USER: &str = "nsjail-bench";
 pub(crate) const WARMUP_RUNS: u32 = 10;
 pub(crate) const CHILD_PATH: &str = "/usr/bin:/bin";
 /// Clients at once in the parallel throughput run.
+/// bwrap running `/bin/true` with every namespace and the host's root read-only: the row the
+/// start-up and throughput benches compare nsjail with.
+pub(crate) const BWRAP_TRUE: [&str; 10] = [
+    "bwrap",
+    "--unshare-all",
+    "--ro-bind",
+    "/",
+    "/",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "/bin/true",
+];
+
 const PARALLEL: u32 = 8;
 
 /// The installed helper run as a daemon by root on `$PREFIX/helper.sock`, ended (SIGTERM, which
@@ -247,21 +263,7 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
         Some(path) => {
             cases.push(Case::new(
                 "bwrap",
-                [
-                    "bwrap",
-                    "--unshare-all",
-                    "--ro-bind",
-                    "/",
-                    "/",
-                    "--proc",
-                    "/proc",
-                    "--dev",
-                    "/dev",
-                    "/bin/true",
-                ]
-                .into_iter()
-                .map(OsString::from)
-                .collect(),
+                BWRAP_TRUE.into_iter().map(OsString::from).collect(),
                 None,
             ));
             version_of(path)
@@ -562,13 +564,6 @@ struct Row {
     stats: Stats,
 }
 
-fn ratio(value: f64, bwrap_median: Option<f64>) -> String {
-    match bwrap_median {
-        Some(b) if b > 0.0 => format!("{:.2}×", value / b),
-        _ => "–".to_string(),
-    }
-}
-
 fn text_table(rows: &[Row], bwrap_median: Option<f64>) -> String {
     let mut s = format!(
         "{:<22} {:>10} {:>10} {:>10} {:>9}\n",
@@ -595,26 +590,9 @@ fn markdown(
     bwrap_median: Option<f64>,
     bwrap_version: Option<&str>,
 ) -> Result<String> {
-    let date = Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .context("running date")?;
-    let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
-        .context("reading /proc/sys/kernel/osrelease")?;
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").context("reading /proc/cpuinfo")?;
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == "model name").then(|| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".to_string());
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mut produced = format!("cargo xtask bench --runs {}", args.runs);
-    if let Some(w) = &args.write {
-        let _ = write!(produced, " --write {}", shell_word(w.as_os_str()));
-    }
+    let facts = machine_facts()?;
+    let produced = produced_by(args.runs, args.write.as_deref());
+    let date = &facts.date;
 
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks\n");
@@ -623,14 +601,9 @@ fn markdown(
         "Start-up cost of running `/bin/true` in a sandbox, timed from spawn to exit as seen by \
          the caller. Produced by `{produced}` (as root) on {date}.\n"
     );
-    let _ = writeln!(md, "- kernel (`uname -r`): `{}`", kernel.trim());
-    let _ = writeln!(md, "- CPU: {cpu} ({cpus} CPUs available)");
-    let _ = writeln!(
-        md,
-        "- nsjail: release build, helper installed root:root 4755 in a fresh temporary prefix \
-         `$PREFIX` (`$PREFIX/{HELPER_REL}`), reached by the CLI through the setuid path \
-         (`--socket none`)"
-    );
+    let _ = writeln!(md, "{}", facts.kernel_line());
+    let _ = writeln!(md, "{}", facts.cpu_line());
+    let _ = writeln!(md, "{} (`--socket none`)", nsjail_setuid_line());
     let _ = writeln!(
         md,
         "- nsjail-d: the same CLI through the helper daemon: that helper run by root as \
@@ -639,14 +612,7 @@ fn markdown(
     if let Some(v) = bwrap_version {
         let _ = writeln!(md, "- bwrap: Debian's `bubblewrap` ({v})");
     }
-    let _ = writeln!(
-        md,
-        "- method: every command runs as the ordinary user `{BENCH_USER}` with env \
-         `HOME=/ PATH={CHILD_PATH}` and stdin/stdout/stderr on `/dev/null`; {WARMUP_RUNS} \
-         warm-up runs of each, then {} timed runs of each, interleaved round-robin so drift \
-         affects all alike; each run timed with `Instant` around spawn and wait\n",
-        args.runs
-    );
+    let _ = writeln!(md, "{}\n", method_line(args.runs, ""));
     let _ = writeln!(
         md,
         "| command | median ms | p10 ms | p90 ms | median ÷ bwrap median |"

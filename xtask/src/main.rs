@@ -4,6 +4,7 @@
 //! `nsjail` and `nsjail-helper` binaries by driving `cargo` and the installed files.
 
 mod bench;
+mod facts;
 mod fuzz;
 mod install;
 mod package;

@@ -7,15 +7,16 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::bench::{
-    BENCH_USER, BenchArgs, CHILD_PATH, Case, RunAs, WARMUP_RUNS, check_once, command, find_program,
-    version_of,
+    BENCH_USER, BWRAP_TRUE, BenchArgs, CHILD_PATH, Case, RunAs, WARMUP_RUNS, check_once, command,
+    find_program, version_of,
 };
+use crate::facts::{ratio, utc_date};
 use crate::install::CLI_REL;
 use crate::step;
 
@@ -89,22 +90,7 @@ pub fn run(args: &BenchArgs, prefix: &Path, user: &RunAs) -> Result<()> {
     ];
     let bwrap_version = match find_program("bwrap") {
         Some(path) => {
-            cases.push(Case::new(
-                "bwrap",
-                words(&[
-                    "bwrap",
-                    "--unshare-all",
-                    "--ro-bind",
-                    "/",
-                    "/",
-                    "--proc",
-                    "/proc",
-                    "--dev",
-                    "/dev",
-                    "/bin/true",
-                ]),
-                None,
-            ));
+            cases.push(Case::new("bwrap", words(&BWRAP_TRUE), None));
             version_of(&path)
         }
         None => {
@@ -223,13 +209,6 @@ fn loadavg() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn ratio(rate: f64, bwrap: Option<f64>) -> String {
-    match bwrap {
-        Some(b) if b > 0.0 => format!("{:.2}×", rate / b),
-        _ => "–".into(),
-    }
-}
-
 /// Run `case` `n` times in a row; the time of the whole block.
 fn block(case: &Case, user: &RunAs, n: u32) -> Result<Duration> {
     let start = Instant::now();
@@ -277,11 +256,7 @@ fn markdown(
     isolate_note: &Option<String>,
     load: &str,
 ) -> Result<String> {
-    let date = Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .context("running date")?;
-    let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
+    let date = utc_date()?;
     let mut md = String::new();
     let _ = writeln!(md, "{BEGIN}");
     let _ = writeln!(md, "## Throughput with limits\n");

@@ -8,21 +8,18 @@ use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use nix::unistd::geteuid;
 
 use crate::bench::{
-    Stats, Timed, ensure_user, find_program, temp_prefix, version_of, warm_up_and_time,
+    BENCH_USER, CHILD_PATH, Stats, Timed, ensure_user, find_program, temp_prefix, version_of,
+    warm_up_and_time,
 };
+use crate::facts::{machine_facts, method_line, nsjail_setuid_line, produced_by, ratio};
 use crate::install::{CLI_REL, HELPER_REL, install_files};
 use crate::{Profile, Workspace, shell_word, step};
-
-const BENCH_USER: &str = "nsjail-bench";
-const WARMUP_RUNS: u32 = 10;
-const CHILD_PATH: &str = "/usr/bin:/bin";
 
 /// What `cargo xtask bench --views` was given.
 pub struct BenchArgs {
@@ -389,13 +386,6 @@ struct Row {
     stats: Stats,
 }
 
-fn ratio(value: f64, bwrap_median: Option<f64>) -> String {
-    match bwrap_median {
-        Some(b) if b > 0.0 => format!("{:.2}×", value / b),
-        _ => "–".to_string(),
-    }
-}
-
 /// The views in the order first timed, each with its nsjail and bwrap rows (if any).
 fn views(rows: &[Row]) -> Vec<(&str, Option<&Row>, Option<&Row>)> {
     let mut names: Vec<&str> = Vec::new();
@@ -423,24 +413,28 @@ fn spread(r: Option<&Row>) -> String {
     })
 }
 
+/// One view's figures, as both tables show them: nsjail's median and spread, bwrap's, and
+/// nsjail ÷ bwrap.
+fn cells(n: Option<&Row>, b: Option<&Row>) -> [String; 5] {
+    [
+        ms(n),
+        spread(n),
+        ms(b),
+        spread(b),
+        n.map_or("–".into(), |n| {
+            ratio(n.stats.median, b.map(|b| b.stats.median))
+        }),
+    ]
+}
+
 fn text_table(rows: &[Row]) -> String {
     let mut s = format!(
         "{:<22} {:>12} {:>15} {:>12} {:>15} {:>9}\n",
         "view", "nsjail ms", "p10–p90", "bwrap ms", "p10–p90", "÷ bwrap"
     );
     for (view, n, b) in views(rows) {
-        let _ = writeln!(
-            s,
-            "{view:<22} {:>12} {:>15} {:>12} {:>15} {:>9}",
-            ms(n),
-            spread(n),
-            ms(b),
-            spread(b),
-            n.map_or("–".into(), |n| ratio(
-                n.stats.median,
-                b.map(|b| b.stats.median)
-            ))
-        );
+        let [nm, ns, bm, bs, r] = cells(n, b);
+        let _ = writeln!(s, "{view:<22} {nm:>12} {ns:>15} {bm:>12} {bs:>15} {r:>9}");
     }
     s.push_str("\nreferences:\n");
     for r in rows.iter().filter(|r| r.view == REFERENCE) {
@@ -495,26 +489,9 @@ fn markdown(
     sources: &[String],
     load: &str,
 ) -> Result<String> {
-    let date = Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .context("running date")?;
-    let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
-        .context("reading /proc/sys/kernel/osrelease")?;
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").context("reading /proc/cpuinfo")?;
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == "model name").then(|| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".to_string());
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mut produced = format!("cargo xtask bench --runs {}", args.runs);
-    if let Some(w) = &args.write {
-        let _ = write!(produced, " --write {}", shell_word(w.as_os_str()));
-    }
+    let facts = machine_facts()?;
+    let produced = produced_by(args.runs, args.write.as_deref());
+    let date = &facts.date;
 
     let mut md = String::new();
     let _ = writeln!(md, "## Start-up by filesystem view\n");
@@ -524,48 +501,28 @@ fn markdown(
          the caller, for several filesystem views, with bwrap given the same view. Produced by \
          `{produced}` (as root) on {date}.\n"
     );
-    let _ = writeln!(md, "- kernel (`uname -r`): `{}`", kernel.trim());
+    let _ = writeln!(md, "{}", facts.kernel_line());
     let _ = writeln!(
         md,
-        "- CPU: {cpu} ({cpus} CPUs available); load average (1, 5, 15 min) before the run: {load}"
+        "{}; load average (1, 5, 15 min) before the run: {load}",
+        facts.cpu_line()
     );
-    let _ = writeln!(
-        md,
-        "- nsjail: release build, helper installed root:root 4755 in a fresh temporary prefix \
-         `$PREFIX` (`$PREFIX/{HELPER_REL}`), reached by the CLI through the setuid path"
-    );
+    let _ = writeln!(md, "{}", nsjail_setuid_line());
     if let Some(v) = bwrap_version {
         let _ = writeln!(
             md,
             "- bwrap: Debian's `bubblewrap` ({v}), always `--unshare-all`"
         );
     }
-    let _ = writeln!(
-        md,
-        "- method: every command runs as the ordinary user `{BENCH_USER}` with env \
-         `HOME=/ PATH={CHILD_PATH}`, cwd `/` and stdin/stdout/stderr on `/dev/null`; \
-         {WARMUP_RUNS} warm-up runs of each, then {} timed runs of each, interleaved round-robin \
-         so drift affects all alike; each run timed with `Instant` around spawn and wait\n",
-        args.runs
-    );
+    let _ = writeln!(md, "{}\n", method_line(args.runs, ", cwd `/`"));
     let _ = writeln!(
         md,
         "| view | nsjail median ms | nsjail p10–p90 | bwrap median ms | bwrap p10–p90 | nsjail ÷ bwrap |"
     );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
     for (view, n, b) in views(rows) {
-        let _ = writeln!(
-            md,
-            "| {view} | {} | {} | {} | {} | {} |",
-            ms(n),
-            spread(n),
-            ms(b),
-            spread(b),
-            n.map_or("–".into(), |n| ratio(
-                n.stats.median,
-                b.map(|b| b.stats.median)
-            ))
-        );
+        let [nm, ns, bm, bs, r] = cells(n, b);
+        let _ = writeln!(md, "| {view} | {nm} | {ns} | {bm} | {bs} | {r} |");
     }
     let lin = linearity(rows);
     if !lin.is_empty() {
@@ -666,11 +623,5 @@ mod tests {
             assert!(v.iter().any(|a| a == want), "{want} missing from {v:?}");
         }
         assert!(!v.iter().any(|a| a == "--bind"));
-    }
-
-    #[test]
-    fn ratio_needs_bwrap() {
-        assert_eq!(ratio(1.0, Some(2.0)), "0.50×");
-        assert_eq!(ratio(1.0, None), "–");
     }
 }

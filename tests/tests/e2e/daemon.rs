@@ -79,17 +79,7 @@ fn expect_refused(sock: &mut UnixStream, contains: &str) {
 fn root_is_served_through_the_daemon() {
     root_or_skip!();
     let c = Caller::daemon_root();
-    crate::maps::expect_maps(&c, &[], 0, 0);
-    crate::maps::expect_maps(&c, &["--uid", "1000", "--gid", "1000"], 1000, 1000);
-    crate::namespaces::check(
-        &c,
-        &[],
-        &["net", "uts", "ipc", "mnt", "pid", "user", "cgroup"],
-        &["time"],
-    );
-    let out = c.sh(&[], "echo $$; hostname; exit 3");
-    out.expect_code(3).expect_no_panic();
-    assert_eq!(out.lines(), ["2", "sandbox"], "{}", out.describe());
+    crate::namespaces::basics(&c);
     c.run(&["--", "/nonexistent-e2e"])
         .expect_code(127)
         .expect_one_error_line("nsjail:");

@@ -8,11 +8,7 @@ use std::path::Path;
 
 use nsjail_tests::{Caller, Output, for_each_caller, unique};
 
-use crate::fsutil::{HostMarker, How, give, run, sh_argv};
-
-fn s(p: &Path) -> String {
-    p.to_str().expect("utf-8 path").to_string()
-}
+use crate::fsutil::{HostMarker, How, give, run, s, sh_argv};
 
 /// `sh -c SCRIPT` in the default view (plus `opts`), run from `cwd` with `HOME=home`.
 fn in_default_view(c: &Caller, opts: &[&str], cwd: &Path, home: &str, script: &str) -> Output {

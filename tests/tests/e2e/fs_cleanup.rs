@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -13,26 +13,9 @@ use nsjail_tests::{
 };
 
 use crate::fsutil::{
-    host_mounts, host_mounts_lock, mount_diff, new_tmp_entries, pass_fds, pipe_with, tmp_entries,
+    host_mounts, host_mounts_lock, mount_diff, new_tmp_entries, pass_fds, pipe_with, s,
+    tmp_entries, tree,
 };
-
-fn s(p: &Path) -> String {
-    p.to_str().expect("utf-8 path").to_string()
-}
-
-fn tree(dir: &Path) -> BTreeSet<PathBuf> {
-    let mut set = BTreeSet::new();
-    if let Ok(rd) = fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                set.extend(tree(&p));
-            }
-            set.insert(p);
-        }
-    }
-    set
-}
 
 /// A view that uses every kind of operation (the default view, plus more), with the payload
 /// writing into each writable place. Returns the arguments before `--`.

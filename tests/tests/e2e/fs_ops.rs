@@ -10,15 +10,11 @@ use std::process::Command;
 use nsjail_tests::{Caller, Running, for_each_caller, is_root, pids_with_argv, tool, unique};
 
 use crate::fsutil::{
-    How, file_with, give, host_mounts_lock, pipe_with, run, run_plain, sh_argv, system_args,
+    How, file_with, give, host_mounts_lock, pipe_with, run, run_plain, s, sh_argv, system_args,
     usr_args,
 };
 
 const EROFS: &str = "Read-only file system";
-
-fn s(p: &Path) -> String {
-    p.to_str().expect("utf-8 path").to_string()
-}
 
 /// `system_args()` followed by `more`.
 fn sys_and(more: &[&str]) -> Vec<String> {

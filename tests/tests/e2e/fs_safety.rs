@@ -17,30 +17,11 @@ use nsjail_tests::{Caller, Output, for_each_caller, install_file, is_root, scrat
 
 use crate::fsutil::{
     How, give, host_mounts, host_mounts_lock, host_submounts, mount_diff, parse_mountinfo,
-    pipe_with, run, run_plain, sh_argv, system_args, usr_args,
+    pipe_with, run, run_plain, s, sh_argv, system_args, tree, usr_args,
 };
-
-fn s(p: &Path) -> String {
-    p.to_str().expect("utf-8 path").to_string()
-}
 
 fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
-}
-
-/// Every entry under `dir` (recursively), for "nothing appeared here" checks.
-fn tree(dir: &Path) -> BTreeSet<PathBuf> {
-    let mut set = BTreeSet::new();
-    if let Ok(rd) = fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                set.extend(tree(&p));
-            }
-            set.insert(p);
-        }
-    }
-    set
 }
 
 // ---------------------------------------------------------------------------------------------

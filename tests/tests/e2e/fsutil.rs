@@ -7,11 +7,31 @@ use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::chown;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
 use nsjail_tests::{Caller, Output, Running, is_root, shell_words};
+
+/// `p` as a string, for command lines (the tests' paths are UTF-8).
+pub fn s(p: &Path) -> String {
+    p.to_str().expect("utf-8 path").to_string()
+}
+
+/// Every entry under `dir` (recursively), for "nothing appeared here" checks.
+pub fn tree(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut set = BTreeSet::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                set.extend(tree(&p));
+            }
+            set.insert(p);
+        }
+    }
+    set
+}
 
 /// Held by every test that mounts something on the host or compares the host's mount table, so
 /// that one never sees the other's mount.

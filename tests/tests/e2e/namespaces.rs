@@ -33,6 +33,23 @@ fn inside_ns(c: &Caller, opts: &[&str]) -> (BTreeMap<String, String>, Output) {
     (map, out)
 }
 
+/// What every way of reaching the helper must give a plain `nsjail run`: the caller mapped to
+/// root (or to the ids asked for), every namespace but time new, the payload PID 2 under our
+/// PID 1, the hostname `sandbox`, and its exit code passed on.
+pub(crate) fn basics(c: &Caller) {
+    crate::maps::expect_maps(c, &[], 0, 0);
+    crate::maps::expect_maps(c, &["--uid", "1000", "--gid", "1000"], 1000, 1000);
+    check(
+        c,
+        &[],
+        &["net", "uts", "ipc", "mnt", "pid", "user", "cgroup"],
+        &["time"],
+    );
+    let out = c.sh(&[], "echo $$; hostname; exit 3");
+    out.expect_code(3).expect_no_panic();
+    assert_eq!(out.lines(), ["2", "sandbox"], "{}", out.describe());
+}
+
 pub(crate) fn check(c: &Caller, opts: &[&str], new: &[&str], shared: &[&str]) {
     let (inside, out) = inside_ns(c, opts);
     for n in new {

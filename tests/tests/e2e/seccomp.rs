@@ -65,14 +65,7 @@ fn nested_user_namespaces_need_allow_userns() {
             // clone3's flags are out of seccomp's sight: ENOSYS makes libc fall back to clone.
             ("clone3-user", "ENOSYS"),
         ] {
-            let out = c.probe(dir.path(), &[], check, None);
-            assert_eq!(
-                probe_result(&out, check),
-                denied,
-                "[{}] {}",
-                c.name(),
-                out.describe()
-            );
+            c.expect_probe(dir.path(), &[], check, None, denied);
             let allowed = c.probe(dir.path(), &["--allow-userns"], check, None);
             assert_eq!(
                 probe_result(&allowed, check),

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use std::os::unix::process::CommandExt;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use nsjail_tests::{Capture, TIMEOUT, for_each_caller, poll_until};
+use nsjail_tests::{Capture, for_each_caller, wait_or_kill_group};
 
 #[test]
 fn stdin_is_piped_through() {
@@ -68,15 +66,8 @@ fn a_terminal_is_passed_through() {
         drop(cmd);
         drop(slave);
         let screen = Capture::start(std::fs::File::from(pty.master));
-        let mut status = None;
-        let ended = poll_until(TIMEOUT, || {
-            status = child.try_wait().unwrap();
-            status.is_some()
-        });
-        if !ended {
-            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-            let _ = child.wait();
-        }
+        let status = wait_or_kill_group(&mut child);
+        let ended = status.is_some();
         screen.wait_eof(Duration::from_secs(10));
         assert!(
             ended && status.is_some_and(|s| s.success()) && screen.text().contains("TTY-OK"),

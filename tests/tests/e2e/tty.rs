@@ -7,11 +7,9 @@ use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
-use nix::unistd::Pid;
 use nsjail_tests::hardening::{probe_dir, probe_result};
-use nsjail_tests::{Capture, Output, TIMEOUT, for_each_caller, poll_until};
+use nsjail_tests::{Capture, Output, for_each_caller, wait_or_kill_group};
 
 /// Bytes waiting to be read on a terminal.
 fn pending_input(fd: &OwnedFd) -> i32 {
@@ -53,15 +51,7 @@ fn tiocsti_cannot_reach_the_callers_terminal() {
                 let mut child = cmd.spawn().expect("spawn nsjail on a pty");
                 drop(cmd);
                 let screen = Capture::start(std::fs::File::from(pty.master));
-                let mut status = None;
-                let ended = poll_until(TIMEOUT, || {
-                    status = child.try_wait().unwrap();
-                    status.is_some()
-                });
-                if !ended {
-                    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-                    let _ = child.wait();
-                }
+                let status = wait_or_kill_group(&mut child);
                 screen.wait_for(&format!("{check}: "), Duration::from_secs(5));
                 let pending = pending_input(&slave);
                 drop(slave);
@@ -101,14 +91,7 @@ fn the_filter_itself_denies_tiocsti_even_on_the_sandboxs_own_terminal() {
     for_each_caller(|c| {
         let dir = probe_dir(c);
         for check in ["tiocsti-own-pty", "tiocsti-own-pty-high"] {
-            let out = c.probe(dir.path(), &[], check, None);
-            assert_eq!(
-                probe_result(&out, check),
-                "EPERM",
-                "[{}] {}",
-                c.name(),
-                out.describe()
-            );
+            c.expect_probe(dir.path(), &[], check, None, "EPERM");
             let control = c.probe(dir.path(), &["--seccomp", "none"], check, None);
             assert_eq!(
                 probe_result(&control, check),
