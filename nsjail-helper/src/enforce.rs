@@ -115,7 +115,17 @@ impl Enforcer {
             );
         }
         match &sb.cgroup {
-            Some(cg) => cg.signal_all(Signal::SIGTERM),
+            // Our init (PID 1 unless --as-pid-1) is in the cgroup too, and it passes SIGTERM on
+            // to the payload: signalled as well, it made the payload get SIGTERM twice (once
+            // from here, once relayed a moment later, or once only when both were still pending
+            // and merged). A payload that handles the first and is then interrupted again by the
+            // second (a shell's `wait` after its trap) ends early, and with it our init and the
+            // whole pid namespace: processes still running their own SIGTERM handler were
+            // SIGKILLed by the kernel. Init itself needs no SIGTERM: it ends when the payload
+            // does. So every process but init gets exactly one SIGTERM, from here.
+            Some(cg) => {
+                cg.signal_all_but(Signal::SIGTERM, (!sb.as_pid_1).then_some(sb.pid.as_raw()))
+            }
             // Without a cgroup our init passes SIGTERM on to the payload.
             None => {
                 let _ = sys::pidfd_send_signal(sb.pidfd.as_fd(), Signal::SIGTERM);

@@ -443,6 +443,13 @@ impl Cgroup {
     /// only if it is still listed after the open, so a pid that was recycled for a process
     /// outside the sandbox is never hit.
     pub fn signal_all(&self, sig: Signal) {
+        self.signal_all_but(sig, None);
+    }
+
+    /// [`Cgroup::signal_all`], sparing one member (by pid in the helper's pid namespace): the
+    /// sandbox's own init, which passes every signal it gets on to the payload, so signalling
+    /// it too would hit the payload twice.
+    pub fn signal_all_but(&self, sig: Signal, spare: Option<i32>) {
         let Some(d) = self.dirs.first() else {
             return;
         };
@@ -456,7 +463,7 @@ impl Cgroup {
             .collect();
         let still = d.pids();
         for (p, fd) in &opened {
-            if still.contains(p) {
+            if still.contains(p) && spare != Some(*p) {
                 let _ = sys::pidfd_send_signal(fd.as_fd(), sig);
             }
         }

@@ -223,6 +223,14 @@ fn kill_grace_sends_sigterm_to_every_process_first() {
                 l.describe()
             );
         }
+        // Once: our init, which relays signals to the payload, is not signalled as well.
+        let t0 = l.out.lines().iter().filter(|x| *x == "T0").count();
+        assert_eq!(
+            t0,
+            1,
+            "SIGTERM to the payload more than once:\n{}",
+            l.describe()
+        );
         // A time limit, whatever the payload did with its grace period.
         l.expect_status("TO");
         assert_eq!(l.report["exit_code"], 0, "{}", l.describe());
