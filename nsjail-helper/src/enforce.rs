@@ -186,11 +186,19 @@ impl Enforcer {
             );
         }
         match &sb.cgroup {
+            // Our init (PID 1 unless --as-pid-1) is in the cgroup too, and it passes SIGTERM on
+            // to the payload: signalled as well, it made the payload get SIGTERM twice (once
+            // from here, once relayed a moment later, or once only when both were still pending
+            // and merged). A payload that handles the first and is then interrupted again by the
+            // second (a shell's `wait` after its trap) ends early, and with it our init and the
+            // whole pid namespace: processes still running their own SIGTERM handler were
+            // SIGKILLed by the kernel. Init itself needs no SIGTERM: it ends when the payload
+            // does. So every process but init gets exactly one SIGTERM, from here.
             Some(cg) => {
                 // The grace period is for the payload to act on SIGTERM, which it cannot do
                 // while throttled.
                 cg.release_cpu(sb.limits.cpu_millis);
-                cg.signal_all(Signal::SIGTERM)
+                cg.signal_all_but(Signal::SIGTERM, (!sb.as_pid_1).then_some(sb.pid.as_raw()))
             }
             // Without a cgroup our init passes SIGTERM on to the payload.
             None => {

@@ -507,13 +507,20 @@ impl Cgroup {
     /// Send `sig` to every process in the cgroup, frozen (when the freeze completes in time) so
     /// that none can fork while the members are listed and signalled.
     pub fn signal_all(&self, sig: Signal) {
+        self.signal_all_but(sig, None);
+    }
+
+    /// [`Cgroup::signal_all`], sparing one member (by pid in the helper's pid namespace): the
+    /// sandbox's own init, which passes every signal it gets on to the payload, so signalling
+    /// it too would hit the payload twice.
+    pub fn signal_all_but(&self, sig: Signal, spare: Option<i32>) {
         let Some(d) = self.dirs.first() else {
             return;
         };
         // Whether or not the freeze completed in time, it was asked for: always thaw afterwards,
         // or a slow freeze would leave the sandbox frozen until the kill.
         let _ = self.freeze(true);
-        signal_listed(d, sig);
+        signal_listed(d, sig, spare);
         self.freeze(false);
     }
 
@@ -534,7 +541,7 @@ impl Cgroup {
             return;
         }
         if let Some(d) = self.dirs.first() {
-            signal_listed(d, Signal::SIGKILL);
+            signal_listed(d, Signal::SIGKILL, None);
         }
         self.release_cpu(None);
         self.signal_all(Signal::SIGKILL);
@@ -599,10 +606,10 @@ impl Drop for Cgroup {
     }
 }
 
-/// Send `sig` to every process listed in `d`. Each member is opened as a pidfd and signalled
-/// only if it is still listed after the open, so a pid that was recycled for a process outside
-/// the sandbox is never hit.
-fn signal_listed(d: &Dir, sig: Signal) {
+/// Send `sig` to every process listed in `d` but `spare`. Each member is opened as a pidfd and
+/// signalled only if it is still listed after the open, so a pid that was recycled for a
+/// process outside the sandbox is never hit.
+fn signal_listed(d: &Dir, sig: Signal, spare: Option<i32>) {
     let opened: Vec<(i32, OwnedFd)> = d
         .pids()
         .into_iter()
@@ -610,7 +617,7 @@ fn signal_listed(d: &Dir, sig: Signal) {
         .collect();
     let still = d.pids();
     for (p, fd) in &opened {
-        if still.contains(p) {
+        if still.contains(p) && spare != Some(*p) {
             let _ = sys::pidfd_send_signal(fd.as_fd(), sig);
         }
     }

@@ -215,6 +215,12 @@ fn a_late_supervisor_does_not_let_the_sandbox_run_past_its_cpu_limit() {
             .unwrap_or_else(|| panic!("no host pid in --verbose output:\n{stderr}"));
         let (supervisor, _, _, _) = nsjail_tests::proc_stat(init)
             .unwrap_or_else(|| panic!("sandbox pid {init} is gone already:\n{stderr}"));
+        let (_, comm, _, _) = nsjail_tests::proc_stat(supervisor).unwrap_or_default();
+        assert_eq!(
+            comm, "nsjail-helper",
+            "the parent {supervisor} of the sandbox's pid 1 {init} is not the helper:\n{stderr}"
+        );
+        println!("stopping the supervisor {supervisor} of sandbox pid {init}");
         let sup = nix::unistd::Pid::from_raw(supervisor);
         nix::sys::signal::kill(sup, Signal::SIGSTOP).expect("SIGSTOP the supervisor");
         std::thread::sleep(Duration::from_millis(400));
@@ -290,6 +296,14 @@ fn kill_grace_sends_sigterm_to_every_process_first() {
                 l.describe()
             );
         }
+        // Once: our init, which relays signals to the payload, is not signalled as well.
+        let t0 = l.out.lines().iter().filter(|x| *x == "T0").count();
+        assert_eq!(
+            t0,
+            1,
+            "SIGTERM to the payload more than once:\n{}",
+            l.describe()
+        );
         // A time limit, whatever the payload did with its grace period.
         l.expect_status("TO");
         assert_eq!(l.report["exit_code"], 0, "{}", l.describe());
