@@ -43,7 +43,7 @@ use crate::sys;
 /// The directory every sandbox cgroup of ours lives in, under the parent.
 pub const PARENT_NAME: &str = "nsjail";
 /// `cpu.cfs_period_us` / the period of `cpu.max`: the kernel's default, 100 ms.
-pub const CPU_PERIOD_US: u64 = 100_000;
+const CPU_PERIOD_US: u64 = 100_000;
 
 /// A sandbox's cgroup. Dropping it kills whatever is still inside and removes it.
 pub struct Cgroup {
@@ -137,7 +137,7 @@ impl Cgroup {
                 (Some(_), true) => want.push(ctrl.to_string()),
                 // Accounting only: the memory peak when the controller is there.
                 (None, true) if ctrl == "memory" && limits.account => optional.push(ctrl),
-                // The brake that holds the sandbox to its --time-limit (see `brake_cpu`).
+                // A time-limited sandbox competes for CPU as one group (see `enforce`).
                 (None, true) if ctrl == "cpu" && limits.cpu_time_us.is_some() => {
                     optional.push(ctrl)
                 }
@@ -228,7 +228,7 @@ impl Cgroup {
         if limits.cpu_millis.is_some() {
             want.push(("cpu", Some("--cpus")));
         } else if limits.cpu_time_us.is_some() {
-            // The brake that holds the sandbox to its --time-limit (see `brake_cpu`).
+            // A time-limited sandbox competes for CPU as one group (see `enforce`).
             want.push(("cpu", None));
         }
         if limits.cpu_time_us.is_some() {
@@ -384,50 +384,6 @@ impl Cgroup {
         }
     }
 
-    /// Let the sandbox use at most `quota_us` of CPU time per `period_us` (the kernel's CFS
-    /// bandwidth control), or return `false` when the cgroup has no cpu controller. `first`:
-    /// the period is set too (v1 keeps it in a file of its own).
-    ///
-    /// This is the CPU time limit's brake (see `enforce`): each write refills the budget to
-    /// exactly the quota and lifts any throttling.
-    pub fn brake_cpu(&self, quota_us: u64, period_us: u64, first: bool) -> bool {
-        let Some(d) = self.dir_with("cpu").filter(|d| d.has("cpu")) else {
-            return false;
-        };
-        if self.version == 2 {
-            d.write("cpu.max", &format!("{quota_us} {period_us}"))
-                .is_ok()
-        } else if first {
-            // The quota is dropped first: a period changed under an old quota could ask for
-            // more than a parent allows.
-            d.write("cpu.cfs_quota_us", "-1").is_ok()
-                && d.write("cpu.cfs_period_us", &period_us.to_string()).is_ok()
-                && d.write("cpu.cfs_quota_us", &quota_us.to_string()).is_ok()
-        } else {
-            d.write("cpu.cfs_quota_us", &quota_us.to_string()).is_ok()
-        }
-    }
-
-    /// Undo [`brake_cpu`](Self::brake_cpu): back to `--cpus` (`cpu_millis`) or no bandwidth
-    /// limit. A throttled process can neither handle a signal nor die of one until it runs
-    /// again, so this comes before any signal of the end.
-    pub fn release_cpu(&self, cpu_millis: Option<u64>) {
-        let Some(d) = self.dir_with("cpu").filter(|d| d.has("cpu")) else {
-            return;
-        };
-        let quota = cpu_millis.map(|m| m * CPU_PERIOD_US / 1000);
-        if self.version == 2 {
-            let q = quota.map_or("max".to_string(), |q| q.to_string());
-            let _ = d.write("cpu.max", &format!("{q} {CPU_PERIOD_US}"));
-        } else {
-            let _ = d.write("cpu.cfs_quota_us", "-1");
-            let _ = d.write("cpu.cfs_period_us", &CPU_PERIOD_US.to_string());
-            if let Some(q) = quota {
-                let _ = d.write("cpu.cfs_quota_us", &q.to_string());
-            }
-        }
-    }
-
     /// Peak memory of the cgroup, bytes.
     pub fn memory_peak(&self) -> Option<u64> {
         if self.version == 2 {
@@ -525,25 +481,13 @@ impl Cgroup {
     }
 
     /// SIGKILL to every process: `cgroup.kill` on v2, freeze-signal-thaw on v1.
-    ///
-    /// The CPU bandwidth limit (the time limit's brake, `--cpus`) is lifted only once SIGKILL is
-    /// pending for every process: a throttled process cannot die until it runs again, and an
-    /// unthrottled one without a pending SIGKILL would spin on past the limit until it gets
-    /// one. The v1 freezer cannot freeze a throttled process either, so on v1 a first pass
-    /// signals every listed member unfrozen, and the frozen pass after the lift catches any
-    /// process forked in between.
     pub fn kill_all(&self) {
         if self.version == 2
             && let Some(d) = self.dirs.first()
             && d.write("cgroup.kill", "1").is_ok()
         {
-            self.release_cpu(None);
             return;
         }
-        if let Some(d) = self.dirs.first() {
-            signal_listed(d, Signal::SIGKILL, None);
-        }
-        self.release_cpu(None);
         self.signal_all(Signal::SIGKILL);
     }
 
