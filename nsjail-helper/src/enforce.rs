@@ -158,8 +158,10 @@ impl Enforcer {
 /// SIGKILL to everything in the sandbox: its PID 1, whose end takes down every process of its
 /// pid namespace at once, and every member of its cgroup.
 pub fn kill(sb: &Sandbox) {
-    let _ = sys::pidfd_send_signal(sb.pidfd.as_fd(), Signal::SIGKILL);
+    // The cgroup first: SIGKILL reaches every process straight away, where through PID 1 it
+    // would wait for PID 1 to run and kill the rest; until then they spin on past a CPU limit.
     if let Some(cg) = &sb.cgroup {
         cg.kill_all();
     }
+    let _ = sys::pidfd_send_signal(sb.pidfd.as_fd(), Signal::SIGKILL);
 }

@@ -35,6 +35,9 @@ pub struct Sandbox {
     pub limits: Limits,
     /// pasta, for `--net pasta`: killed when the sandbox is dropped.
     pub _pasta: Option<crate::pasta::PastaProcess>,
+    /// The sandbox's mount namespace, held open until the sandbox is dropped, after its
+    /// cgroup's figures have been read and reported (see `spawn`).
+    pub _mount_ns: Option<OwnedFd>,
 }
 
 /// `CLONE_NEWTIME` is not in nix's `CloneFlags`; clone3 accepts it.
@@ -128,6 +131,16 @@ pub fn spawn(
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
     };
     drop((sync_r, report_w, status_w, stdio, extra));
+    // Whoever drops the last reference to the sandbox's mount namespace unmounts its whole
+    // tree, and the CPU that takes is charged to that process's cgroup. Held here, that is the
+    // helper after the sandbox's usage has been read, not the sandbox's last process while it
+    // is being killed at its CPU limit (tens of milliseconds under emulation). Best effort.
+    let mount_ns = nix::fcntl::open(
+        format!("/proc/{pid}/ns/mnt").as_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok();
     step(format!(
         "clone3: new {} namespaces, host pid {pid}",
         describe_namespaces(&req.namespaces)
@@ -181,6 +194,7 @@ pub fn spawn(
         cgroup,
         limits: req.limits.clone(),
         _pasta: pasta,
+        _mount_ns: mount_ns,
     })
 }
 
