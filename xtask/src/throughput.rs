@@ -282,8 +282,9 @@ fn markdown(
     let _ = writeln!(
         md,
         "- `nsjail, limits` creates, fills and removes a cgroup per sandbox (on this hybrid \
-         host four v1 hierarchies: memory with swap off, pids, cpuacct for the CPU limit, \
-         freezer for the kill) and supervises the CPU limit"
+         host five v1 hierarchies: memory with swap off, pids, cpuacct for the CPU limit, \
+         cpu so that the sandbox competes as one group, freezer for the kill) and supervises \
+         the CPU limit"
     );
     if let Some(v) = bwrap_version {
         let _ = writeln!(
