@@ -38,3 +38,4 @@ mod stdio;
 mod terminal;
 mod tty;
 mod verbose;
+mod view_boundary;
