@@ -20,6 +20,9 @@ pub struct Resolved<'a> {
     pub profile_args: &'a [String],
     /// Things asked for that this session does not have (skipped).
     pub skipped: Vec<String>,
+    /// What the CLI decided about the view, one line each (as `--verbose` says them): whether
+    /// and why the current directory is bound, what is covered.
+    pub notes: &'a [String],
     /// Whether the payload would get a new pseudo-terminal (stdin is a terminal).
     pub terminal: bool,
 }
@@ -187,6 +190,9 @@ pub fn text(req: &SpawnRequest, r: &Resolved) -> String {
             );
         }
         let _ = writeln!(o, "  {:>3}  {line}", i + 1);
+    }
+    for n in r.notes {
+        let _ = writeln!(o, "note:        {n}");
     }
     let _ = writeln!(o, "environment ({} variables):", req.env.len());
     for (k, v) in &req.env {

@@ -154,7 +154,9 @@ fn run_sandbox(
         .map_err(anyhow::Error::msg)?;
     if view.ops.is_empty() || run.default_view {
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        let mut default = view::default_view(cwd_path.as_deref(), home.as_deref(), !run.no_cwd);
+        let shared = view::shared_dirs(&|k| std::env::var(k).ok());
+        let mut default =
+            view::default_view(cwd_path.as_deref(), home.as_deref(), !run.no_cwd, &shared);
         default.ops.append(&mut view.ops);
         default.fds = std::mem::take(&mut view.fds);
         default.keep = std::mem::take(&mut view.keep);
@@ -250,6 +252,7 @@ fn run_sandbox(
                 .collect(),
             profile_args: &from_profiles.resolved.args,
             skipped,
+            notes: &view.notes,
             terminal: nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
         };
         if let Some(h) = header {
