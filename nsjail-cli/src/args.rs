@@ -441,7 +441,6 @@ impl RunArgs {
         req.as_pid_1 = self.as_pid_1;
         req.verbose = self.verbose;
         req.limits = self.limits();
-        req.seccomp_fds = self.add_seccomp_fd.len().min(u8::MAX as usize) as u8;
         req.allow_userns = self.allow_userns;
         req.allow_ptrace = self.allow_ptrace;
         req.caps = self.caps();
@@ -714,13 +713,13 @@ mod tests {
             }
         );
         assert_eq!(req.gid_map.len(), 1);
-        assert_eq!(req.seccomp_fds, 2);
+        assert_eq!(r.add_seccomp_fd, [7, 8]);
         assert!(req.allow_userns && req.allow_ptrace);
         assert_eq!(r.seccomp.as_deref(), Some("none"));
 
         let r = parse(&["--", "id"]).unwrap();
         let req = r.to_request(std::iter::empty(), None, Vec::new(), 0);
-        assert!(req.caps.is_empty() && req.uid_map.is_empty() && req.seccomp_fds == 0);
+        assert!(req.caps.is_empty() && req.uid_map.is_empty() && r.add_seccomp_fd.is_empty());
         assert_eq!(req.seccomp, nsjail_core::SeccompMode::Default);
 
         for bad in [

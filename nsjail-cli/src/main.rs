@@ -144,6 +144,9 @@ fn run_sandbox(
     from_profiles: &FromProfiles,
     header: Option<&str>,
 ) -> anyhow::Result<i32> {
+    // The raw BPF programs first: an fd that never ends fails here, in one line, before
+    // anything else is said or started.
+    let bpf_programs = profile::read_bpf_programs(&run.add_seccomp_fd)?;
     let env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let cwd_path = std::env::current_dir().ok();
@@ -211,7 +214,7 @@ fn run_sandbox(
     }
     let mut req = run.to_request(env, cwd, view.ops, view.fds.len() as u32);
     req.seccomp = profile::seccomp_mode(run)?;
-    profile::check_bpf_fds(&run.add_seccomp_fd)?;
+    req.seccomp_programs = bpf_programs;
     net::apply(run, &mut req)?;
     desktop::drop_caller_bus_variable(&mut req.env, &run.setenv);
     // The bus checks the uid a client claims against the proxy's (yours): the program must
@@ -319,15 +322,7 @@ fn start_and_supervise(
     if let Some(t) = term.as_mut() {
         t.enter_raw()?;
     }
-    let outcome = session::run(
-        sock,
-        req,
-        stdio,
-        extra_fds,
-        &run.add_seccomp_fd,
-        &signals,
-        term.as_mut(),
-    );
+    let outcome = session::run(sock, req, stdio, extra_fds, &signals, term.as_mut());
     // Our terminal back to how it was before anything else is printed.
     drop(term);
     // The helper exits once it has reported; reap it so that nothing of ours lingers.

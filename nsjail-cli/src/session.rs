@@ -50,19 +50,17 @@ pub struct Outcome {
     pub exec_error: Option<String>,
 }
 
-/// `extra_fds` are the filesystem view's data fds and `bpf_fds` the `--add-seccomp-fd`
-/// descriptors, sent after stdio in that order.
+/// `extra_fds` are the filesystem view's data fds, sent after stdio.
 pub fn run(
     sock: OwnedFd,
     req: &SpawnRequest,
     stdio: [RawFd; 3],
     extra_fds: &[RawFd],
-    bpf_fds: &[RawFd],
     signals: &SignalFd,
     mut term: Option<&mut Terminal>,
 ) -> Result<Outcome> {
     let mut stream = UnixStream::from(sock);
-    if let Err(e) = send_spawn(&stream, req, stdio, extra_fds, bpf_fds) {
+    if let Err(e) = send_spawn(&stream, req, stdio, extra_fds) {
         // A helper that refused us at once (the daemon's per-user limit) may have closed the
         // connection before our request went out: its reason is waiting to be read.
         if let Ok(Some(HelperEvent::Error { message, .. })) =
@@ -201,18 +199,16 @@ pub fn run(
 }
 
 /// The spawn frame, with the payload's stdin, stdout and stderr (ours, or the pseudo-terminal's
-/// slave), then the view's data fds, then the raw BPF programs' fds, attached as `SCM_RIGHTS`.
+/// slave), then the view's data fds, attached as `SCM_RIGHTS`.
 fn send_spawn(
     stream: &UnixStream,
     req: &SpawnRequest,
     stdio: [RawFd; 3],
     extra_fds: &[RawFd],
-    bpf_fds: &[RawFd],
 ) -> Result<()> {
     let frame = wire::encode(&ClientMessage::Spawn(Box::new(req.clone())))?;
     let mut fds = stdio.to_vec();
     fds.extend_from_slice(extra_fds);
-    fds.extend_from_slice(bpf_fds);
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let sent = loop {
         match sendmsg::<()>(

@@ -19,8 +19,6 @@ pub struct PassedFds {
     pub stdio: [OwnedFd; STDIO_FDS],
     /// Fds for `--file`, `--bind-data` and the like, by index.
     pub extra: Vec<OwnedFd>,
-    /// One raw BPF program per `--add-seccomp-fd`.
-    pub seccomp: Vec<OwnedFd>,
 }
 
 pub struct Conn {
@@ -56,7 +54,7 @@ impl Conn {
     }
 
     /// Read the opening message, which must be a spawn request carrying exactly the three
-    /// stdio fds, then the extra fds it announces, then one fd per raw BPF program.
+    /// stdio fds, then the extra fds it announces.
     pub fn read_spawn(&mut self) -> Result<(SpawnRequest, PassedFds)> {
         let mut header = [0u8; HEADER_LEN];
         let mut got = 0;
@@ -80,9 +78,8 @@ impl Conn {
             ));
         };
         let mut fds = fds;
-        // In the order they were sent: stdio, the filesystem's extra fds, the BPF programs.
-        let mut extra = fds.split_off(STDIO_FDS.min(fds.len()));
-        let seccomp = extra.split_off((req.extra_fds as usize).min(extra.len()));
+        // In the order they were sent: stdio, the filesystem's extra fds.
+        let extra = fds.split_off(STDIO_FDS.min(fds.len()));
         for fd in &fds {
             check_stdio_fd(fd)?;
         }
@@ -92,14 +89,7 @@ impl Conn {
                 got: v.len(),
             })
         })?;
-        Ok((
-            *req,
-            PassedFds {
-                stdio,
-                extra,
-                seccomp,
-            },
-        ))
+        Ok((*req, PassedFds { stdio, extra }))
     }
 
     /// Receive some bytes and any fds that come with them. Fds arrive close-on-exec so that no

@@ -3,8 +3,6 @@
 //! privilege grants nothing beyond what the kernel gives the caller anyway, so there is nothing
 //! for a policy to restrict.
 
-use std::os::fd::OwnedFd;
-
 use nsjail_core::policy::{self, Accounts, MAX_POLICY_BYTES, Policy, Who};
 use nsjail_core::{IdRange, SpawnRequest};
 
@@ -109,8 +107,8 @@ fn decide_map(
     Ok((requested.to_vec(), beyond))
 }
 
-/// Apply the policy to `req` from `caller`; `raw` are the `--add-seccomp-fd` programs' fds.
-pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<Grants> {
+/// Apply the policy to `req` from `caller`.
+pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
     let mut steps = Vec::new();
     let policy = if caller.privileged {
         let p = load_policy()?;
@@ -175,11 +173,9 @@ pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<
         &db,
     )?;
 
-    let mut programs = Vec::with_capacity(raw.len());
-    for (i, fd) in raw.iter().enumerate() {
-        programs.push(seccomp::read_raw(fd, i)?);
-    }
-    drop(raw);
+    // The `--add-seccomp-fd` programs came as bytes in the request (read by the CLI, as the
+    // caller): nothing the caller chose is read here.
+    let programs = seccomp::raw_programs(req)?;
     let plan = seccomp::plan(
         req,
         effective.allow.seccomp_none,

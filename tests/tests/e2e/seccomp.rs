@@ -3,6 +3,7 @@
 //! call is repeated with `--seccomp none` as the control, so every check can fail.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 
 use nsjail_tests::hardening::{probe_dir, probe_result};
@@ -311,13 +312,19 @@ fn add_seccomp_fd_installs_a_raw_bpf_program() {
 fn add_seccomp_fd_from_a_source_that_never_ends_fails_in_the_cli() {
     for_each_caller(|c| {
         let dir = c.scratch();
-        let fifo = dir.path().join("never-ends");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // A FIFO of the caller's (the CLI reopens the descriptor as the caller).
+        let fifo = |name: &str| {
+            let p = dir.path().join(name);
+            nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            std::os::unix::fs::chown(&p, Some(c.uid), Some(c.gid)).unwrap();
+            p
+        };
         // Read-write: the FIFO always has a writer (us), so a read never sees end-of-file.
+        let never = fifo("never-ends");
         let f: OwnedFd = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open(&fifo)
+            .open(&never)
             .unwrap()
             .into();
         let out = run_with_fd_as_5(
@@ -330,13 +337,17 @@ fn add_seccomp_fd_from_a_source_that_never_ends_fails_in_the_cli() {
             .expect_one_error_line("nsjail: --add-seccomp-fd 5: no end of file within")
             .expect_no_panic();
 
-        // The control: the same FIFO with a writer that writes a program and closes works.
-        let (r, w) = nix::unistd::pipe().unwrap();
-        let prog = deny_mkdir_bpf();
-        let writer = std::thread::spawn(move || {
-            let mut w = std::fs::File::from(w);
-            std::io::Write::write_all(&mut w, &prog).unwrap();
-        });
+        // The control: a FIFO whose writer writes a program and closes works.
+        let ends = fifo("ends");
+        let r: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&ends)
+            .unwrap()
+            .into();
+        let mut w = std::fs::OpenOptions::new().write(true).open(&ends).unwrap();
+        std::io::Write::write_all(&mut w, &deny_mkdir_bpf()).unwrap();
+        drop(w);
         let out = run_with_fd_as_5(
             c,
             r,
@@ -349,9 +360,12 @@ fn add_seccomp_fd_from_a_source_that_never_ends_fails_in_the_cli() {
                 "mkdir /tmp/x 2>&1; echo rc=$?",
             ],
         );
-        writer.join().unwrap();
         out.expect_success();
-        assert!(out.stdout.contains("rc=1"), "{}", out.describe());
+        assert!(
+            out.stdout.contains("Permission denied") && out.stdout.contains("rc=1"),
+            "{}",
+            out.describe()
+        );
 
         // Too long for the kernel (more than 4096 instructions), and not a file at all.
         let long: Vec<u8> = deny_mkdir_bpf().repeat(820);
