@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::caps::CapSet;
+use crate::landlock::LandlockMode;
 use crate::limits::RlimitSetting;
 use crate::mounts::MountOp;
 use crate::seccomp::SeccompMode;
@@ -49,6 +50,8 @@ pub struct SpawnRequest {
     /// (as the caller, bounded in size and time), the helper checks only their framing and
     /// installs each on top of `seccomp`. Never fds: the helper reads nothing the caller chose.
     pub seccomp_programs: Vec<Vec<u8>>,
+    /// Whether the payload runs under a Landlock ruleset mirroring its view (see `landlock`).
+    pub landlock: LandlockMode,
     /// Let the payload create nested user namespaces (the default filter denies it).
     pub allow_userns: bool,
     /// Let the payload use ptrace (the default filter denies it).
@@ -139,6 +142,7 @@ impl SpawnRequest {
             pasta: None,
             seccomp: SeccompMode::Default,
             seccomp_programs: Vec::new(),
+            landlock: LandlockMode::Auto,
             allow_userns: false,
             allow_ptrace: false,
             caps: CapSet::EMPTY,
