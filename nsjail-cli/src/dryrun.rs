@@ -23,6 +23,9 @@ pub struct Resolved<'a> {
     /// What the CLI decided about the view, one line each (as `--verbose` says them): whether
     /// and why the current directory is bound, what is covered.
     pub notes: &'a [String],
+    /// The Landlock ruleset that mirrors the view (optional binds of missing sources left out,
+    /// as the helper leaves them out).
+    pub landlock: &'a nsjail_core::landlock::Ruleset,
     /// Whether the payload would get a new pseudo-terminal (stdin is a terminal).
     pub terminal: bool,
 }
@@ -46,6 +49,40 @@ pub fn json(req: &SpawnRequest, resolved: &Resolved) -> String {
         resolved,
     })
     .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// The Landlock mode and, when it would be applied, the ruleset, one rule a line.
+fn landlock_text(o: &mut String, req: &SpawnRequest, rs: &nsjail_core::landlock::Ruleset) {
+    use nsjail_core::landlock::{Decision, LandlockMode, MIN_ABI, decide};
+    // Whether the payload itself leaves it out; the kernel's ABI and the admin policy are the
+    // helper's to check.
+    let mode = match (
+        req.landlock,
+        decide(req.landlock, false, MIN_ABI, req.caps, req.allow_userns),
+    ) {
+        (_, Decision::Skip(why)) => {
+            let _ = writeln!(o, "landlock:    {why}");
+            return;
+        }
+        (LandlockMode::On, _) => "on (refused where the kernel has no Landlock ABI 2 or later)",
+        _ => {
+            "auto (where the kernel has Landlock ABI 2 or later; required where the admin policy says so)"
+        }
+    };
+    let _ = writeln!(
+        o,
+        "landlock:    {mode}; rules, each for the path and everything below it:"
+    );
+    for rule in &rs.rules {
+        let _ = writeln!(o, "  {}  {}", rule.access.letters(), rule.path);
+    }
+    let _ = writeln!(
+        o,
+        "  (and the payload's stdio files, reopened only as they were opened)"
+    );
+    for n in &rs.notes {
+        let _ = writeln!(o, "  note: {n}");
+    }
 }
 
 fn quote(s: &str) -> String {
@@ -178,6 +215,7 @@ pub fn text(req: &SpawnRequest, r: &Resolved) -> String {
     let _ = writeln!(o, "cwd:         {cwd}");
     let _ = writeln!(o, "limits:      none");
     let _ = writeln!(o, "seccomp:     none");
+    landlock_text(&mut o, req, r.landlock);
     let _ = writeln!(o, "mounts, in order, on an empty root:");
     for (i, m) in req.mounts.iter().enumerate() {
         let mut line = m.describe();

@@ -243,6 +243,15 @@ fn run_sandbox(
             ),
             Err(e) => (None, Some(format!("{e:#}"))),
         };
+        // The ruleset the helper would build, without the optional binds it would skip.
+        let landlock = nsjail_core::landlock::plan(req.mounts.iter().filter(|op| match op {
+            nsjail_core::MountOp::Bind {
+                src,
+                optional: true,
+                ..
+            } => std::fs::symlink_metadata(src).is_ok(),
+            _ => true,
+        }));
         let resolved = dryrun::Resolved {
             helper,
             helper_error,
@@ -256,6 +265,7 @@ fn run_sandbox(
             profile_args: &from_profiles.resolved.args,
             skipped,
             notes: &view.notes,
+            landlock: &landlock,
             terminal: nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
         };
         if let Some(h) = header {

@@ -3,6 +3,7 @@
 //! privilege grants nothing beyond what the kernel gives the caller anyway, so there is nothing
 //! for a policy to restrict.
 
+use nsjail_core::landlock::Decision;
 use nsjail_core::policy::{self, Accounts, MAX_POLICY_BYTES, Policy, Who};
 use nsjail_core::{IdRange, SpawnRequest};
 
@@ -147,6 +148,26 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
     };
     effective.check_access(&who, &db)?;
     effective.check_features(req)?;
+    // Landlock: the request's mode, the policy's requirement, the kernel's ABI.
+    let landlock = match nsjail_core::landlock::decide(
+        req.landlock,
+        effective.require.landlock,
+        crate::sys::landlock_abi(),
+        req.caps,
+        req.allow_userns,
+    ) {
+        Decision::Apply { abi } => {
+            steps.push(format!(
+                "landlock: on, ABI {abi}: the payload may read, write and execute only where its view lets it"
+            ));
+            Some(abi)
+        }
+        Decision::Skip(why) => {
+            steps.push(format!("landlock: {why}"));
+            None
+        }
+        Decision::Refuse(why) => return Err(HelperError::Refused(why)),
+    };
     let limits = effective.limits_within(&req.limits)?;
 
     let ranges = &effective.id_ranges;
@@ -207,6 +228,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
         lockdown: Lockdown {
             caps: req.caps,
             seccomp: plan,
+            landlock,
         },
         limits,
         _slot: slot,

@@ -21,6 +21,7 @@ mod enforce;
 mod error;
 mod grants;
 mod init;
+mod landlock;
 mod limit;
 mod listen;
 mod lockdown;
