@@ -9,6 +9,7 @@ mod fuzz;
 mod install;
 mod package;
 mod sections;
+mod tcb;
 mod throughput;
 mod views;
 mod vmtest;
@@ -104,6 +105,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Run each cargo-fuzz target in fuzz/ for a while (stable toolchain, RUSTC_BOOTSTRAP=1).
     Fuzz(fuzz::FuzzArgs),
+    /// Print the setuid helper's trusted base: lines of code (no tests, comments or blank
+    /// lines) of the workspace crates linked into nsjail-helper, and its runtime crates.
+    Tcb,
 }
 
 fn main() -> ExitCode {
@@ -143,6 +147,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Dist => package::dist(&ws).map(drop),
         Cmd::Deb => package::deb(&ws).map(drop),
         Cmd::Fuzz(args) => fuzz::fuzz(&ws, &args),
+        Cmd::Tcb => tcb::tcb(&ws),
     }
 }
 
