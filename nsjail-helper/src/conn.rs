@@ -233,6 +233,20 @@ impl Conn {
         Ok(Some(bytes))
     }
 
+    /// The client has closed the connection without sending a byte (looked at without waiting
+    /// and without taking anything).
+    pub fn hung_up_silently(&self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(
+            recv(
+                self.sock.as_raw_fd(),
+                &mut b,
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT
+            ),
+            Ok(0) | Err(Errno::ECONNRESET)
+        )
+    }
+
     /// Read what the client has sent since (without waiting) and return the whole messages in
     /// it, including any that came with the request. At the end of the stream, or a reset, the
     /// client is marked gone.
@@ -452,8 +466,10 @@ mod tests {
     fn a_client_that_hangs_up_before_its_request_is_recorded_as_such() {
         for cut in [0, 5] {
             let (mut conn, client) = pair();
+            assert!(!conn.hung_up_silently());
             (&client).write_all(&spawn_frame()[..cut]).unwrap();
             drop(client);
+            assert_eq!(conn.hung_up_silently(), cut == 0);
             assert!(conn.read_spawn(None).is_err());
             assert_eq!(conn.record.hung_up, Some(cut));
         }

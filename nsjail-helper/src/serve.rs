@@ -111,11 +111,18 @@ fn log_connection(caller: &Caller, r: &Record, took: Duration) {
 /// sandbox): tell the client why, without waiting for anything from it, and log the refusal.
 pub fn refuse_connection(sock: OwnedFd, caller: &Caller, reason: &str) {
     let mut conn = Conn::new(sock);
-    // The client may be gone or not reading: what the socket does not take at once is dropped.
-    let _ = conn.send(&HelperEvent::Error {
-        kind: ErrorKind::BadRequest,
-        message: reason.to_string(),
-    });
+    if conn.hung_up_silently() {
+        // Nothing was asked, so nothing was refused: the log says the client hung up (a
+        // client that exits at once is also one the peer check finds gone).
+        conn.record.hung_up = Some(0);
+    } else {
+        // The client may be gone or not reading: what the socket does not take at once is
+        // dropped.
+        let _ = conn.send(&HelperEvent::Error {
+            kind: ErrorKind::BadRequest,
+            message: reason.to_string(),
+        });
+    }
     log_connection(caller, &conn.record, Duration::ZERO);
 }
 

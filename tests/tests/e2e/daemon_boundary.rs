@@ -1215,6 +1215,29 @@ fn the_daemon_log_says_what_happened() {
         )
     );
 
+    // A client that connects and exits at once: whether the daemon's check of the connecting
+    // process comes before its exit or after (and finds it gone), nothing was asked.
+    for _ in 0..5 {
+        let mut cmd = Command::new(tool("python3"));
+        cmd.args(["-S", "-c"])
+            .arg("import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])")
+            .arg(&d.socket)
+            .env_clear()
+            .current_dir("/")
+            .uid(uid)
+            .gid(gid);
+        let r = Running::spawn(&mut cmd, None, "a client that connects and exits");
+        let client = r.pid();
+        r.wait().expect_success();
+        assert_eq!(
+            d.line_with(&format!("pid={client} ")),
+            format!(
+                "closed via=daemon uid={uid} gid={gid} pid={client} argv0=- result=\"the client \
+                 hung up before sending a request\" duration=D"
+            )
+        );
+    }
+
     // A client that goes away after its sandbox started, its events unread.
     let me = std::process::id();
     let (secs, argv) = marked_sleep();
