@@ -268,7 +268,7 @@ pub fn peer_groups(sock: BorrowedFd<'_>) -> Result<Vec<u32>, Errno> {
 
 /// `getsockopt(SO_PEERPIDFD)`: a pidfd of the very process that connected to (or made) the
 /// peer end of a Unix socket. `ENOPROTOOPT` on a kernel before 6.5; `EINVAL` or `ESRCH` when
-/// that process has exited (before 6.16).
+/// that process has exited (on kernels that give no pidfd of an exited process).
 pub fn peer_pidfd(sock: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     let mut fd: libc::c_int = -1;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
