@@ -26,6 +26,7 @@ mod listen;
 mod lockdown;
 mod mounts;
 mod pasta;
+mod peer;
 mod report;
 mod rlimits;
 mod seccomp;

@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nsjail_core::{CgroupUsage, ClientMessage, ErrorKind, ExitInfo, HelperEvent, Termination};
+use nsjail_core::limits::show_seconds;
+use nsjail_core::{
+    CgroupUsage, ClientMessage, ErrorKind, ExitInfo, HelperEvent, LimitHit, Limits, Termination,
+};
 
 use crate::child::FORWARDED;
-use crate::conn::Conn;
+use crate::conn::{Conn, Gone};
 use crate::enforce::{self, Enforcer};
 use crate::error::{HelperError, Result, sys};
 use crate::report::{ChildReport, parse};
@@ -17,7 +20,10 @@ use crate::sys as os;
 
 /// What woke us.
 enum Wake {
+    /// The client sent something, or hung up.
     Client,
+    /// The client's socket takes more of the queued events.
+    Writable,
     Report,
     Exited,
 }
@@ -29,8 +35,12 @@ fn wait_for(
     timeout: Option<Duration>,
 ) -> Result<Vec<Wake>> {
     let ready = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
+    let mut client = PollFlags::POLLIN;
+    if conn.wants_to_write() {
+        client |= PollFlags::POLLOUT;
+    }
     let mut fds = vec![
-        PollFd::new(conn.fd(), PollFlags::POLLIN),
+        PollFd::new(conn.fd(), client),
         PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
     ];
     if let Some(fd) = other {
@@ -51,14 +61,18 @@ fn wait_for(
             Ok(_) => break,
         }
     }
-    let hit = |i: usize| {
+    let revents = |i: usize| {
         fds.get(i)
             .and_then(|f| f.revents())
-            .is_some_and(|r| r.intersects(ready))
+            .unwrap_or(PollFlags::empty())
     };
+    let hit = |i: usize| revents(i).intersects(ready);
     let mut out = Vec::new();
     if hit(0) {
         out.push(Wake::Client);
+    }
+    if revents(0).contains(PollFlags::POLLOUT) {
+        out.push(Wake::Writable);
     }
     if hit(2) {
         out.push(Wake::Report);
@@ -77,15 +91,23 @@ pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> 
     let mut report = Vec::new();
     let mut report_open = true;
     let mut exited = false;
+    // Messages that came in with the request (a signal sent at once) are acted on first.
+    if !handle_client(&sb, conn)? {
+        return client_gone(&sb, conn);
+    }
     while report_open && !exited {
         let timeout = enforce(&mut enforcer, &sb, conn, verbose)?;
+        if conn.gone.is_some() {
+            return client_gone(&sb, conn);
+        }
         for wake in wait_for(conn, Some(&sb.report), &sb.pidfd, timeout)? {
             match wake {
                 Wake::Client => {
                     if !handle_client(&sb, conn)? {
-                        return kill_and_reap(&sb);
+                        return client_gone(&sb, conn);
                     }
                 }
+                Wake::Writable => conn.flush()?,
                 Wake::Report => {
                     if !read_some(&mut sb.report, &mut report)? {
                         report_open = false;
@@ -133,13 +155,17 @@ pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> 
     // Phase 2: until the sandbox's first process exits.
     while !exited {
         let timeout = enforce(&mut enforcer, &sb, conn, verbose)?;
+        if conn.gone.is_some() {
+            return client_gone(&sb, conn);
+        }
         for wake in wait_for(conn, None, &sb.pidfd, timeout)? {
             match wake {
                 Wake::Client => {
                     if !handle_client(&sb, conn)? {
-                        return kill_and_reap(&sb);
+                        return client_gone(&sb, conn);
                     }
                 }
+                Wake::Writable => conn.flush()?,
                 Wake::Exited => exited = true,
                 Wake::Report => {}
             }
@@ -173,7 +199,46 @@ pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> 
             Err(_) => {}
         }
     }
+    conn.record.limit = limit_reached(&sb.limits, &info);
     conn.send(&HelperEvent::Exited(info))
+}
+
+/// The limit the sandbox was ended at, as the log names it: the time limit the supervisor
+/// enforced, or the memory limit when the kernel's OOM killer acted.
+fn limit_reached(limits: &Limits, info: &ExitInfo) -> Option<String> {
+    match info.limit_hit {
+        Some(LimitHit::WallTime) => limits
+            .wall_time_us
+            .map(|us| format!("wall-clock time limit ({})", show_seconds(us))),
+        Some(LimitHit::CpuTime) => limits
+            .cpu_time_us
+            .map(|us| format!("CPU time limit ({})", show_seconds(us))),
+        None if info.cgroup.is_some_and(|c| c.oom_kills > 0) => limits
+            .memory_bytes
+            .map(|b| format!("memory limit ({})", show_bytes(b))),
+        None => None,
+    }
+}
+
+/// `32 MiB`, `1 GiB`, `1536 KiB`, `1000 bytes`: the largest unit the size is a whole number of.
+fn show_bytes(b: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if b >= 1 << shift && b.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", b >> shift);
+        }
+    }
+    format!("{b} bytes")
+}
+
+/// The client has gone (or stopped reading): its sandbox ends with it.
+fn client_gone(sb: &Sandbox, conn: &mut Conn) -> Result<()> {
+    if conn.gone == Some(Gone::NotReading) {
+        conn.record.end = Some(format!(
+            "the client did not read its events (over {} MiB waiting); sandbox killed",
+            crate::conn::MAX_QUEUED >> 20
+        ));
+    }
+    kill_and_reap(sb)
 }
 
 /// Run the time-limit checks; returns how long the next wait may last.
@@ -190,26 +255,33 @@ fn enforce(
     Ok(timeout)
 }
 
-/// Read what the client sent. `false` when it has gone away.
+/// Act on what the client sent. `false` when it has gone away.
 fn handle_client(sb: &Sandbox, conn: &mut Conn) -> Result<bool> {
-    match conn.read_message() {
-        Ok(None) => Ok(false),
-        Ok(Some(ClientMessage::Signal(n))) => {
-            // Re-checked here: only the forwardable signals, only to our own sandbox, through
-            // the pidfd so a recycled pid can never be hit.
-            if let Some(sig) = FORWARDED.into_iter().find(|s| *s as i32 == n) {
-                let _ = os::pidfd_send_signal(sb.pidfd.as_fd(), sig);
-            }
-            Ok(true)
-        }
-        Ok(Some(ClientMessage::Spawn(_))) => Err(HelperError::Refused(
-            "only one spawn request per connection".into(),
-        )),
+    let msgs = match conn.receive() {
+        Ok(m) => m,
         Err(e) => {
             let _ = kill_and_reap(sb);
-            Err(e)
+            return Err(e);
+        }
+    };
+    for msg in msgs {
+        match msg {
+            ClientMessage::Signal(n) => {
+                // Re-checked here: only the forwardable signals, only to our own sandbox,
+                // through the pidfd so a recycled pid can never be hit.
+                if let Some(sig) = FORWARDED.into_iter().find(|s| *s as i32 == n) {
+                    let _ = os::pidfd_send_signal(sb.pidfd.as_fd(), sig);
+                }
+            }
+            ClientMessage::Spawn(_) => {
+                let _ = kill_and_reap(sb);
+                return Err(HelperError::Refused(
+                    "only one spawn request per connection".into(),
+                ));
+            }
         }
     }
+    Ok(conn.gone.is_none())
 }
 
 /// `false` at end-of-file.
@@ -271,5 +343,52 @@ fn termination(status: i32) -> Termination {
         Termination::Signaled(libc::WTERMSIG(status))
     } else {
         Termination::Exited(libc::WEXITSTATUS(status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_shown_in_the_largest_whole_unit() {
+        assert_eq!(show_bytes(32 << 20), "32 MiB");
+        assert_eq!(show_bytes(1 << 30), "1 GiB");
+        assert_eq!(show_bytes(1536 << 10), "1536 KiB");
+        assert_eq!(show_bytes(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn the_limit_reached_is_named_with_its_value() {
+        let limits = Limits {
+            wall_time_us: Some(3_000_000),
+            cpu_time_us: Some(500_000),
+            memory_bytes: Some(64 << 20),
+            ..Limits::default()
+        };
+        let mut info = ExitInfo {
+            termination: Termination::Signaled(9),
+            wall_time_us: 0,
+            user_time_us: 0,
+            system_time_us: 0,
+            max_rss_kib: 0,
+            cpu_time_us: 0,
+            voluntary_switches: 0,
+            involuntary_switches: 0,
+            cgroup: None,
+            limit_hit: Some(LimitHit::WallTime),
+        };
+        let said = |i: &ExitInfo| limit_reached(&limits, i);
+        assert_eq!(said(&info).unwrap(), "wall-clock time limit (3.000 s)");
+        info.limit_hit = Some(LimitHit::CpuTime);
+        assert_eq!(said(&info).unwrap(), "CPU time limit (0.500 s)");
+        info.limit_hit = None;
+        assert_eq!(said(&info), None);
+        info.cgroup = Some(CgroupUsage {
+            version: 2,
+            memory_peak_bytes: None,
+            oom_kills: 1,
+        });
+        assert_eq!(said(&info).unwrap(), "memory limit (64 MiB)");
     }
 }

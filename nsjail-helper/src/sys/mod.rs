@@ -225,6 +225,72 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: Signal) -> Result<(), Errno
     Errno::result(ret).map(drop)
 }
 
+/// `SO_PEERGROUPS` (asm-generic/socket.h, Linux 4.13): the peer's supplementary groups.
+const SO_PEERGROUPS: libc::c_int = 59;
+/// `SO_PEERPIDFD` (asm-generic/socket.h, Linux 6.5): a pidfd of the peer process.
+const SO_PEERPIDFD: libc::c_int = 77;
+/// `NGROUPS_MAX` (linux/limits.h): the most supplementary groups a process can have.
+const NGROUPS_MAX: usize = 65_536;
+
+/// `getsockopt(SO_PEERGROUPS)`: the supplementary groups the kernel recorded for the peer of a
+/// Unix socket when it connected (or made the pair), as gids of our user namespace.
+/// `ENOPROTOOPT` on a kernel without it.
+pub fn peer_groups(sock: BorrowedFd<'_>) -> Result<Vec<u32>, Errno> {
+    let size = std::mem::size_of::<libc::gid_t>();
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = (groups.len() * size) as libc::socklen_t;
+        // SAFETY: the buffer is `len` writable bytes of gid_t, and `len` is a live local the
+        // kernel writes the needed or used size into.
+        let ret = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let needed = len as usize / size;
+        match Errno::result(ret) {
+            Ok(_) => {
+                groups.truncate(needed.min(groups.len()));
+                return Ok(groups);
+            }
+            // Too small: the kernel said how much it needs.
+            Err(Errno::ERANGE) if needed > groups.len() && needed <= NGROUPS_MAX => {
+                groups.resize(needed, 0);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `getsockopt(SO_PEERPIDFD)`: a pidfd of the very process that connected to (or made) the
+/// peer end of a Unix socket. `ENOPROTOOPT` on a kernel before 6.5; `EINVAL` or `ESRCH` when
+/// that process has exited (on kernels that give no pidfd of an exited process).
+pub fn peer_pidfd(sock: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    let mut fd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` and `len` are live locals of the size passed; on success the kernel has
+    // installed a new fd (close-on-exec) that nothing else owns.
+    let ret = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            std::ptr::addr_of_mut!(fd).cast(),
+            &mut len,
+        )
+    };
+    Errno::result(ret)?;
+    if fd < 0 {
+        return Err(Errno::EBADF);
+    }
+    // SAFETY: as above, the fd is new and ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Bring the loopback interface of the current network namespace up.
 pub fn loopback_up() -> Result<(), Errno> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};

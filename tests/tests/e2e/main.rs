@@ -7,6 +7,7 @@
 mod caps;
 mod cgroup_v2;
 mod daemon;
+mod daemon_boundary;
 mod default_view;
 mod desktop;
 mod dry_run;
