@@ -50,19 +50,26 @@ pub struct Outcome {
     pub exec_error: Option<String>,
 }
 
-/// `extra_fds` are the filesystem view's data fds and `bpf_fds` the `--add-seccomp-fd`
-/// descriptors, sent after stdio in that order.
+/// The fds that travel with the request, in this order.
+pub struct Passed<'a> {
+    /// The payload's stdin, stdout and stderr.
+    pub stdio: [RawFd; 3],
+    /// The filesystem view's data fds.
+    pub extra: &'a [RawFd],
+    /// The `--add-seccomp-fd` descriptors.
+    pub bpf: &'a [RawFd],
+}
+
 pub fn run(
     sock: OwnedFd,
     req: &SpawnRequest,
-    stdio: [RawFd; 3],
-    extra_fds: &[RawFd],
-    bpf_fds: &[RawFd],
+    passed: Passed,
     signals: &SignalFd,
     mut term: Option<&mut Terminal>,
+    not_found_hint: Option<&str>,
 ) -> Result<Outcome> {
     let mut stream = UnixStream::from(sock);
-    if let Err(e) = send_spawn(&stream, req, stdio, extra_fds, bpf_fds) {
+    if let Err(e) = send_spawn(&stream, req, passed.stdio, passed.extra, passed.bpf) {
         // A helper that refused us at once (the daemon's per-user limit) may have closed the
         // connection before our request went out: its reason is waiting to be read.
         if let Ok(Some(HelperEvent::Error { message, .. })) =
@@ -151,7 +158,11 @@ pub fn run(
             }
             Some(HelperEvent::Error { kind, message }) => match kind {
                 ErrorKind::NotFound | ErrorKind::NotExecutable => {
-                    eprintln!("nsjail: {message}");
+                    let hint = match kind {
+                        ErrorKind::NotFound => not_found_hint.unwrap_or(""),
+                        _ => "",
+                    };
+                    eprintln!("nsjail: {message}{hint}");
                     exec_error = Some((kind, message));
                 }
                 ErrorKind::Setup | ErrorKind::BadRequest => bail!("{message}"),
@@ -173,9 +184,6 @@ pub fn run(
                         info.cpu_time_us as f64 / 1e6,
                         info.max_rss_kib
                     );
-                    if let Some(hit) = info.limit_hit {
-                        eprintln!("nsjail: killed by the supervisor: {hit:?} limit reached");
-                    }
                     if let Some(cg) = info.cgroup {
                         eprintln!(
                             "nsjail: cgroup v{}: memory peak {}, OOM kills {}",
@@ -233,4 +241,42 @@ fn send_spawn(
         .write_all(&frame[sent..])
         .context("sending the request to the helper")?;
     Ok(())
+}
+
+/// The one line that says a limit ended the sandbox (the payload's exit status alone, 137,
+/// does not say why, and the shell prints nothing since nsjail itself exited normally).
+/// `asked` is what the request asked for; a limit it did not ask for came from the admin's
+/// policy.
+pub fn limit_message(info: &ExitInfo, asked: &nsjail_core::Limits) -> Option<String> {
+    use nsjail_core::LimitHit;
+    use nsjail_core::limits::{human_seconds, human_size};
+    let figure = |v: Option<String>| v.unwrap_or_else(|| "the admin's ceiling".to_string());
+    let how = match info.termination {
+        Termination::Signaled(9) => "killed".to_string(),
+        Termination::Signaled(s) => match nsjail_core::report::signal_name(s) {
+            Some(name) => format!("ended by {name}"),
+            None => format!("ended by signal {s}"),
+        },
+        Termination::Exited(c) => format!("sent SIGTERM, it exited with code {c}"),
+    };
+    match info.limit_hit {
+        Some(LimitHit::CpuTime) => Some(format!(
+            "CPU time limit ({}) reached: {how}",
+            figure(asked.cpu_time_us.map(human_seconds))
+        )),
+        Some(LimitHit::WallTime) => Some(format!(
+            "wall-clock time limit ({}) reached: {how}",
+            figure(asked.wall_time_us.map(human_seconds))
+        )),
+        None => {
+            let kills = info.cgroup.map_or(0, |c| c.oom_kills);
+            (kills > 0).then(|| {
+                format!(
+                    "memory limit ({}) reached: the kernel's OOM killer killed {kills} process{}",
+                    figure(asked.memory_bytes.map(human_size)),
+                    if kills == 1 { "" } else { "es" }
+                )
+            })
+        }
+    }
 }
