@@ -168,12 +168,14 @@ fn run_sandbox(
     };
     let mut skipped = Vec::new();
     let mut desktop_env = Vec::new();
+    let mut desktop_unset = Vec::new();
     // The D-Bus filter runs while this holds it (until the sandbox ends, or we die).
     let mut dbus_proxy = None;
     if wanted.any() {
         let getenv = |k: &str| std::env::var(k).ok();
         let added = desktop::add(wanted, &getenv, &mut view)?;
         desktop_env = added.env;
+        desktop_unset = added.unset;
         dbus_proxy = added.dbus_proxy;
         for (msg, flag) in added.skipped {
             let id = flag.trim_start_matches("--").replace('-', "_");
@@ -212,6 +214,11 @@ fn run_sandbox(
         && matches.value_source("uid") == Some(ValueSource::DefaultValue)
     {
         req.ids.uid = nix::unistd::getuid().as_raw();
+    }
+    for k in desktop_unset {
+        if !run.setenv.chunks(2).any(|p| p[0] == k) {
+            req.env.retain(|(key, _)| key != k);
+        }
     }
     for (k, v) in desktop_env {
         req.env.retain(|(key, _)| *key != k);

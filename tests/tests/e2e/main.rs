@@ -25,6 +25,7 @@ mod hostile;
 mod limits;
 mod lookup;
 mod maps;
+mod messages;
 mod namespaces;
 mod network;
 mod plain;
