@@ -204,6 +204,9 @@ fn run_sandbox(
         }
     }
     let mut req = run.to_request(env, cwd, view.ops, view.fds.len() as u32);
+    // With a terminal on stdin the payload gets a pseudo-terminal (see terminal.rs): the
+    // sandbox's own where it has a /dev/pts.
+    req.terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
     req.seccomp = profile::seccomp_mode(run)?;
     profile::check_bpf_fds(&run.add_seccomp_fd)?;
     net::apply(run, &mut req)?;

@@ -34,6 +34,8 @@ pub struct ChildFds {
     pub report: OwnedFd,
     /// Where the init writes the payload's wait status.
     pub status: OwnedFd,
+    /// Where to send the master of the payload's terminal, when the request asked for one.
+    pub terminal: Option<OwnedFd>,
 }
 
 /// Signals the init passes on to the payload. The helper forwards only these.
@@ -55,18 +57,27 @@ pub fn run(req: &SpawnRequest, fds: ChildFds, lock: &Lockdown) -> ! {
         sync,
         report,
         status,
+        terminal,
     } = fds;
     let reporter = Reporter::new(report, req.verbose);
     let exec = set_up(req, &sync, extra, &reporter);
     drop(sync);
     let err = match exec {
-        Ok(exec) => match start(req, exec, lock, stdio, reporter, status) {
-            Ok(never) => match never {},
-            Err((e, reporter)) => {
-                reporter.setup_failed(&e.to_string());
-                sys::exit_now(SETUP_FAILED)
+        Ok(exec) => {
+            // After pivot_root, as the caller: the payload's terminal from the sandbox's own
+            // /dev/pts (see terminal.rs).
+            let stdio = match terminal {
+                Some(sock) => crate::terminal::make_inside(stdio, sock, &reporter),
+                None => stdio,
+            };
+            match start(req, exec, lock, stdio, reporter, status) {
+                Ok(never) => match never {},
+                Err((e, reporter)) => {
+                    reporter.setup_failed(&e.to_string());
+                    sys::exit_now(SETUP_FAILED)
+                }
             }
-        },
+        }
         Err(e) => e,
     };
     reporter.setup_failed(&err.to_string());
@@ -270,6 +281,8 @@ fn start(
     // between fork and the init's first read. The payload restores an empty mask.
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
+    // SIGCONT from the helper: continue the payload after a stop (see init.rs).
+    mask.add(Signal::SIGCONT);
     for s in FORWARDED {
         mask.add(s);
     }

@@ -169,7 +169,7 @@ impl Conn {
         use nsjail_core::Termination;
         let r = &mut self.record;
         match ev {
-            HelperEvent::Step(_) => {}
+            HelperEvent::Step(_) | HelperEvent::Terminal | HelperEvent::Stopped { .. } => {}
             HelperEvent::Started { pid } => r.sandbox_pid = Some(*pid),
             HelperEvent::Exited(info) => {
                 let how = match info.termination {

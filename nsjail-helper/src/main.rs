@@ -36,6 +36,7 @@ mod supervise;
 #[allow(unsafe_code)]
 mod sys;
 mod syslog;
+mod terminal;
 mod trusted;
 mod userns;
 

@@ -22,6 +22,7 @@ mod fsutil;
 mod helper_hardening;
 mod helper_protocol;
 mod hostile;
+mod job_control;
 mod limits;
 mod lookup;
 mod maps;
