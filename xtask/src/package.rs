@@ -12,7 +12,7 @@
 //! | zsh completion | `P/share/zsh/site-functions/_nsjail` |
 //! | fish completion | `P/share/fish/vendor_completions.d/nsjail.fish` |
 //! | built-in profiles, as files | `P/share/nsjail/profiles/NAME.toml` |
-//! | docs, example policy | `P/share/doc/nsjail/` |
+//! | docs, example policy | `P/share/doc/nsjail/`: README.md, SECURITY.md, docs/*.md, policy.toml.example |
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -62,15 +62,36 @@ pub fn completions() -> Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
-/// The placeholder installed as the example policy until the admin policy exists.
-const POLICY_EXAMPLE: &str = "\
-# nsjail admin policy (example).
-#
-# The setuid helper does not read a policy yet: it maps only the caller's own uid and gid and
-# grants nothing an unprivileged user namespace would not. When the admin policy exists it is
-# read from /etc/nsjail/policy.toml (root-owned, writable by root only); this file will then
-# show its settings.
-";
+/// The example policy: every key of the reference in docs/policy.md, commented out, so that the
+/// file as it is grants the defaults and an admin uncomments what they need.
+pub fn policy_example(policy_md: &str) -> Result<String> {
+    let start = policy_md
+        .find("```toml")
+        .context("docs/policy.md has no ```toml reference block")?;
+    let body = &policy_md[start + "```toml".len()..];
+    let end = body
+        .find("```")
+        .context("docs/policy.md: the ```toml block does not end")?;
+    let mut out = String::from(
+        "# nsjail admin policy: every key, with an example value, commented out. As it is, this\n\
+         # file grants the defaults (everyone may use the helper, only their own ids are mapped,\n\
+         # every feature is allowed, no ceilings). Copy it to /etc/nsjail/policy.toml (root:root,\n\
+         # mode 0644) and uncomment what you need; docs/policy.md next to this file explains each\n\
+         # key.\n\n",
+    );
+    for line in body[..end].trim_matches('\n').lines() {
+        match line {
+            "" => out.push('\n'),
+            l if l.starts_with('#') => out.push_str(&format!("{l}\n")),
+            l => out.push_str(&format!("#{l}\n")),
+        }
+    }
+    Ok(out)
+}
+
+/// The docs a distribution installs, with the layout of the repository kept (README.md and
+/// SECURITY.md link to docs/NAME.md, which link back to ../README.md).
+const DOCS: [&str; 2] = ["README.md", "SECURITY.md"];
 
 /// Every data file (not the binaries), as `(path under the prefix, bytes, mode)`.
 pub fn data_files(ws_root: &Path) -> Result<Vec<(String, Vec<u8>, u32)>> {
@@ -88,27 +109,29 @@ pub fn data_files(ws_root: &Path) -> Result<Vec<(String, Vec<u8>, u32)>> {
             0o644,
         ));
     }
+    let policy_md = ws_root.join("docs/policy.md");
+    let policy_md = fs::read_to_string(&policy_md)
+        .with_context(|| format!("reading {}", policy_md.display()))?;
     files.push((
         "share/doc/nsjail/policy.toml.example".into(),
-        POLICY_EXAMPLE.as_bytes().to_vec(),
+        policy_example(&policy_md)?.into_bytes(),
         0o644,
     ));
-    for doc in [
-        "README.md",
-        "docs/security-model.md",
-        "docs/desktop.md",
-        "docs/admin.md",
-        "docs/judges.md",
-    ] {
-        let p = ws_root.join(doc);
-        if p.is_file() {
-            let name = Path::new(doc)
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or(doc);
-            let bytes = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-            files.push((format!("share/doc/nsjail/{name}"), bytes, 0o644));
-        }
+    let mut docs: Vec<String> = DOCS.iter().map(|d| d.to_string()).collect();
+    let dir = ws_root.join("docs");
+    let mut md: Vec<String> = fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".md"))
+        .map(|n| format!("docs/{n}"))
+        .collect();
+    md.sort();
+    docs.extend(md);
+    for doc in docs {
+        let p = ws_root.join(&doc);
+        let bytes = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        files.push((format!("share/doc/nsjail/{doc}"), bytes, 0o644));
     }
     Ok(files)
 }
@@ -290,6 +313,26 @@ mod tests {
     }
 
     #[test]
+    fn the_example_policy_grants_the_defaults_and_uncommented_is_the_reference() {
+        let ws_root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let md = fs::read_to_string(ws_root.join("docs/policy.md")).unwrap();
+        let example = policy_example(&md).unwrap();
+        let as_is = nsjail_core::policy::Policy::parse(&example).unwrap();
+        assert_eq!(as_is, nsjail_core::policy::Policy::parse("").unwrap());
+        // Every key uncommented: the whole reference, which parses (so no key is misspelt).
+        let uncommented: String = example
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if !rest.starts_with(' ') && !rest.is_empty() => format!("{rest}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        let all = nsjail_core::policy::Policy::parse(&uncommented).unwrap();
+        assert_eq!(all.limits.max_sandboxes_per_user, Some(8), "{uncommented}");
+        assert!(example.contains("#[limits]"), "{example}");
+    }
+
+    #[test]
     fn data_files_land_where_a_distribution_puts_them() {
         let tmp = tempfile::tempdir().unwrap();
         let ws_root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -302,6 +345,10 @@ mod tests {
             "share/nsjail/profiles/judge.toml",
             "share/doc/nsjail/policy.toml.example",
             "share/doc/nsjail/README.md",
+            "share/doc/nsjail/SECURITY.md",
+            "share/doc/nsjail/docs/policy.md",
+            "share/doc/nsjail/docs/benchmarks.md",
+            "share/doc/nsjail/docs/security-model.md",
         ] {
             assert!(
                 written.iter().any(|p| p == &tmp.path().join(want)),
