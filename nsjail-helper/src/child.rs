@@ -359,9 +359,17 @@ fn exec_payload(exec: &Exec, lock: &Lockdown, reporter: &Reporter) -> ! {
     }
     let mut denied = false;
     let mut last = Errno::ENOENT;
+    // A file that is there but could not run for want of its interpreter (see interp.rs): the
+    // search ends there, as in a shell, and the message names what is missing.
+    let mut needs: Option<(&CString, Option<String>)> = None;
     for path in &exec.candidates {
         let Err(e) = execve(path, &exec.argv, &exec.env);
         match e {
+            Errno::ENOENT if nix::sys::stat::stat(path.as_c_str()).is_ok() => {
+                needs = Some((path, crate::interp::missing_for(path)));
+                last = e;
+                break;
+            }
             Errno::ENOENT | Errno::ENOTDIR => {}
             // Like a shell: "permission denied" only when the file exists and cannot be
             // executed; an unreadable directory on PATH just does not have it.
@@ -381,9 +389,20 @@ fn exec_payload(exec: &Exec, lock: &Lockdown, reporter: &Reporter) -> ! {
     } else {
         last
     };
+    let why = match needs {
+        Some((path, Some(interp))) => format!(
+            "{} needs {interp}, which is not in the sandbox",
+            path.to_string_lossy()
+        ),
+        Some((path, None)) => format!(
+            "{} is there, but a file it needs to run (its interpreter or loader) is not",
+            path.to_string_lossy()
+        ),
+        None => errno.desc().to_string(),
+    };
     reporter.exec_failed(
         errno as i32,
-        &format!("cannot execute {:?}: {}", exec.program, errno.desc()),
+        &format!("cannot execute {:?}: {why}", exec.program),
     );
     sys::exit_now(if matches!(errno, Errno::ENOENT | Errno::ENOTDIR) {
         NOT_FOUND

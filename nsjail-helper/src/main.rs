@@ -21,6 +21,7 @@ mod enforce;
 mod error;
 mod grants;
 mod init;
+mod interp;
 mod limit;
 mod listen;
 mod lockdown;

@@ -279,3 +279,53 @@ fn x11_without_a_display_leaves_no_display_variable_inside() {
         );
     });
 }
+
+#[test]
+fn a_program_whose_interpreter_is_missing_says_which() {
+    // A script whose #! names a file the view does not have: the file exists, so "No such file
+    // or directory" alone would be a riddle; the message names what is missing.
+    for_each_caller(|c| {
+        let dir = c.scratch();
+        let script = dir.path().join("run.sh");
+        std::fs::write(&script, "#!/nonexistent/interpreter\necho hi\n").unwrap();
+        let ok = dir.path().join("ok.sh");
+        std::fs::write(&ok, "#!/bin/sh\necho ran-$((2*3))\n").unwrap();
+        for f in [&script, &ok] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::os::unix::fs::chown(f, Some(c.uid), Some(c.gid)).unwrap_or(());
+        }
+        let d = dir.path().to_str().unwrap();
+        let run = |name: &str| {
+            c.run(&[
+                "--default-view",
+                "--ro-bind",
+                d,
+                "/w",
+                "--",
+                &format!("/w/{name}"),
+            ])
+        };
+        expect_exactly(
+            &run("run.sh"),
+            127,
+            "nsjail: cannot execute \"/w/run.sh\": /w/run.sh needs /nonexistent/interpreter, which \
+             is not in the sandbox",
+        );
+        // The control: the same with an interpreter that is there.
+        let out = run("ok.sh");
+        out.expect_success();
+        assert_eq!(out.out(), "ran-6", "{}", out.describe());
+        // A dynamically linked program in a view without its loader (/usr but no /lib64 or
+        // /lib): the loader is named.
+        let out = c.run(&["--ro-bind", "/usr", "/usr", "--", "/usr/bin/true"]);
+        out.expect_code(127);
+        assert!(
+            out.stderr
+                .starts_with("nsjail: cannot execute \"/usr/bin/true\": /usr/bin/true needs /")
+                && out.stderr.ends_with(", which is not in the sandbox\n"),
+            "{}",
+            out.describe()
+        );
+    });
+}
