@@ -167,7 +167,7 @@ pub fn text(req: &SpawnRequest, r: &Resolved) -> String {
         o,
         "terminal:    {}",
         if r.terminal {
-            "a new pseudo-terminal (stdin is a terminal)"
+            "a new pseudo-terminal, in the sandbox's own /dev/pts when its view has one (stdin is a terminal)"
         } else {
             "stdin, stdout and stderr passed as they are"
         }
