@@ -30,7 +30,7 @@ pub const EXAMPLES: &str = "Examples:
   nsjail run --net pasta -- curl -I https://example.org
   nsjail run --x11 --pulseaudio -- xeyes        # one display socket and the sound socket
   nsjail run --dry-run --profile gui -- firefox # print the resolved sandbox, run nothing
-  nsjail run --ro-bind /usr /usr --proc /proc --dev /dev --tmpfs /tmp -- /usr/bin/env
+  nsjail run --ro-bind / / --proc /proc --dev /dev --tmpfs /tmp -- env  # a view of your own
   nsjail profile show judge                     # what a profile resolves to";
 
 #[derive(Subcommand, Debug)]

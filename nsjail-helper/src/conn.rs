@@ -8,14 +8,16 @@
 //! bounded queue, written whenever the socket takes more: a client that does not read cannot
 //! stall the enforcement of its sandbox's limits.
 
-use std::io::IoSliceMut;
+use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recv, recvmsg, send};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, UnixAddr, recv, recvmsg, send, sendmsg,
+};
 use nix::sys::stat::{SFlag, fstat};
 use nsjail_core::message::{MAX_FDS, STDIO_FDS};
 use nsjail_core::wire::{self, FrameDecoder, HEADER_LEN, WireError};
@@ -48,6 +50,9 @@ pub struct Conn {
     /// Encoded events not yet taken by the socket; `out[sent..]` is what is left.
     out: Vec<u8>,
     sent: usize,
+    /// An fd to attach to the bytes of `out` from this offset on (the terminal's master, sent
+    /// with its event): those bytes go out in a `sendmsg` of their own, after all before them.
+    fd_at: Option<(usize, OwnedFd)>,
     /// Set once the client is gone: it closed or reset the connection, or stopped reading.
     pub gone: Option<Gone>,
     /// What happened on this connection, for the system log.
@@ -88,6 +93,7 @@ impl Conn {
             decoder: FrameDecoder::new(),
             out: Vec::new(),
             sent: 0,
+            fd_at: None,
             gone: None,
             record: Record::default(),
         }
@@ -296,15 +302,45 @@ impl Conn {
         self.gone.is_none() && self.sent < self.out.len()
     }
 
+    /// Queue `ev` with `fd` attached to it (`SCM_RIGHTS`), in order with the other events.
+    pub fn send_with_fd(&mut self, ev: &HelperEvent, fd: OwnedFd) -> Result<()> {
+        if self.fd_at.is_some() {
+            return Err(HelperError::Refused(
+                "an fd is already waiting to be sent".into(),
+            ));
+        }
+        self.fd_at = Some((self.out.len(), fd));
+        self.send(ev)
+    }
+
     /// Write as much of the queue as the socket takes now.
     pub fn flush(&mut self) -> Result<()> {
         while self.wants_to_write() {
-            match send(
-                self.sock.as_raw_fd(),
-                &self.out[self.sent..],
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
-            ) {
-                Ok(n) => self.sent += n,
+            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+            let sock = self.sock.as_raw_fd();
+            let sent = match &self.fd_at {
+                // The bytes before the fd's event go first, on their own.
+                Some((at, _)) if self.sent < *at => send(sock, &self.out[self.sent..*at], flags),
+                Some((_, fd)) => {
+                    let fds = [fd.as_raw_fd()];
+                    sendmsg::<()>(
+                        sock,
+                        &[IoSlice::new(&self.out[self.sent..])],
+                        &[ControlMessage::ScmRights(&fds)],
+                        flags,
+                        None,
+                    )
+                }
+                None => send(sock, &self.out[self.sent..], flags),
+            };
+            match sent {
+                Ok(n) => {
+                    if matches!(&self.fd_at, Some((at, _)) if self.sent == *at && n > 0) {
+                        // The kernel attached the fd to these bytes: it is on its way.
+                        self.fd_at = None;
+                    }
+                    self.sent += n;
+                }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EPIPE | Errno::ECONNRESET) => self.gone = Some(Gone::Closed),
@@ -314,6 +350,7 @@ impl Conn {
         if self.sent == self.out.len() || self.gone.is_some() {
             self.out.clear();
             self.sent = 0;
+            self.fd_at = None;
         }
         Ok(())
     }
@@ -337,7 +374,7 @@ impl Conn {
         use nsjail_core::Termination;
         let r = &mut self.record;
         match ev {
-            HelperEvent::Step(_) => {}
+            HelperEvent::Step(_) | HelperEvent::Terminal | HelperEvent::Stopped { .. } => {}
             HelperEvent::Started { pid } => r.sandbox_pid = Some(*pid),
             HelperEvent::Exited(info) => {
                 let how = match info.termination {

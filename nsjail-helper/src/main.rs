@@ -21,6 +21,7 @@ mod enforce;
 mod error;
 mod grants;
 mod init;
+mod interp;
 mod limit;
 mod listen;
 mod lockdown;
@@ -37,6 +38,7 @@ mod supervise;
 #[allow(unsafe_code)]
 mod sys;
 mod syslog;
+mod terminal;
 mod trusted;
 mod userns;
 

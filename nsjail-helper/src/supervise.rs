@@ -17,6 +17,10 @@ use crate::error::{HelperError, Result, sys};
 use crate::report::{ChildReport, parse};
 use crate::spawn::Sandbox;
 use crate::sys as os;
+use crate::terminal;
+
+/// How often a stop of the payload the client has not been told of is tried again.
+const STOP_RETRY: Duration = Duration::from_millis(20);
 
 /// What woke us.
 enum Wake {
@@ -147,18 +151,39 @@ pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> 
         }
     }
     if !exec_failed {
+        // The set-up sent the master of the payload's terminal before the exec that ended
+        // phase 1, if it made one (see terminal.rs); it goes to the client before `Started`.
+        if let Some(master) = sb
+            .terminal
+            .take()
+            .and_then(|s| terminal::receive_master(&s))
+        {
+            terminal::send_master(conn, master)?;
+        }
         conn.send(&HelperEvent::Started {
             pid: sb.pid.as_raw(),
         })?;
     }
 
-    // Phase 2: until the sandbox's first process exits.
+    // Phase 2: until the sandbox's first process exits. Behind our init, the status pipe also
+    // says when the payload stops (Ctrl-Z), for the client to stop in turn.
+    let mut status_open = !sb.as_pid_1;
+    let mut final_status = None;
+    // A stop not told yet: it is told only once the client has read everything sent before
+    // (so the send cannot block: a client that stops reading while the payload stops and
+    // continues over and over must not hold up the limits' enforcement), checked again every
+    // STOP_RETRY until then. Stops in between are one.
+    let mut untold_stop: Option<i32> = None;
     while !exited {
-        let timeout = enforce(&mut enforcer, &sb, conn, verbose)?;
+        let mut timeout = enforce(&mut enforcer, &sb, conn, verbose)?;
         if conn.gone.is_some() {
             return client_gone(&sb, conn);
         }
-        for wake in wait_for(conn, None, &sb.pidfd, timeout)? {
+        if untold_stop.is_some() {
+            timeout = Some(timeout.map_or(STOP_RETRY, |t| t.min(STOP_RETRY)));
+        }
+        let status = status_open.then_some(&sb.status);
+        for wake in wait_for(conn, status, &sb.pidfd, timeout)? {
             match wake {
                 Wake::Client => {
                     if !handle_client(&sb, conn)? {
@@ -167,11 +192,25 @@ pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> 
                 }
                 Wake::Writable => conn.flush()?,
                 Wake::Exited => exited = true,
-                Wake::Report => {}
+                Wake::Report => match read_status(&sb.status) {
+                    Some(raw) if libc::WIFSTOPPED(raw) => untold_stop = Some(libc::WSTOPSIG(raw)),
+                    Some(raw) => {
+                        final_status = Some(raw);
+                        status_open = false;
+                    }
+                    None => status_open = false,
+                },
             }
         }
+        if let Some(signal) = untold_stop
+            && !conn.wants_to_write()
+            && os::unread_by_peer(conn.fd()) == Ok(0)
+        {
+            conn.send(&HelperEvent::Stopped { signal })?;
+            untold_stop = None;
+        }
     }
-    let mut info = reap(&mut sb)?;
+    let mut info = reap(&mut sb, final_status)?;
     info.limit_hit = enforcer.hit;
     if let Some(cg) = &mut sb.cgroup {
         // Every process has ended (the pid namespace went with its PID 1), so the figures are
@@ -273,6 +312,12 @@ fn handle_client(sb: &Sandbox, conn: &mut Conn) -> Result<bool> {
                     let _ = os::pidfd_send_signal(sb.pidfd.as_fd(), sig);
                 }
             }
+            ClientMessage::Continue => {
+                // SIGCONT to our own sandbox's first process, through the pidfd: our init
+                // passes it on to the payload's process group inside (see init.rs). Nothing
+                // else can be named by this message.
+                let _ = os::pidfd_send_signal(sb.pidfd.as_fd(), nix::sys::signal::Signal::SIGCONT);
+            }
             ClientMessage::Spawn(_) => {
                 let _ = kill_and_reap(sb);
                 return Err(HelperError::Refused(
@@ -308,21 +353,40 @@ fn kill_and_reap(sb: &Sandbox) -> Result<()> {
     Ok(())
 }
 
-fn reap(sb: &mut Sandbox) -> Result<ExitInfo> {
+/// One record of the status pipe: a wait status the init wrote (the payload stopped, or its
+/// end). `None` at end-of-file or on a short read.
+fn read_status(fd: &OwnedFd) -> Option<i32> {
+    let mut buf = [0u8; 4];
+    loop {
+        match nix::unistd::read(fd.as_fd(), &mut buf) {
+            Ok(4) => return Some(i32::from_le_bytes(buf)),
+            Err(Errno::EINTR) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// `status`: the payload's final wait status if it was already read from the status pipe.
+fn reap(sb: &mut Sandbox, status: Option<i32>) -> Result<ExitInfo> {
     let (raw, usage) = os::wait4(sb.pid, false)
         .map_err(sys("wait4"))?
         .ok_or_else(|| sys("wait4")(Errno::ECHILD))?;
     let wall = sb.started.elapsed();
-    // Behind our init, the payload's own status comes through the status pipe; the init's exit
-    // code could not tell "exit 137" from "killed by SIGKILL".
-    let mut buf = [0u8; 4];
+    // Behind our init, the payload's own status comes through the status pipe (after any
+    // stops); the init's exit code could not tell "exit 137" from "killed by SIGKILL". Every
+    // writer is gone now, so these reads end.
     let status = if sb.as_pid_1 {
         raw
     } else {
-        match nix::unistd::read(sb.status.as_fd(), &mut buf) {
-            Ok(4) => i32::from_le_bytes(buf),
-            _ => raw,
+        let mut found = status;
+        while found.is_none() {
+            match read_status(&sb.status) {
+                Some(s) if libc::WIFSTOPPED(s) => continue,
+                Some(s) => found = Some(s),
+                None => break,
+            }
         }
+        found.unwrap_or(raw)
     };
     Ok(ExitInfo {
         termination: termination(status),

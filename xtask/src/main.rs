@@ -343,7 +343,8 @@ fn clean_ld_library_path(value: &OsStr, target: &Path, toolchain: Option<&Path>)
 }
 
 fn run(ws: &Workspace, profile: Profile, args: &[OsString]) -> Result<()> {
-    let dir = ws.build_bins(profile, true)?;
+    // Not quiet: a first build takes a while, and cargo's progress says why nothing happens.
+    let dir = ws.build_bins(profile, false)?;
     let exe = dir.join(CLI_BIN);
     let mut cmd = Command::new(&exe);
     cmd.args(nsjail_run_args(args));

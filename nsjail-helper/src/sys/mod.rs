@@ -323,6 +323,40 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
 }
 
+/// `ioctl(master, TIOCSPTLCK, 0)` then `ioctl(master, TIOCGPTPEER)`: unlock a pseudo-terminal
+/// master and open its slave through the master itself, never through a path (which, inside a
+/// view the caller built, could lead anywhere). Fails with `ENOTTY` when `master` is not one.
+pub fn pty_peer(master: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer, which points at a live local.
+    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })?;
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes the open flags by value and returns a new fd, which we take
+    // ownership of on success.
+    let fd = Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) })?;
+    // SAFETY: on success the kernel installed a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Bytes we sent on the Unix stream socket `fd` that its peer has not read yet (`SIOCOUTQ`,
+/// which shares its number with `TIOCOUTQ`).
+pub fn unread_by_peer(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int into the local we own.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) })?;
+    Ok(n)
+}
+
+/// Give the terminal `to` the window size of the terminal `from`.
+pub fn copy_winsize(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: an all-zero winsize is valid; TIOCGWINSZ fills in the one we own.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we own.
+    Errno::result(unsafe { libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) })?;
+    // SAFETY: TIOCSWINSZ reads one winsize from the struct we own.
+    Errno::result(unsafe { libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws) }).map(drop)
+}
+
 /// Take ownership of an fd the kernel has just installed in this process (received with
 /// `SCM_RIGHTS`, or named on our command line and checked to be open).
 pub fn take_fd(fd: RawFd) -> OwnedFd {
