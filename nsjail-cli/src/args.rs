@@ -31,7 +31,7 @@ pub const EXAMPLES: &str = "Examples:
   nsjail run --net pasta -- curl -I https://example.org
   nsjail run --x11 --pulseaudio -- xeyes        # one display socket and the sound socket
   nsjail run --dry-run --profile gui -- firefox # print the resolved sandbox, run nothing
-  nsjail run --ro-bind /usr /usr --proc /proc --dev /dev --tmpfs /tmp -- /usr/bin/env
+  nsjail run --ro-bind / / --proc /proc --dev /dev --tmpfs /tmp -- env  # a view of your own
   nsjail profile show judge                     # what a profile resolves to";
 
 #[derive(Subcommand, Debug)]
@@ -316,7 +316,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FD", action = clap::ArgAction::Append)]
     pub add_seccomp_fd: Vec<i32>,
     /// Landlock behind the filesystem view: CMD may read, write and execute only where the view
-    /// lets it (`auto`: where the kernel has Landlock ABI 2 or later, and not with
+    /// lets it (`auto`: where the kernel has Landlock ABI 2 or newer, and not with
     /// --allow-userns or CAP_SYS_ADMIN, which are for mounting; `on`: always, or refuse)
     /// [default: auto]
     #[arg(long, value_name = "auto|on|off", value_enum, default_value_t = LandlockArg::Auto,

@@ -62,6 +62,9 @@ pub struct Added {
     pub skipped: Vec<(String, &'static str)>,
     /// The running D-Bus filter: hold it while the sandbox runs; dropping it stops it.
     pub dbus_proxy: Option<DbusProxy>,
+    /// Variables of the caller's that would point the program at something it was not given
+    /// (`DISPLAY` when no display was shared): removed unless `--setenv` sets them.
+    pub unset: Vec<&'static str>,
 }
 
 /// The caller's environment as the desktop flags read it.
@@ -434,6 +437,9 @@ pub fn display_number(display: &str) -> Option<String> {
 }
 
 fn x11(env: Env, view: &mut View, added: &mut Added) -> Result<()> {
+    // Until a display is shared, the caller's DISPLAY and XAUTHORITY would name one the program
+    // cannot reach (or, for a TCP display with --net host, one it was not meant to).
+    added.unset.extend(["DISPLAY", "XAUTHORITY"]);
     let Some(display) = env("DISPLAY").filter(|d| !d.is_empty()) else {
         added.skipped.push((
             "--x11: $DISPLAY is not set; no display shared".into(),
@@ -460,6 +466,8 @@ fn x11(env: Env, view: &mut View, added: &mut Added) -> Result<()> {
         return Ok(());
     }
     view.ops.push(socket_bind(&socket));
+    // Shared: DISPLAY is set below; XAUTHORITY stays removed unless a filtered one is made.
+    added.unset.retain(|k| *k != "DISPLAY");
     added.env.push(("DISPLAY".into(), format!(":{n}")));
 
     let file = env("XAUTHORITY")

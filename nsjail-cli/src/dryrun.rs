@@ -3,6 +3,11 @@
 use std::fmt::Write;
 
 use nsjail_core::SpawnRequest;
+use nsjail_core::limits::{
+    RLIM_INFINITY, RlimitResource, RlimitSetting, human_seconds, human_size,
+};
+use nsjail_core::request::{CgroupVersion, Limits};
+use nsjail_core::seccomp::{SeccompAction, SeccompMode};
 use serde::Serialize;
 
 /// What the CLI resolved besides the request itself.
@@ -64,9 +69,9 @@ fn landlock_text(o: &mut String, req: &SpawnRequest, rs: &nsjail_core::landlock:
             let _ = writeln!(o, "landlock:    {why}");
             return;
         }
-        (LandlockMode::On, _) => "on (refused where the kernel has no Landlock ABI 2 or later)",
+        (LandlockMode::On, _) => "on (refused where the kernel has no Landlock ABI 2 or newer)",
         _ => {
-            "auto (where the kernel has Landlock ABI 2 or later; required where the admin policy says so)"
+            "auto (where the kernel has Landlock ABI 2 or newer; required where the admin policy says so)"
         }
     };
     let _ = writeln!(
@@ -202,7 +207,7 @@ pub fn text(req: &SpawnRequest, r: &Resolved) -> String {
         o,
         "terminal:    {}",
         if r.terminal {
-            "a new pseudo-terminal (stdin is a terminal)"
+            "a new pseudo-terminal, in the sandbox's own /dev/pts when its view has one (stdin is a terminal)"
         } else {
             "stdin, stdout and stderr passed as they are"
         }
@@ -213,8 +218,18 @@ pub fn text(req: &SpawnRequest, r: &Resolved) -> String {
         (None, None) => "/".into(),
     };
     let _ = writeln!(o, "cwd:         {cwd}");
-    let _ = writeln!(o, "limits:      none");
-    let _ = writeln!(o, "seccomp:     none");
+    let _ = writeln!(o, "limits:      {}", describe_limits(&req.limits));
+    let _ = writeln!(o, "rlimits:     {}", describe_rlimits(&req.limits.rlimits));
+    let _ = writeln!(o, "seccomp:     {}", describe_seccomp(req));
+    let _ = writeln!(
+        o,
+        "caps:        {}",
+        if req.caps.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{} (inside the sandbox's user namespace only)", req.caps)
+        }
+    );
     landlock_text(&mut o, req, r.landlock);
     let _ = writeln!(o, "mounts, in order, on an empty root:");
     for (i, m) in req.mounts.iter().enumerate() {
@@ -240,4 +255,182 @@ pub fn text(req: &SpawnRequest, r: &Resolved) -> String {
         let _ = writeln!(o, "skipped:     {s}");
     }
     o
+}
+
+/// The cgroup and time limits, as the options said them (the admin's policy may add ceilings
+/// for what was not asked).
+fn describe_limits(l: &Limits) -> String {
+    let mut v = Vec::new();
+    if let Some(us) = l.cpu_time_us {
+        v.push(format!(
+            "CPU time {} (every process together)",
+            human_seconds(us)
+        ));
+    }
+    if let Some(us) = l.wall_time_us {
+        v.push(format!("wall-clock time {}", human_seconds(us)));
+    }
+    if (l.cpu_time_us.is_some() || l.wall_time_us.is_some()) && l.kill_grace_us > 0 {
+        v.push(format!(
+            "at a time limit SIGTERM, then SIGKILL after {}",
+            human_seconds(l.kill_grace_us)
+        ));
+    }
+    if let Some(b) = l.memory_bytes {
+        v.push(format!("memory {} (swap off)", human_size(b)));
+    }
+    if let Some(n) = l.pids {
+        v.push(format!("{n} processes"));
+    }
+    if let Some(m) = l.cpu_millis {
+        let cpus = human_seconds(m * 1000);
+        v.push(format!("CPU bandwidth {} CPU", cpus.trim_end_matches(" s")));
+    }
+    if v.is_empty() {
+        return "none".into();
+    }
+    let cgroup = match l.cgroup_version {
+        CgroupVersion::Auto => "",
+        CgroupVersion::V1 => " (cgroup v1)",
+        CgroupVersion::V2 => " (cgroup v2)",
+    };
+    format!("{}{cgroup}", v.join(", "))
+}
+
+/// The rlimits the payload gets: the ones asked for, and no core dumps unless asked.
+fn describe_rlimits(r: &[RlimitSetting]) -> String {
+    let value = |v: u64| {
+        if v == RLIM_INFINITY {
+            "inf".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let mut v: Vec<String> = r
+        .iter()
+        .map(|s| {
+            if s.soft == s.hard {
+                format!("{}={}", s.resource.name(), value(s.soft))
+            } else {
+                format!("{}={}:{}", s.resource.name(), value(s.soft), value(s.hard))
+            }
+        })
+        .collect();
+    if !r.iter().any(|s| s.resource == RlimitResource::Core) {
+        v.push("core=0 (no core dumps)".into());
+    }
+    format!("{}; the rest as yours", v.join(", "))
+}
+
+fn describe_seccomp(req: &SpawnRequest) -> String {
+    let mut s = match &req.seccomp {
+        SeccompMode::Default => {
+            let mut allowed = Vec::new();
+            if req.allow_userns {
+                allowed.push("nested user namespaces");
+            }
+            if req.allow_ptrace {
+                allowed.push("ptrace");
+            }
+            let mut s =
+                "nsjail's default filter (dangerous system calls and TIOCSTI denied)".to_string();
+            if !allowed.is_empty() {
+                s.push_str(&format!(", but {} allowed", allowed.join(" and ")));
+            }
+            s
+        }
+        SeccompMode::Disabled => "none (--seccomp none)".into(),
+        SeccompMode::Profile(p) => format!(
+            "the --seccomp profile: {} rule{}, any other system call: {}",
+            p.rules.len(),
+            if p.rules.len() == 1 { "" } else { "s" },
+            describe_action(p.default_action)
+        ),
+    };
+    let n = req.seccomp_programs.len();
+    if n > 0 {
+        s.push_str(&format!(
+            "; plus {n} raw BPF program{} (--add-seccomp-fd)",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    s
+}
+
+fn describe_action(a: SeccompAction) -> String {
+    match a {
+        SeccompAction::Allow => "allowed".into(),
+        SeccompAction::Errno(e) => match nix::errno::Errno::from_raw(e as i32) {
+            nix::errno::Errno::UnknownErrno => format!("fails with errno {e}"),
+            errno => format!("fails with {errno:?}"),
+        },
+        SeccompAction::KillThread => "kills the thread".into(),
+        SeccompAction::KillProcess => "kills the process".into(),
+        SeccompAction::Trap => "SIGSYS".into(),
+        SeccompAction::Log => "allowed and logged".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_of(req: &SpawnRequest) -> String {
+        let r = Resolved {
+            helper: None,
+            helper_error: None,
+            passed_fds: &[],
+            profiles: Vec::new(),
+            profile_args: &[],
+            skipped: Vec::new(),
+            notes: &[],
+            landlock: &nsjail_core::landlock::Ruleset::default(),
+            terminal: false,
+        };
+        text(req, &r)
+    }
+
+    fn line<'a>(text: &'a str, key: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} line in:\n{text}"))
+    }
+
+    #[test]
+    fn limits_and_seccomp_are_what_the_request_says() {
+        let mut req = SpawnRequest::new(vec!["true".into()]);
+        let t = text_of(&req);
+        assert_eq!(line(&t, "limits:"), "limits:      none");
+        assert_eq!(
+            line(&t, "rlimits:"),
+            "rlimits:     core=0 (no core dumps); the rest as yours"
+        );
+        assert_eq!(
+            line(&t, "seccomp:"),
+            "seccomp:     nsjail's default filter (dangerous system calls and TIOCSTI denied)"
+        );
+
+        req.limits.memory_bytes = Some(64 << 20);
+        req.limits.cpu_time_us = Some(2_000_000);
+        req.limits.rlimits.push(RlimitSetting {
+            resource: RlimitResource::Nofile,
+            soft: 100,
+            hard: RLIM_INFINITY,
+        });
+        req.seccomp = SeccompMode::Disabled;
+        req.seccomp_programs = vec![vec![0; 8]; 2];
+        let t = text_of(&req);
+        assert_eq!(
+            line(&t, "limits:"),
+            "limits:      CPU time 2 s (every process together), memory 64 MiB (swap off)"
+        );
+        assert_eq!(
+            line(&t, "rlimits:"),
+            "rlimits:     nofile=100:inf, core=0 (no core dumps); the rest as yours"
+        );
+        assert_eq!(
+            line(&t, "seccomp:"),
+            "seccomp:     none (--seccomp none); plus 2 raw BPF programs (--add-seccomp-fd)"
+        );
+    }
 }

@@ -13,6 +13,7 @@ mod profiles;
 mod report;
 mod session;
 mod terminal;
+mod usage;
 mod view;
 
 use std::ffi::OsString;
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let (cli, matches) = match parse(&argv) {
         Ok(p) => p,
-        Err(e) => return usage_error(e, ""),
+        Err(e) => return usage_error(e, &argv, ""),
     };
     let result = match cli.command {
         Command::Run(run) => match matches.subcommand() {
@@ -64,25 +65,17 @@ fn parse(argv: &[OsString]) -> Result<(Cli, ArgMatches), clap::Error> {
 
 /// clap's errors are several lines with a usage block; ours are one line and exit 125. Help and
 /// version requests are not errors.
-fn usage_error(e: clap::Error, context: &str) -> ExitCode {
+fn usage_error(e: clap::Error, argv: &[OsString], context: &str) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        eprintln!(
-            "nsjail: no command given: nsjail run [OPTIONS] -- CMD [ARGS...] (see nsjail --help)"
-        );
-        return ExitCode::from(SETUP_FAILED as u8);
-    }
-    let text = e.render().to_string();
-    let first = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ");
-    eprintln!("nsjail: {context}{first} (see nsjail run --help)");
+    let argv: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    eprintln!("nsjail: {context}{}", usage::message(&e, &argv));
     ExitCode::from(SETUP_FAILED as u8)
 }
 
@@ -119,7 +112,7 @@ fn run_with_profiles(
     let matches = match Cli::command().try_get_matches_from(&spliced) {
         Ok(m) => m,
         Err(e) => {
-            let _ = usage_error(e, "with the profiles' options: ");
+            let _ = usage_error(e, &spliced, "with the profiles' options: ");
             return Ok(SETUP_FAILED);
         }
     };
@@ -155,6 +148,7 @@ fn run_sandbox(
         .and_then(|p| p.to_str().map(str::to_string));
     let mut view = view::from_args(matches, cwd_path.as_deref().unwrap_or(Path::new("/")))
         .map_err(anyhow::Error::msg)?;
+    let not_found_hint = replaced_view_hint(run, matches, explicit, &view.ops);
     if view.ops.is_empty() || run.default_view {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let shared = view::shared_dirs(&|k| std::env::var(k).ok());
@@ -179,12 +173,14 @@ fn run_sandbox(
     };
     let mut skipped = Vec::new();
     let mut desktop_env = Vec::new();
+    let mut desktop_unset = Vec::new();
     // The D-Bus filter runs while this holds it (until the sandbox ends, or we die).
     let mut dbus_proxy = None;
     if wanted.any() {
         let getenv = |k: &str| std::env::var(k).ok();
         let added = desktop::add(wanted, &getenv, &mut view)?;
         desktop_env = added.env;
+        desktop_unset = added.unset;
         dbus_proxy = added.dbus_proxy;
         for (msg, flag) in added.skipped {
             let id = flag.trim_start_matches("--").replace('-', "_");
@@ -213,6 +209,9 @@ fn run_sandbox(
         }
     }
     let mut req = run.to_request(env, cwd, view.ops, view.fds.len() as u32);
+    // With a terminal on stdin the payload gets a pseudo-terminal (see terminal.rs): the
+    // sandbox's own where it has a /dev/pts.
+    req.terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
     req.seccomp = profile::seccomp_mode(run)?;
     req.seccomp_programs = bpf_programs;
     net::apply(run, &mut req)?;
@@ -223,6 +222,11 @@ fn run_sandbox(
         && matches.value_source("uid") == Some(ValueSource::DefaultValue)
     {
         req.ids.uid = nix::unistd::getuid().as_raw();
+    }
+    for k in desktop_unset {
+        if !run.setenv.chunks(2).any(|p| p[0] == k) {
+            req.env.retain(|(key, _)| key != k);
+        }
     }
     for (k, v) in desktop_env {
         req.env.retain(|(key, _)| *key != k);
@@ -281,7 +285,7 @@ fn run_sandbox(
     // Bad input ends above with no report; from here on a report is always written, XX when
     // the sandbox could not be set up.
     let mut sinks = report::Sinks::open(run)?;
-    let result = start_and_supervise(run, &req, route, &view.fds);
+    let result = start_and_supervise(run, &req, route, &view.fds, not_found_hint.as_deref());
     drop(dbus_proxy);
     let report = match &result {
         Ok(o) => RunReport::from_exit(&o.exit, o.exec_error.as_deref()),
@@ -299,6 +303,7 @@ fn start_and_supervise(
     req: &nsjail_core::SpawnRequest,
     route: daemon::Route,
     extra_fds: &[std::os::fd::RawFd],
+    not_found_hint: Option<&str>,
 ) -> anyhow::Result<session::Outcome> {
     let mut term = terminal::Terminal::for_stdio()?;
     let stdio = term.as_ref().map(|t| t.stdio()).unwrap_or([0, 1, 2]);
@@ -332,9 +337,26 @@ fn start_and_supervise(
     if let Some(t) = term.as_mut() {
         t.enter_raw()?;
     }
-    let outcome = session::run(sock, req, stdio, extra_fds, &signals, term.as_mut());
+    let outcome = session::run(
+        sock,
+        req,
+        session::Passed {
+            stdio,
+            extra: extra_fds,
+        },
+        &signals,
+        term.as_mut(),
+        not_found_hint,
+    );
     // Our terminal back to how it was before anything else is printed.
     drop(term);
+    if let Some(line) = outcome
+        .as_ref()
+        .ok()
+        .and_then(|o| session::limit_message(&o.exit, &req.limits))
+    {
+        eprintln!("nsjail: {line}");
+    }
     // The helper exits once it has reported; reap it so that nothing of ours lingers.
     let status = child.as_mut().map(|c| c.wait());
     match outcome {
@@ -346,6 +368,39 @@ fn start_and_supervise(
             _ => Err(e),
         },
     }
+}
+
+/// When filesystem options on the command line replaced the default view and nothing of the
+/// system is in theirs, a command that is not found most likely is not there because of that:
+/// what to say after "cannot execute".
+fn replaced_view_hint(
+    run: &RunArgs,
+    matches: &ArgMatches,
+    explicit: &dyn Fn(&str) -> bool,
+    ops: &[nsjail_core::MountOp],
+) -> Option<String> {
+    if run.default_view || ops.is_empty() {
+        return None;
+    }
+    let system = ops.iter().any(|op| {
+        let t = op.target().trim_end_matches('/');
+        t.is_empty()
+            || ["/usr", "/bin"]
+                .iter()
+                .any(|d| t == *d || t.starts_with(&format!("{d}/")))
+    });
+    let first = view::FS_ARGS
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| explicit(id))
+        .min_by_key(|id| matches.index_of(id))?;
+    (!system).then(|| {
+        format!(
+            "; --{} replaced the default view, so the system's /usr and /bin are not inside \
+             (--default-view keeps it and adds your options)",
+            first.replace('_', "-")
+        )
+    })
 }
 
 fn profile_list() {

@@ -71,13 +71,16 @@ fn untrusted(meta: &std::fs::Metadata) -> Option<String> {
     if meta.uid() != me && meta.uid() != 0 {
         return Some(format!("owned by uid {}, not by you or root", meta.uid()));
     }
-    if meta.mode() & 0o022 != 0 {
-        return Some(format!(
-            "writable by others (mode {:04o})",
-            meta.mode() & 0o7777
-        ));
-    }
-    None
+    let who = match (meta.mode() & 0o020 != 0, meta.mode() & 0o002 != 0) {
+        (true, true) => "its group and others",
+        (true, false) => "its group",
+        (false, true) => "others",
+        (false, false) => return None,
+    };
+    Some(format!(
+        "writable by {who} (mode {:04o}; chmod go-w makes it usable)",
+        meta.mode() & 0o7777
+    ))
 }
 
 /// Read `dir/NAME.toml` if it exists; refuse it when anyone but you or root could have

@@ -50,17 +50,24 @@ pub struct Outcome {
     pub exec_error: Option<String>,
 }
 
-/// `extra_fds` are the filesystem view's data fds, sent after stdio.
+/// The fds that travel with the request, in this order.
+pub struct Passed<'a> {
+    /// The payload's stdin, stdout and stderr.
+    pub stdio: [RawFd; 3],
+    /// The filesystem view's data fds.
+    pub extra: &'a [RawFd],
+}
+
 pub fn run(
     sock: OwnedFd,
     req: &SpawnRequest,
-    stdio: [RawFd; 3],
-    extra_fds: &[RawFd],
+    passed: Passed,
     signals: &SignalFd,
     mut term: Option<&mut Terminal>,
+    not_found_hint: Option<&str>,
 ) -> Result<Outcome> {
     let mut stream = UnixStream::from(sock);
-    if let Err(e) = send_spawn(&stream, req, stdio, extra_fds) {
+    if let Err(e) = send_spawn(&stream, req, passed.stdio, passed.extra) {
         // A helper that refused us at once (the daemon's per-user limit) may have closed the
         // connection before our request went out: its reason is waiting to be read.
         if let Ok(Some(HelperEvent::Error { message, .. })) =
@@ -73,6 +80,9 @@ pub fn run(
     if let Some(t) = term.as_deref_mut() {
         // The helper has its copy; ours must go so the master sees the end of the sandbox.
         t.slave = None;
+        // Until the helper says which terminal the payload has (ours, or one of the
+        // sandbox's own), what is typed stays in our terminal.
+        t.paused = req.terminal;
     }
     let verbose = req.verbose;
     let mut exec_error: Option<(ErrorKind, String)> = None;
@@ -133,28 +143,53 @@ pub fn run(
         if !sock_ready {
             continue;
         }
-        let event: Option<HelperEvent> =
-            wire::read_frame(&mut stream).context("reading from the helper")?;
+        let Some((event, mut fds)) = read_event(&stream)? else {
+            bail!("the helper ended without reporting how the sandbox ended");
+        };
         match event {
-            None => bail!("the helper ended without reporting how the sandbox ended"),
-            Some(HelperEvent::Step(s)) => {
+            HelperEvent::Step(s) => {
                 if verbose {
                     eprintln!("nsjail: {s}");
                 }
             }
-            Some(HelperEvent::Started { pid }) => {
+            HelperEvent::Terminal => {
+                // Exactly one fd, the master; anything else is dropped (closed).
+                if fds.len() == 1
+                    && let (Some(t), Some(master)) = (term.as_deref_mut(), fds.pop())
+                {
+                    t.adopt(master)?;
+                    if verbose {
+                        eprintln!("nsjail: terminal: the payload's is the sandbox's own");
+                    }
+                }
+            }
+            HelperEvent::Started { pid } => {
+                if let Some(t) = term.as_deref_mut() {
+                    t.paused = false;
+                }
                 if verbose {
                     eprintln!("nsjail: started, host pid {pid}");
                 }
             }
-            Some(HelperEvent::Error { kind, message }) => match kind {
+            HelperEvent::Stopped { signal } => {
+                // Only with a terminal: without one there is no shell of ours to return to, and
+                // a stopped nsjail would wait for a SIGCONT nobody sends it.
+                if let Some(t) = term.as_deref_mut() {
+                    suspend(t, signal, &stream)?;
+                }
+            }
+            HelperEvent::Error { kind, message } => match kind {
                 ErrorKind::NotFound | ErrorKind::NotExecutable => {
-                    eprintln!("nsjail: {message}");
+                    let hint = match kind {
+                        ErrorKind::NotFound => not_found_hint.unwrap_or(""),
+                        _ => "",
+                    };
+                    eprintln!("nsjail: {message}{hint}");
                     exec_error = Some((kind, message));
                 }
                 ErrorKind::Setup | ErrorKind::BadRequest => bail!("{message}"),
             },
-            Some(HelperEvent::Exited(info)) => {
+            HelperEvent::Exited(info) => {
                 if let Some(t) = term.as_deref_mut() {
                     t.drain();
                 }
@@ -171,9 +206,6 @@ pub fn run(
                         info.cpu_time_us as f64 / 1e6,
                         info.max_rss_kib
                     );
-                    if let Some(hit) = info.limit_hit {
-                        eprintln!("nsjail: killed by the supervisor: {hit:?} limit reached");
-                    }
                     if let Some(cg) = info.cgroup {
                         eprintln!(
                             "nsjail: cgroup v{}: memory peak {}, OOM kills {}",
@@ -196,6 +228,84 @@ pub fn run(
             }
         }
     }
+}
+
+/// The payload stopped (Ctrl-Z on its terminal): do what a shell's job does. What it wrote
+/// before stopping (an editor restoring the screen) goes out, our terminal gets its settings
+/// back, and we stop with the same signal, so the shell we were started from takes over. When
+/// it continues us (`fg`), raw mode again, the current window size, and the payload continues.
+/// A `bg` instead makes the raw-mode change stop us again (SIGTTOU), as any job that touches
+/// the terminal from the background; an orphaned process group (no job control outside)
+/// ignores the stop, and the payload is continued at once.
+fn suspend(t: &mut Terminal, signal: i32, stream: &UnixStream) -> Result<()> {
+    t.relay_master();
+    t.leave_raw();
+    // SIGSTOP (sent to the payload from outside) becomes SIGTSTP here: unlike SIGSTOP it is
+    // ignored where no shell could ever continue us.
+    let sig = match Signal::try_from(signal) {
+        Ok(s @ (Signal::SIGTTIN | Signal::SIGTTOU)) => s,
+        _ => Signal::SIGTSTP,
+    };
+    nix::sys::signal::raise(sig).context("stopping (raise)")?;
+    // Continued.
+    t.enter_raw()?;
+    t.resize();
+    let frame = wire::encode(&ClientMessage::Continue)?;
+    // If the helper is gone the next read says so.
+    let _ = (&*stream).write_all(&frame);
+    Ok(())
+}
+
+/// Read exactly `buf.len()` bytes, or fewer at the end of the stream, with `recvmsg` so that
+/// fds sent along (`SCM_RIGHTS`) are received, not closed by the kernel as a plain read would.
+fn recv_full(stream: &UnixStream, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<usize> {
+    use std::mem::MaybeUninit;
+
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+    let mut got = 0;
+    while got < buf.len() {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf[got..])];
+        let n = match recvmsg(stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(std::io::Error::from(e)).context("reading from the helper"),
+            Ok(m) => m.bytes,
+        };
+        for msg in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(rights) = msg {
+                fds.extend(rights);
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    Ok(got)
+}
+
+/// The next event and the fds that came with it; `None` when the helper closed the stream
+/// between events.
+fn read_event(stream: &UnixStream) -> Result<Option<(HelperEvent, Vec<OwnedFd>)>> {
+    let mut fds = Vec::new();
+    let mut header = [0u8; wire::HEADER_LEN];
+    let got = recv_full(stream, &mut header, &mut fds)?;
+    if got == 0 {
+        return Ok(None);
+    }
+    let truncated = |expected, got| wire::WireError::Truncated { expected, got };
+    if got < header.len() {
+        return Err(truncated(header.len(), got)).context("reading from the helper");
+    }
+    let len = wire::parse_header(&header).context("reading from the helper")?;
+    let mut body = vec![0u8; len];
+    let got = recv_full(stream, &mut body, &mut fds)?;
+    if got < len {
+        return Err(truncated(len, got)).context("reading from the helper");
+    }
+    let event = wire::decode_body(&body).context("reading from the helper")?;
+    Ok(Some((event, fds)))
 }
 
 /// The spawn frame, with the payload's stdin, stdout and stderr (ours, or the pseudo-terminal's
@@ -229,4 +339,42 @@ fn send_spawn(
         .write_all(&frame[sent..])
         .context("sending the request to the helper")?;
     Ok(())
+}
+
+/// The one line that says a limit ended the sandbox (the payload's exit status alone, 137,
+/// does not say why, and the shell prints nothing since nsjail itself exited normally).
+/// `asked` is what the request asked for; a limit it did not ask for came from the admin's
+/// policy.
+pub fn limit_message(info: &ExitInfo, asked: &nsjail_core::Limits) -> Option<String> {
+    use nsjail_core::LimitHit;
+    use nsjail_core::limits::{human_seconds, human_size};
+    let figure = |v: Option<String>| v.unwrap_or_else(|| "the admin's ceiling".to_string());
+    let how = match info.termination {
+        Termination::Signaled(9) => "killed".to_string(),
+        Termination::Signaled(s) => match nsjail_core::report::signal_name(s) {
+            Some(name) => format!("ended by {name}"),
+            None => format!("ended by signal {s}"),
+        },
+        Termination::Exited(c) => format!("sent SIGTERM, it exited with code {c}"),
+    };
+    match info.limit_hit {
+        Some(LimitHit::CpuTime) => Some(format!(
+            "CPU time limit ({}) reached: {how}",
+            figure(asked.cpu_time_us.map(human_seconds))
+        )),
+        Some(LimitHit::WallTime) => Some(format!(
+            "wall-clock time limit ({}) reached: {how}",
+            figure(asked.wall_time_us.map(human_seconds))
+        )),
+        None => {
+            let kills = info.cgroup.map_or(0, |c| c.oom_kills);
+            (kills > 0).then(|| {
+                format!(
+                    "memory limit ({}) reached: the kernel's OOM killer killed {kills} process{}",
+                    figure(asked.memory_bytes.map(human_size)),
+                    if kills == 1 { "" } else { "es" }
+                )
+            })
+        }
+    }
 }

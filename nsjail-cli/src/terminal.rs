@@ -6,6 +6,16 @@
 //! in raw mode while the sandbox runs (restored when this value is dropped, on every return
 //! path), bytes are relayed both ways, and window size changes are passed on.
 //!
+//! Where the sandbox has a `/dev/pts` of its own, the helper answers with the master of a
+//! pseudo-terminal made there instead (`tty` inside then names a device that exists inside),
+//! and that one is relayed from then on ([`Terminal::adopt`]). Until the helper has said
+//! which, our stdin is left unread, so nothing typed early goes to the wrong one.
+//!
+//! Ctrl-Z: the payload stops, the helper says so, and we give our terminal back to the shell
+//! it was in (its settings restored) and stop ourselves with the same signal; `fg` continues
+//! us, and we put the terminal back in raw mode and ask the helper to continue the payload
+//! ([`Terminal::leave_raw`], [`Terminal::enter_raw`]; the rest is in `session.rs`).
+//!
 //! Without a terminal on stdin nothing here is used: stdio goes to the payload as it is.
 
 use std::io::Write;
@@ -32,6 +42,8 @@ pub struct Terminal {
     pending: Vec<u8>,
     stdin_open: bool,
     master_open: bool,
+    /// Our stdin is not read until the helper has said which master the payload has.
+    pub paused: bool,
 }
 
 fn winsize_of(fd: BorrowedFd<'_>) -> Option<Winsize> {
@@ -76,6 +88,7 @@ impl Terminal {
             pending: Vec::new(),
             stdin_open: true,
             master_open: true,
+            paused: false,
         }))
     }
 
@@ -103,6 +116,31 @@ impl Terminal {
         Ok(())
     }
 
+    /// Our terminal back to the settings it had before [`Terminal::enter_raw`].
+    pub fn leave_raw(&mut self) {
+        if let Some(saved) = self.saved.take() {
+            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSADRAIN, &saved);
+        }
+    }
+
+    /// Relay `master` from now on: the master of the pseudo-terminal the payload got inside the
+    /// sandbox. Ours goes (nothing inside holds its slave).
+    pub fn adopt(&mut self, master: OwnedFd) -> Result<()> {
+        if !nix::unistd::isatty(&master).unwrap_or(false) {
+            anyhow::bail!("the helper's terminal for the payload is not a terminal");
+        }
+        let flags = fcntl(&master, FcntlArg::F_GETFL).context("fcntl(F_GETFL)")?;
+        fcntl(
+            &master,
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+        )
+        .context("fcntl(F_SETFL)")?;
+        self.master = master;
+        self.master_open = true;
+        self.resize();
+        Ok(())
+    }
+
     /// Pass our window size on to the payload's terminal (after SIGWINCH).
     pub fn resize(&self) {
         if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdin().as_fd()) {
@@ -113,7 +151,7 @@ impl Terminal {
     /// What to poll for: (our stdin, the master) interest; `None` when not to poll it.
     pub fn interest(&self) -> (bool, Option<nix::poll::PollFlags>) {
         use nix::poll::PollFlags;
-        let read_stdin = self.stdin_open && self.pending.len() < MAX_PENDING;
+        let read_stdin = self.stdin_open && !self.paused && self.pending.len() < MAX_PENDING;
         let master = if !self.master_open {
             None
         } else if self.pending.is_empty() {
@@ -198,8 +236,6 @@ impl Terminal {
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        if let Some(saved) = self.saved.take() {
-            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSADRAIN, &saved);
-        }
+        self.leave_raw();
     }
 }

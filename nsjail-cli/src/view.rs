@@ -7,7 +7,7 @@ use clap::ArgMatches;
 use nsjail_core::{BindKind, MountOp, OverlayKind};
 
 /// Every filesystem option, by clap id, and how many values one use of it takes.
-const FS_ARGS: [(&str, usize); 23] = [
+pub const FS_ARGS: [(&str, usize); 23] = [
     ("bind", 2),
     ("bind_try", 2),
     ("ro_bind", 2),

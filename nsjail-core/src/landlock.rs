@@ -33,7 +33,7 @@ use crate::mounts::{BindKind, MountOp, OverlayKind};
 /// What the payload asks for with `--landlock`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LandlockMode {
-    /// Apply the ruleset where the kernel has Landlock ABI 2 or later, unless the payload keeps
+    /// Apply the ruleset where the kernel has Landlock ABI 2 or newer, unless the payload keeps
     /// `CAP_SYS_ADMIN` or may create user namespaces (a Landlock domain may not mount, which
     /// is what those are for).
     #[default]

@@ -232,6 +232,32 @@ pub fn show_seconds(us: u64) -> String {
     format!("{}.{:03} s", us / 1_000_000, (us % 1_000_000) / 1000)
 }
 
+/// Seconds as people write them, for messages: `1 s`, `1.5 s`, `0.25 s` (to the millisecond).
+pub fn human_seconds(us: u64) -> String {
+    let ms = us.div_ceil(1000);
+    let frac = format!("{:03}", ms % 1000);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{}.{frac} s", ms / 1000)
+    }
+}
+
+/// A size in bytes in the largest binary unit that keeps it exact, for messages: `64 MiB`,
+/// `1536 KiB`, `100 bytes`.
+pub fn human_size(bytes: u64) -> String {
+    if bytes == RLIM_INFINITY {
+        return "unlimited".into();
+    }
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +378,14 @@ mod tests {
             Err(LimitParseError::TooLarge(_))
         ));
         assert_eq!(show_seconds(1_234_567), "1.234 s");
+        assert_eq!(human_seconds(1_000_000), "1 s");
+        assert_eq!(human_seconds(1_500_000), "1.5 s");
+        assert_eq!(human_seconds(250_000), "0.25 s");
+        assert_eq!(human_seconds(1), "0.001 s");
+        assert_eq!(human_size(64 << 20), "64 MiB");
+        assert_eq!(human_size(1 << 30), "1 GiB");
+        assert_eq!(human_size(1536 << 10), "1536 KiB");
+        assert_eq!(human_size(100), "100 bytes");
     }
 
     #[test]

@@ -13,6 +13,10 @@ pub enum ClientMessage {
     Spawn(Box<SpawnRequest>),
     /// Deliver this signal to the payload.
     Signal(i32),
+    /// Continue the payload after a [`HelperEvent::Stopped`]: the CLI stopped itself in turn
+    /// and is back in the foreground (`fg`). The helper sends `SIGCONT` to the sandbox's own
+    /// processes only (the payload's process group, inside the sandbox).
+    Continue,
 }
 
 /// The number of fds that travel with every spawn request: the payload's stdin, stdout, stderr.
@@ -29,7 +33,7 @@ impl ClientMessage {
     pub fn expected_fds(&self) -> usize {
         match self {
             ClientMessage::Spawn(req) => STDIO_FDS + req.extra_fds as usize,
-            ClientMessage::Signal(_) => 0,
+            ClientMessage::Signal(_) | ClientMessage::Continue => 0,
         }
     }
 }
@@ -46,6 +50,15 @@ pub enum HelperEvent {
     /// Something went wrong; `message` is one line for humans. The last event unless `kind` is
     /// an exec failure, which is followed by `Exited`.
     Error { kind: ErrorKind, message: String },
+    /// The payload's terminal is a pseudo-terminal of the sandbox's own `/dev/pts` (asked for
+    /// with [`SpawnRequest::terminal`]); its master travels with this event as one fd
+    /// (`SCM_RIGHTS`). Sent before `Started`, or not at all when the sandbox has no `/dev/ptmx`
+    /// (the payload then keeps the terminal it was given).
+    Terminal,
+    /// The payload was stopped by this signal (`SIGTSTP` from Ctrl-Z, `SIGTTIN`, `SIGTTOU`,
+    /// `SIGSTOP`). The CLI gives its terminal back to its own shell and stops likewise; when it
+    /// is continued it sends [`ClientMessage::Continue`].
+    Stopped { signal: i32 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

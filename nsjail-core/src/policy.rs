@@ -59,7 +59,7 @@ pub struct Policy {
 #[serde(deny_unknown_fields, default)]
 pub struct Requirements {
     /// Every payload runs under its Landlock ruleset: `--landlock off` is refused, and so is
-    /// every request on a kernel without Landlock ABI 2 or later; `auto` no longer leaves it
+    /// every request on a kernel without Landlock ABI 2 or newer; `auto` no longer leaves it
     /// out for payloads that keep `CAP_SYS_ADMIN` or may create user namespaces.
     pub landlock: bool,
 }
@@ -171,6 +171,34 @@ impl Ceilings {
     }
 }
 
+/// `--memory-limit 1 GiB is above the policy's ceiling of 512 MiB (limits.memory_bytes)`: the
+/// option the user typed and sizes as people write them, then the key the admin set.
+fn over_ceiling(key: &str, requested: u64, max: u64) -> String {
+    use crate::limits::human_size;
+    let count = |n: u64| n.to_string();
+    let (option, show): (&str, &dyn Fn(u64) -> String) = match key {
+        "memory_bytes" => ("--memory-limit", &human_size),
+        "pids" => ("--pids-limit", &count),
+        // The request's time was rounded up to whole seconds to be compared: not worth showing.
+        "cpu_time_secs" | "wall_time_secs" => {
+            let option = if key == "cpu_time_secs" {
+                "--time-limit"
+            } else {
+                "--wall-time-limit"
+            };
+            return format!("{option} is above the policy's ceiling of {max} s (limits.{key})");
+        }
+        "file_size_bytes" => ("--rlimit fsize", &human_size),
+        "open_files" => ("--rlimit nofile", &count),
+        _ => (key, &count),
+    };
+    format!(
+        "{option} {} is above the policy's ceiling of {} (limits.{key})",
+        show(requested),
+        show(max)
+    )
+}
+
 /// Which sub-ID ranges each user may map, besides their own uid and gid.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -210,7 +238,7 @@ pub enum Refusal {
     NotAllowed(u32),
     #[error("the nsjail policy does not allow {0}")]
     Feature(&'static str),
-    #[error("{limit} {requested} is above the policy's ceiling of {max}")]
+    #[error("{}", over_ceiling(limit, *requested, *max))]
     OverCeiling {
         limit: &'static str,
         requested: u64,
@@ -689,6 +717,27 @@ mod tests {
         );
         assert_eq!(p.limits.max_sandboxes_per_user, Some(2));
         assert_eq!(p.id_ranges.subgid, "");
+    }
+
+    #[test]
+    fn a_refusal_names_the_option_and_a_size_people_read() {
+        use crate::request::Limits;
+        let p = Policy::parse("[limits]\nmemory_bytes = 536870912\nwall_time_secs = 2\n").unwrap();
+        let msg = |l: Limits| p.limits_within(&l).unwrap_err().to_string();
+        assert_eq!(
+            msg(Limits {
+                memory_bytes: Some(1 << 30),
+                ..Limits::default()
+            }),
+            "--memory-limit 1 GiB is above the policy's ceiling of 512 MiB (limits.memory_bytes)"
+        );
+        assert_eq!(
+            msg(Limits {
+                wall_time_us: Some(2_500_000),
+                ..Limits::default()
+            }),
+            "--wall-time-limit is above the policy's ceiling of 2 s (limits.wall_time_secs)"
+        );
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub struct SpawnRequest {
     pub uid_map: Vec<IdRange>,
     /// The gid map; empty: the caller's own gid outside mapped to `ids.gid` inside.
     pub gid_map: Vec<IdRange>,
+    /// Stdin is a pseudo-terminal the CLI made for the payload: where the sandbox has a
+    /// `/dev/ptmx`, give the payload a pseudo-terminal of the sandbox's own instead (so that
+    /// `tty` names a terminal that exists inside) and send its master back
+    /// ([`crate::HelperEvent::Terminal`]).
+    pub terminal: bool,
 }
 
 /// How the sandbox reaches the network through `pasta`.
@@ -148,6 +153,7 @@ impl SpawnRequest {
             caps: CapSet::EMPTY,
             uid_map: Vec::new(),
             gid_map: Vec::new(),
+            terminal: false,
         }
     }
 

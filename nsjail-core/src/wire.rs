@@ -155,6 +155,84 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<Option<T>, 
     read_body(r, &header).map(Some)
 }
 
+/// Frames cut out of a byte stream however its bytes were split: the bytes go in as they
+/// arrive ([`FrameDecoder::push`]), whole frames come out ([`FrameDecoder::next_frame`]). It
+/// never waits and never reads, so a reader driven by `poll` cannot be held up by a peer that
+/// sends half a frame, or a byte at a time. A bad header is reported as soon as its 12 bytes
+/// are in, before any of its body is waited for; what is buffered is at most one unfinished
+/// frame (the length is checked against [`MAX_BODY`] first) plus the last bytes pushed.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` that belong to frames already returned.
+    used: usize,
+}
+
+impl FrameDecoder {
+    pub fn new() -> FrameDecoder {
+        FrameDecoder::default()
+    }
+
+    /// Append bytes received from the peer.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.used > 0 && self.used == self.buf.len() {
+            self.buf.clear();
+            self.used = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes received and not yet returned as part of a frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.used
+    }
+
+    /// How many more bytes the frame under way needs before it is complete (its header first):
+    /// a reader need not read more than this to make progress. An error when the header in hand
+    /// is bad.
+    pub fn wanted(&self) -> Result<usize, WireError> {
+        let have = &self.buf[self.used..];
+        match have
+            .get(..HEADER_LEN)
+            .and_then(|h| <&[u8; HEADER_LEN]>::try_from(h).ok())
+        {
+            None => Ok(HEADER_LEN - have.len()),
+            Some(h) => Ok((HEADER_LEN + parse_header(h)?).saturating_sub(have.len())),
+        }
+    }
+
+    /// The next whole frame, decoded, if all of it is in; `None` if more bytes are needed.
+    /// After an error the stream is unusable (its framing is lost).
+    pub fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {
+        if self.wanted()? > 0 {
+            return Ok(None);
+        }
+        let have = &self.buf[self.used..];
+        let (value, used) = decode_frame(have)?;
+        self.used += used;
+        if self.used == self.buf.len() {
+            self.buf.clear();
+            self.used = 0;
+        } else if self.used > MAX_BODY {
+            self.buf.drain(..self.used);
+            self.used = 0;
+        }
+        Ok(Some(value))
+    }
+
+    /// The peer closed the stream: fine between frames, [`WireError::Truncated`] in the middle
+    /// of one.
+    pub fn finish(&self) -> Result<(), WireError> {
+        match self.buffered() {
+            0 => Ok(()),
+            got => Err(WireError::Truncated {
+                expected: got + self.wanted().unwrap_or(1),
+                got,
+            }),
+        }
+    }
+}
+
 /// Check that a client message arrived with the fds it must carry.
 pub fn check_fds(msg: &ClientMessage, got: usize) -> Result<(), WireError> {
     let expected = msg.expected_fds();
@@ -330,6 +408,90 @@ mod tests {
         assert!(matches!(
             decode_frame::<ClientMessage>(&frame),
             Err(WireError::TrailingBytes(1))
+        ));
+    }
+
+    /// Feed `bytes` to a decoder in pieces of the given sizes (cycled); collect every frame and
+    /// the first error.
+    fn decode_in_pieces(bytes: &[u8], sizes: &[usize]) -> (Vec<ClientMessage>, Option<String>) {
+        let mut d = FrameDecoder::new();
+        let mut out = Vec::new();
+        let mut at = 0;
+        let mut i = 0;
+        while at < bytes.len() {
+            let n = sizes[i % sizes.len()].clamp(1, bytes.len() - at);
+            i += 1;
+            d.push(&bytes[at..at + n]);
+            at += n;
+            loop {
+                match d.next_frame::<ClientMessage>() {
+                    Ok(Some(m)) => out.push(m),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e.to_string())),
+                }
+            }
+        }
+        (out, d.finish().err().map(|e| e.to_string()))
+    }
+
+    #[test]
+    fn the_decoder_gives_the_same_frames_whatever_the_split() {
+        let msgs = [
+            spawn(),
+            ClientMessage::Signal(15),
+            spawn(),
+            ClientMessage::Signal(2),
+        ];
+        let mut bytes = Vec::new();
+        for m in &msgs {
+            bytes.extend(encode(m).unwrap());
+        }
+        for sizes in [&[1][..], &[2], &[5, 1, 7], &[HEADER_LEN], &[4096], &[13, 3]] {
+            let (got, err) = decode_in_pieces(&bytes, sizes);
+            assert_eq!(got, msgs, "{sizes:?}");
+            assert!(err.is_none(), "{sizes:?}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn the_decoder_reports_a_partial_frame_only_at_the_end() {
+        let frame = encode(&spawn()).unwrap();
+        for cut in [1, HEADER_LEN - 1, HEADER_LEN, frame.len() - 1] {
+            let mut d = FrameDecoder::new();
+            d.push(&frame[..cut]);
+            assert!(
+                d.next_frame::<ClientMessage>().unwrap().is_none(),
+                "cut {cut}"
+            );
+            assert_eq!(d.buffered(), cut);
+            let wanted = if cut < HEADER_LEN {
+                HEADER_LEN - cut
+            } else {
+                frame.len() - cut
+            };
+            assert_eq!(d.wanted().unwrap(), wanted, "cut {cut}");
+            assert!(matches!(d.finish(), Err(WireError::Truncated { got, .. }) if got == cut));
+            d.push(&frame[cut..]);
+            assert_eq!(d.next_frame::<ClientMessage>().unwrap(), Some(spawn()));
+            assert!(d.finish().is_ok() && d.buffered() == 0);
+        }
+    }
+
+    #[test]
+    fn the_decoder_refuses_a_bad_header_before_its_body_arrives() {
+        let mut frame = encode(&spawn()).unwrap();
+        frame[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut d = FrameDecoder::new();
+        d.push(&frame[..HEADER_LEN]);
+        assert!(matches!(
+            d.next_frame::<ClientMessage>(),
+            Err(WireError::TooLarge { .. })
+        ));
+        let mut d = FrameDecoder::new();
+        d.push(b"GARBAGE, NOT");
+        assert!(matches!(
+            d.next_frame::<ClientMessage>(),
+            Err(WireError::BadMagic(_))
         ));
     }
 

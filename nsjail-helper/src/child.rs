@@ -34,6 +34,8 @@ pub struct ChildFds {
     pub report: OwnedFd,
     /// Where the init writes the payload's wait status.
     pub status: OwnedFd,
+    /// Where to send the master of the payload's terminal, when the request asked for one.
+    pub terminal: Option<OwnedFd>,
 }
 
 /// Signals the init passes on to the payload. The helper forwards only these.
@@ -55,18 +57,27 @@ pub fn run(req: &SpawnRequest, fds: ChildFds, lock: &Lockdown) -> ! {
         sync,
         report,
         status,
+        terminal,
     } = fds;
     let reporter = Reporter::new(report, req.verbose);
     let exec = set_up(req, &sync, extra, &reporter);
     drop(sync);
     let err = match exec {
-        Ok(exec) => match start(req, exec, lock, stdio, reporter, status) {
-            Ok(never) => match never {},
-            Err((e, reporter)) => {
-                reporter.setup_failed(&e.to_string());
-                sys::exit_now(SETUP_FAILED)
+        Ok(exec) => {
+            // After pivot_root, as the caller: the payload's terminal from the sandbox's own
+            // /dev/pts (see terminal.rs).
+            let stdio = match terminal {
+                Some(sock) => crate::terminal::make_inside(stdio, sock, &reporter),
+                None => stdio,
+            };
+            match start(req, exec, lock, stdio, reporter, status) {
+                Ok(never) => match never {},
+                Err((e, reporter)) => {
+                    reporter.setup_failed(&e.to_string());
+                    sys::exit_now(SETUP_FAILED)
+                }
             }
-        },
+        }
         Err(e) => e,
     };
     reporter.setup_failed(&err.to_string());
@@ -290,6 +301,8 @@ fn start(
     // between fork and the init's first read. The payload restores an empty mask.
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
+    // SIGCONT from the helper: continue the payload after a stop (see init.rs).
+    mask.add(Signal::SIGCONT);
     for s in FORWARDED {
         mask.add(s);
     }
@@ -373,9 +386,17 @@ fn exec_payload(
     }
     let mut denied = false;
     let mut last = Errno::ENOENT;
+    // A file that is there but could not run for want of its interpreter (see interp.rs): the
+    // search ends there, as in a shell, and the message names what is missing.
+    let mut needs: Option<(&CString, Option<String>)> = None;
     for path in &exec.candidates {
         let Err(e) = execve(path, &exec.argv, &exec.env);
         match e {
+            Errno::ENOENT if nix::sys::stat::stat(path.as_c_str()).is_ok() => {
+                needs = Some((path, crate::interp::missing_for(path)));
+                last = e;
+                break;
+            }
             Errno::ENOENT | Errno::ENOTDIR => {}
             // Like a shell: "permission denied" only when the file exists and cannot be
             // executed; an unreadable directory on PATH just does not have it.
@@ -395,9 +416,20 @@ fn exec_payload(
     } else {
         last
     };
+    let why = match needs {
+        Some((path, Some(interp))) => format!(
+            "{} needs {interp}, which is not in the sandbox",
+            path.to_string_lossy()
+        ),
+        Some((path, None)) => format!(
+            "{} is there, but a file it needs to run (its interpreter or loader) is not",
+            path.to_string_lossy()
+        ),
+        None => errno.desc().to_string(),
+    };
     reporter.exec_failed(
         errno as i32,
-        &format!("cannot execute {:?}: {}", exec.program, errno.desc()),
+        &format!("cannot execute {:?}: {why}", exec.program),
     );
     sys::exit_now(if matches!(errno, Errno::ENOENT | Errno::ENOTDIR) {
         NOT_FOUND

@@ -4,8 +4,9 @@
 //! kernel says connected (`SO_PEERCRED`).
 //!
 //! The listening process never reads from a client, so no client can stall it: it accepts,
-//! counts, forks and goes back to `poll`. The forked process gives up on a client whose request
-//! does not arrive in time. On SIGTERM (or SIGINT, SIGHUP) the daemon stops accepting, ends every
+//! counts, forks and goes back to `poll`. The forked process refuses a peer inside a sandbox,
+//! takes on the caller's supplementary groups, and gives up on a client whose whole request has
+//! not arrived in time. On SIGTERM (or SIGINT, SIGHUP) the daemon stops accepting, ends every
 //! connection process (each one's sandbox dies with it: `PR_SET_PDEATHSIG`), and exits once every
 //! process it started has been reaped, so nothing is left behind.
 
@@ -24,6 +25,7 @@ use nix::unistd::Pid;
 use crate::caller::Caller;
 use crate::limit::{self, Counts};
 use crate::listen;
+use crate::peer;
 use crate::serve::{self, Limits, Outcome};
 use crate::sys;
 
@@ -230,6 +232,12 @@ impl Daemon {
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
         if sys::reset_signals().is_err() || nix::unistd::getppid() != ppid {
             sys::exit_now(1);
+        }
+        // Before anything of the request is read: a peer inside a sandbox is refused, and the
+        // caller's supplementary groups replace ours (see `peer`).
+        if let Err(e) = peer::admit(&sock, caller) {
+            serve::refuse_connection(sock, caller, &e.to_string());
+            sys::exit_now(2);
         }
         let limits = Limits {
             request_timeout: Some(self.cfg.request_timeout),

@@ -130,17 +130,14 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
     } else {
         Accounts::default()
     };
-    // On the setuid path our supplementary groups are the caller's (executing a setuid binary
-    // keeps them). The daemon's are its own (root's), never the caller's: there only the
-    // caller's primary gid and the account database's memberships count.
-    let groups = match caller.via {
-        crate::caller::Via::Setuid => nix::unistd::getgroups()
-            .map_err(sys("getgroups"))?
-            .into_iter()
-            .map(|g| g.as_raw())
-            .collect(),
-        crate::caller::Via::Daemon => Vec::new(),
-    };
+    // Our supplementary groups are the caller's on both ways in: executing a setuid binary
+    // keeps them, and the daemon's connection process took the peer's (SO_PEERGROUPS) before
+    // reading the request (`peer::admit`).
+    let groups = nix::unistd::getgroups()
+        .map_err(sys("getgroups"))?
+        .into_iter()
+        .map(|g| g.as_raw())
+        .collect();
     let who = Who {
         uid: caller.uid.as_raw(),
         gid: caller.gid.as_raw(),

@@ -1,7 +1,7 @@
 //! The daemon's listening socket: handed over by systemd (socket activation), or bound by us.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -10,6 +10,7 @@ use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrLike, SockaddrStorage, UnixAddr, bind,
     connect, getsockname, getsockopt, listen, socket, sockopt,
 };
+use nix::sys::stat::{Mode, umask};
 
 use crate::sys;
 
@@ -115,9 +116,14 @@ pub fn bind_path(path: &Path, mode: u32) -> Result<OwnedFd, String> {
         None,
     )
     .map_err(|e| format!("socket: {}", e.desc()))?;
-    bind(sock.as_raw_fd(), &addr).map_err(|e| format!("bind {shown}: {}", e.desc()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("chmod {mode:o} {shown}: {e}"))?;
+    // The socket gets its mode as bind() makes it (0777 less the umask), never from a chmod of
+    // its path afterwards: in between, whoever can write the directory could put a symlink
+    // there, and chmod would follow it. The daemon is single-threaded, so the umask set here
+    // applies to this bind alone.
+    let old = umask(Mode::from_bits_truncate(!mode & 0o777));
+    let bound = bind(sock.as_raw_fd(), &addr);
+    umask(old);
+    bound.map_err(|e| format!("bind {shown}: {}", e.desc()))?;
     listen(&sock, Backlog::new(128).unwrap_or(Backlog::MAXCONN))
         .map_err(|e| format!("listen on {shown}: {}", e.desc()))?;
     prepare(&sock).map_err(|e| format!("{shown}: {}", e.desc()))?;

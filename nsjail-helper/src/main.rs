@@ -21,12 +21,14 @@ mod enforce;
 mod error;
 mod grants;
 mod init;
+mod interp;
 mod landlock;
 mod limit;
 mod listen;
 mod lockdown;
 mod mounts;
 mod pasta;
+mod peer;
 mod report;
 mod rlimits;
 mod seccomp;
@@ -37,6 +39,7 @@ mod supervise;
 #[allow(unsafe_code)]
 mod sys;
 mod syslog;
+mod terminal;
 mod trusted;
 mod userns;
 

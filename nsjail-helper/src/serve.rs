@@ -27,30 +27,34 @@ pub enum Outcome {
 
 /// How one connection is served: the same on both ways in; only what reaches us differs.
 pub struct Limits {
-    /// The whole request must have arrived within this time (the daemon sets it: there, a
-    /// client that connects and sends nothing must not hold a process of ours forever).
+    /// The whole request must have arrived within this time of the connection being served
+    /// (the daemon sets it: there, a client that connects and sends nothing, or a byte now and
+    /// then, must not hold a process of ours forever).
     pub request_timeout: Option<Duration>,
 }
 
 pub fn serve_connection(sock: OwnedFd, caller: &Caller, limits: &Limits) -> Outcome {
     let began = Instant::now();
     let mut conn = Conn::new(sock);
-    let result = serve(&mut conn, caller, limits);
+    let result = serve(&mut conn, caller, limits, began);
     let outcome = match result {
-        Ok(()) => Outcome::Served,
+        Ok(()) => {
+            conn.finish(conn::FINAL_FLUSH);
+            Outcome::Served
+        }
         Err(e) => {
             let message = e.to_string();
-            let ev = HelperEvent::Error {
+            // Recorded for the log even when the client cannot be told.
+            let _ = conn.send(&HelperEvent::Error {
                 kind: e.kind(),
                 message: message.clone(),
-            };
-            match conn.send(&ev) {
-                Ok(()) => Outcome::Reported,
-                Err(_) => {
-                    conn.record.error = Some(e.kind());
-                    conn.record.end = Some(format!("{:?}: {message}", e.kind()));
-                    Outcome::Unreported(message)
-                }
+            });
+            if conn.finish(conn::FINAL_FLUSH) || conn.record.hung_up.is_some() {
+                // A client that hung up before its request was complete needs no stderr line:
+                // the log says what happened.
+                Outcome::Reported
+            } else {
+                Outcome::Unreported(message)
             }
         }
     };
@@ -59,7 +63,8 @@ pub fn serve_connection(sock: OwnedFd, caller: &Caller, limits: &Limits) -> Outc
 }
 
 /// One line in the system log per connection: who (uid, gid, pid), what (`argv[0]`), how it
-/// ended, how long it took. A refusal says why.
+/// ended, how long it took. A refusal says why; a client that hung up before sending its
+/// request is `closed`, not refused.
 fn log_connection(caller: &Caller, r: &Record, took: Duration) {
     let via = match caller.via {
         Via::Setuid => "setuid",
@@ -68,14 +73,22 @@ fn log_connection(caller: &Caller, r: &Record, took: Duration) {
     let pid = caller.pid.map_or("-".to_string(), |p| p.to_string());
     let argv0 = r.argv0.as_deref().map_or("-".to_string(), syslog::quote);
     let started = r.sandbox_pid.is_some();
-    let end = r.end.as_deref().unwrap_or(if started {
-        "the client went away; sandbox killed"
-    } else {
-        "the client went away before the sandbox started"
+    let hung_up = r.hung_up.map(|got| match got {
+        0 => "the client hung up before sending a request".to_string(),
+        n => format!("the client hung up after {n} bytes of its request"),
     });
-    let refused = r.error == Some(ErrorKind::BadRequest);
-    let what = if refused { "refused" } else { "spawn" };
-    let key = if what == "spawn" { "result" } else { "reason" };
+    let end = match (&hung_up, &r.end) {
+        (Some(h), _) => h.as_str(),
+        (None, Some(e)) => e.as_str(),
+        (None, None) if started => "the client went away; sandbox killed",
+        (None, None) => "the client went away before the sandbox started",
+    };
+    let refused = hung_up.is_none() && r.error == Some(ErrorKind::BadRequest);
+    let (what, key) = match (&hung_up, refused) {
+        (Some(_), _) => ("closed", "result"),
+        (None, true) => ("refused", "reason"),
+        (None, false) => ("spawn", "result"),
+    };
     let sandbox = r
         .sandbox_pid
         .map_or(String::new(), |p| format!(" sandbox_pid={p}"));
@@ -94,23 +107,28 @@ fn log_connection(caller: &Caller, r: &Record, took: Duration) {
     syslog::log(severity, &msg);
 }
 
-/// Refuse a connection before serving it (the daemon's per-user limit): tell the client why,
-/// without waiting for anything from it, and log the refusal.
+/// Refuse a connection before serving it (the daemon's per-user limit, a peer inside a
+/// sandbox): tell the client why, without waiting for anything from it, and log the refusal.
 pub fn refuse_connection(sock: OwnedFd, caller: &Caller, reason: &str) {
     let mut conn = Conn::new(sock);
-    // The client may be gone or not reading: never block on it.
-    let _ = conn.set_nonblocking();
-    let _ = conn.send(&HelperEvent::Error {
-        kind: ErrorKind::BadRequest,
-        message: reason.to_string(),
-    });
+    if conn.hung_up_silently() {
+        // Nothing was asked, so nothing was refused: the log says the client hung up (a
+        // client that exits at once is also one the peer check finds gone).
+        conn.record.hung_up = Some(0);
+    } else {
+        // The client may be gone or not reading: what the socket does not take at once is
+        // dropped.
+        let _ = conn.send(&HelperEvent::Error {
+            kind: ErrorKind::BadRequest,
+            message: reason.to_string(),
+        });
+    }
     log_connection(caller, &conn.record, Duration::ZERO);
 }
 
 /// Refuse a connection whose caller could not be established (the reason says why).
 pub fn refuse_unknown(sock: OwnedFd, reason: &str) {
     let mut conn = Conn::new(sock);
-    let _ = conn.set_nonblocking();
     let _ = conn.send(&HelperEvent::Error {
         kind: ErrorKind::BadRequest,
         message: reason.to_string(),
@@ -121,11 +139,9 @@ pub fn refuse_unknown(sock: OwnedFd, reason: &str) {
     );
 }
 
-fn serve(conn: &mut Conn, caller: &Caller, limits: &Limits) -> Result<()> {
-    if let Some(t) = limits.request_timeout {
-        conn.set_read_timeout(t)?;
-    }
-    let (req, fds) = conn.read_spawn().map_err(conn::timed_out)?;
+fn serve(conn: &mut Conn, caller: &Caller, limits: &Limits, began: Instant) -> Result<()> {
+    // One deadline for the whole request, however its bytes come.
+    let (req, fds) = conn.read_spawn(limits.request_timeout.map(|t| began + t))?;
     conn.record.argv0 = req.argv.first().cloned();
     validate::check(&req)?;
     let verbose = req.verbose;

@@ -38,6 +38,9 @@ pub struct Sandbox {
     /// The sandbox's mount namespace, held open until the sandbox is dropped, after its
     /// cgroup's figures have been read and reported (see `spawn`).
     pub _mount_ns: Option<OwnedFd>,
+    /// Our end of the socketpair the set-up sends the payload's terminal master on, when the
+    /// request asked for one (see `terminal.rs`).
+    pub terminal: Option<OwnedFd>,
 }
 
 /// `CLONE_NEWTIME` is not in nix's `CloneFlags`; clone3 accepts it.
@@ -94,6 +97,12 @@ pub fn spawn(
     let (sync_r, sync_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (sync)"))?;
     let (report_r, report_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (report)"))?;
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (status)"))?;
+    let (terminal, terminal_child) = if req.terminal {
+        let (ours, theirs) = crate::terminal::socketpair()?;
+        (Some(ours), Some(theirs))
+    } else {
+        (None, None)
+    };
 
     let flags = clone_flags(&req.namespaces);
     let started = Instant::now();
@@ -124,13 +133,14 @@ pub fn spawn(
                     sync: sync_r,
                     report: report_w,
                     status: status_w,
+                    terminal: terminal_child,
                 },
                 &grants.lockdown,
             )
         }
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
     };
-    drop((sync_r, report_w, status_w, stdio, extra));
+    drop((sync_r, report_w, status_w, stdio, extra, terminal_child));
     // Whoever drops the last reference to the sandbox's mount namespace unmounts its whole
     // tree, and the CPU that takes is charged to that process's cgroup. Held here, that is the
     // helper after the sandbox's usage has been read, not the sandbox's last process while it
@@ -195,6 +205,7 @@ pub fn spawn(
         limits: req.limits.clone(),
         _pasta: pasta,
         _mount_ns: mount_ns,
+        terminal,
     })
 }
 

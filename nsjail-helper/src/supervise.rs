@@ -5,19 +5,29 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nsjail_core::{CgroupUsage, ClientMessage, ErrorKind, ExitInfo, HelperEvent, Termination};
+use nsjail_core::limits::show_seconds;
+use nsjail_core::{
+    CgroupUsage, ClientMessage, ErrorKind, ExitInfo, HelperEvent, LimitHit, Limits, Termination,
+};
 
 use crate::child::FORWARDED;
-use crate::conn::Conn;
+use crate::conn::{Conn, Gone};
 use crate::enforce::{self, Enforcer};
 use crate::error::{HelperError, Result, sys};
 use crate::report::{ChildReport, parse};
 use crate::spawn::Sandbox;
 use crate::sys as os;
+use crate::terminal;
+
+/// How often a stop of the payload the client has not been told of is tried again.
+const STOP_RETRY: Duration = Duration::from_millis(20);
 
 /// What woke us.
 enum Wake {
+    /// The client sent something, or hung up.
     Client,
+    /// The client's socket takes more of the queued events.
+    Writable,
     Report,
     Exited,
 }
@@ -29,8 +39,12 @@ fn wait_for(
     timeout: Option<Duration>,
 ) -> Result<Vec<Wake>> {
     let ready = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
+    let mut client = PollFlags::POLLIN;
+    if conn.wants_to_write() {
+        client |= PollFlags::POLLOUT;
+    }
     let mut fds = vec![
-        PollFd::new(conn.fd(), PollFlags::POLLIN),
+        PollFd::new(conn.fd(), client),
         PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
     ];
     if let Some(fd) = other {
@@ -51,14 +65,18 @@ fn wait_for(
             Ok(_) => break,
         }
     }
-    let hit = |i: usize| {
+    let revents = |i: usize| {
         fds.get(i)
             .and_then(|f| f.revents())
-            .is_some_and(|r| r.intersects(ready))
+            .unwrap_or(PollFlags::empty())
     };
+    let hit = |i: usize| revents(i).intersects(ready);
     let mut out = Vec::new();
     if hit(0) {
         out.push(Wake::Client);
+    }
+    if revents(0).contains(PollFlags::POLLOUT) {
+        out.push(Wake::Writable);
     }
     if hit(2) {
         out.push(Wake::Report);
@@ -77,15 +95,23 @@ pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> 
     let mut report = Vec::new();
     let mut report_open = true;
     let mut exited = false;
+    // Messages that came in with the request (a signal sent at once) are acted on first.
+    if !handle_client(&sb, conn)? {
+        return client_gone(&sb, conn);
+    }
     while report_open && !exited {
         let timeout = enforce(&mut enforcer, &sb, conn, verbose)?;
+        if conn.gone.is_some() {
+            return client_gone(&sb, conn);
+        }
         for wake in wait_for(conn, Some(&sb.report), &sb.pidfd, timeout)? {
             match wake {
                 Wake::Client => {
                     if !handle_client(&sb, conn)? {
-                        return kill_and_reap(&sb);
+                        return client_gone(&sb, conn);
                     }
                 }
+                Wake::Writable => conn.flush()?,
                 Wake::Report => {
                     if !read_some(&mut sb.report, &mut report)? {
                         report_open = false;
@@ -125,27 +151,66 @@ pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> 
         }
     }
     if !exec_failed {
+        // The set-up sent the master of the payload's terminal before the exec that ended
+        // phase 1, if it made one (see terminal.rs); it goes to the client before `Started`.
+        if let Some(master) = sb
+            .terminal
+            .take()
+            .and_then(|s| terminal::receive_master(&s))
+        {
+            terminal::send_master(conn, master)?;
+        }
         conn.send(&HelperEvent::Started {
             pid: sb.pid.as_raw(),
         })?;
     }
 
-    // Phase 2: until the sandbox's first process exits.
+    // Phase 2: until the sandbox's first process exits. Behind our init, the status pipe also
+    // says when the payload stops (Ctrl-Z), for the client to stop in turn.
+    let mut status_open = !sb.as_pid_1;
+    let mut final_status = None;
+    // A stop not told yet: it is told only once the client has read everything sent before
+    // (so the send cannot block: a client that stops reading while the payload stops and
+    // continues over and over must not hold up the limits' enforcement), checked again every
+    // STOP_RETRY until then. Stops in between are one.
+    let mut untold_stop: Option<i32> = None;
     while !exited {
-        let timeout = enforce(&mut enforcer, &sb, conn, verbose)?;
-        for wake in wait_for(conn, None, &sb.pidfd, timeout)? {
+        let mut timeout = enforce(&mut enforcer, &sb, conn, verbose)?;
+        if conn.gone.is_some() {
+            return client_gone(&sb, conn);
+        }
+        if untold_stop.is_some() {
+            timeout = Some(timeout.map_or(STOP_RETRY, |t| t.min(STOP_RETRY)));
+        }
+        let status = status_open.then_some(&sb.status);
+        for wake in wait_for(conn, status, &sb.pidfd, timeout)? {
             match wake {
                 Wake::Client => {
                     if !handle_client(&sb, conn)? {
-                        return kill_and_reap(&sb);
+                        return client_gone(&sb, conn);
                     }
                 }
+                Wake::Writable => conn.flush()?,
                 Wake::Exited => exited = true,
-                Wake::Report => {}
+                Wake::Report => match read_status(&sb.status) {
+                    Some(raw) if libc::WIFSTOPPED(raw) => untold_stop = Some(libc::WSTOPSIG(raw)),
+                    Some(raw) => {
+                        final_status = Some(raw);
+                        status_open = false;
+                    }
+                    None => status_open = false,
+                },
             }
         }
+        if let Some(signal) = untold_stop
+            && !conn.wants_to_write()
+            && os::unread_by_peer(conn.fd()) == Ok(0)
+        {
+            conn.send(&HelperEvent::Stopped { signal })?;
+            untold_stop = None;
+        }
     }
-    let mut info = reap(&mut sb)?;
+    let mut info = reap(&mut sb, final_status)?;
     info.limit_hit = enforcer.hit;
     if let Some(cg) = &mut sb.cgroup {
         // Every process has ended (the pid namespace went with its PID 1), so the figures are
@@ -173,7 +238,46 @@ pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> 
             Err(_) => {}
         }
     }
+    conn.record.limit = limit_reached(&sb.limits, &info);
     conn.send(&HelperEvent::Exited(info))
+}
+
+/// The limit the sandbox was ended at, as the log names it: the time limit the supervisor
+/// enforced, or the memory limit when the kernel's OOM killer acted.
+fn limit_reached(limits: &Limits, info: &ExitInfo) -> Option<String> {
+    match info.limit_hit {
+        Some(LimitHit::WallTime) => limits
+            .wall_time_us
+            .map(|us| format!("wall-clock time limit ({})", show_seconds(us))),
+        Some(LimitHit::CpuTime) => limits
+            .cpu_time_us
+            .map(|us| format!("CPU time limit ({})", show_seconds(us))),
+        None if info.cgroup.is_some_and(|c| c.oom_kills > 0) => limits
+            .memory_bytes
+            .map(|b| format!("memory limit ({})", show_bytes(b))),
+        None => None,
+    }
+}
+
+/// `32 MiB`, `1 GiB`, `1536 KiB`, `1000 bytes`: the largest unit the size is a whole number of.
+fn show_bytes(b: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if b >= 1 << shift && b.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", b >> shift);
+        }
+    }
+    format!("{b} bytes")
+}
+
+/// The client has gone (or stopped reading): its sandbox ends with it.
+fn client_gone(sb: &Sandbox, conn: &mut Conn) -> Result<()> {
+    if conn.gone == Some(Gone::NotReading) {
+        conn.record.end = Some(format!(
+            "the client did not read its events (over {} MiB waiting); sandbox killed",
+            crate::conn::MAX_QUEUED >> 20
+        ));
+    }
+    kill_and_reap(sb)
 }
 
 /// Run the time-limit checks; returns how long the next wait may last.
@@ -190,26 +294,39 @@ fn enforce(
     Ok(timeout)
 }
 
-/// Read what the client sent. `false` when it has gone away.
+/// Act on what the client sent. `false` when it has gone away.
 fn handle_client(sb: &Sandbox, conn: &mut Conn) -> Result<bool> {
-    match conn.read_message() {
-        Ok(None) => Ok(false),
-        Ok(Some(ClientMessage::Signal(n))) => {
-            // Re-checked here: only the forwardable signals, only to our own sandbox, through
-            // the pidfd so a recycled pid can never be hit.
-            if let Some(sig) = FORWARDED.into_iter().find(|s| *s as i32 == n) {
-                let _ = os::pidfd_send_signal(sb.pidfd.as_fd(), sig);
-            }
-            Ok(true)
-        }
-        Ok(Some(ClientMessage::Spawn(_))) => Err(HelperError::Refused(
-            "only one spawn request per connection".into(),
-        )),
+    let msgs = match conn.receive() {
+        Ok(m) => m,
         Err(e) => {
             let _ = kill_and_reap(sb);
-            Err(e)
+            return Err(e);
+        }
+    };
+    for msg in msgs {
+        match msg {
+            ClientMessage::Signal(n) => {
+                // Re-checked here: only the forwardable signals, only to our own sandbox,
+                // through the pidfd so a recycled pid can never be hit.
+                if let Some(sig) = FORWARDED.into_iter().find(|s| *s as i32 == n) {
+                    let _ = os::pidfd_send_signal(sb.pidfd.as_fd(), sig);
+                }
+            }
+            ClientMessage::Continue => {
+                // SIGCONT to our own sandbox's first process, through the pidfd: our init
+                // passes it on to the payload's process group inside (see init.rs). Nothing
+                // else can be named by this message.
+                let _ = os::pidfd_send_signal(sb.pidfd.as_fd(), nix::sys::signal::Signal::SIGCONT);
+            }
+            ClientMessage::Spawn(_) => {
+                let _ = kill_and_reap(sb);
+                return Err(HelperError::Refused(
+                    "only one spawn request per connection".into(),
+                ));
+            }
         }
     }
+    Ok(conn.gone.is_none())
 }
 
 /// `false` at end-of-file.
@@ -236,21 +353,40 @@ fn kill_and_reap(sb: &Sandbox) -> Result<()> {
     Ok(())
 }
 
-fn reap(sb: &mut Sandbox) -> Result<ExitInfo> {
+/// One record of the status pipe: a wait status the init wrote (the payload stopped, or its
+/// end). `None` at end-of-file or on a short read.
+fn read_status(fd: &OwnedFd) -> Option<i32> {
+    let mut buf = [0u8; 4];
+    loop {
+        match nix::unistd::read(fd.as_fd(), &mut buf) {
+            Ok(4) => return Some(i32::from_le_bytes(buf)),
+            Err(Errno::EINTR) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// `status`: the payload's final wait status if it was already read from the status pipe.
+fn reap(sb: &mut Sandbox, status: Option<i32>) -> Result<ExitInfo> {
     let (raw, usage) = os::wait4(sb.pid, false)
         .map_err(sys("wait4"))?
         .ok_or_else(|| sys("wait4")(Errno::ECHILD))?;
     let wall = sb.started.elapsed();
-    // Behind our init, the payload's own status comes through the status pipe; the init's exit
-    // code could not tell "exit 137" from "killed by SIGKILL".
-    let mut buf = [0u8; 4];
+    // Behind our init, the payload's own status comes through the status pipe (after any
+    // stops); the init's exit code could not tell "exit 137" from "killed by SIGKILL". Every
+    // writer is gone now, so these reads end.
     let status = if sb.as_pid_1 {
         raw
     } else {
-        match nix::unistd::read(sb.status.as_fd(), &mut buf) {
-            Ok(4) => i32::from_le_bytes(buf),
-            _ => raw,
+        let mut found = status;
+        while found.is_none() {
+            match read_status(&sb.status) {
+                Some(s) if libc::WIFSTOPPED(s) => continue,
+                Some(s) => found = Some(s),
+                None => break,
+            }
         }
+        found.unwrap_or(raw)
     };
     Ok(ExitInfo {
         termination: termination(status),
@@ -271,5 +407,52 @@ fn termination(status: i32) -> Termination {
         Termination::Signaled(libc::WTERMSIG(status))
     } else {
         Termination::Exited(libc::WEXITSTATUS(status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_shown_in_the_largest_whole_unit() {
+        assert_eq!(show_bytes(32 << 20), "32 MiB");
+        assert_eq!(show_bytes(1 << 30), "1 GiB");
+        assert_eq!(show_bytes(1536 << 10), "1536 KiB");
+        assert_eq!(show_bytes(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn the_limit_reached_is_named_with_its_value() {
+        let limits = Limits {
+            wall_time_us: Some(3_000_000),
+            cpu_time_us: Some(500_000),
+            memory_bytes: Some(64 << 20),
+            ..Limits::default()
+        };
+        let mut info = ExitInfo {
+            termination: Termination::Signaled(9),
+            wall_time_us: 0,
+            user_time_us: 0,
+            system_time_us: 0,
+            max_rss_kib: 0,
+            cpu_time_us: 0,
+            voluntary_switches: 0,
+            involuntary_switches: 0,
+            cgroup: None,
+            limit_hit: Some(LimitHit::WallTime),
+        };
+        let said = |i: &ExitInfo| limit_reached(&limits, i);
+        assert_eq!(said(&info).unwrap(), "wall-clock time limit (3.000 s)");
+        info.limit_hit = Some(LimitHit::CpuTime);
+        assert_eq!(said(&info).unwrap(), "CPU time limit (0.500 s)");
+        info.limit_hit = None;
+        assert_eq!(said(&info), None);
+        info.cgroup = Some(CgroupUsage {
+            version: 2,
+            memory_peak_bytes: None,
+            oom_kills: 1,
+        });
+        assert_eq!(said(&info).unwrap(), "memory limit (64 MiB)");
     }
 }

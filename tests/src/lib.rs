@@ -1392,9 +1392,30 @@ impl Daemon {
         d
     }
 
+    /// A daemon on a fresh socket, started through `wrapper` (e.g. `setpriv --groups 0 --`,
+    /// which must exec the helper in the same process) with extra `args`.
+    pub fn start_through(wrapper: &[&str], args: &[&str]) -> Daemon {
+        let dir = scratch_dir();
+        let socket = dir.path().join("helper.sock");
+        let mut d = Daemon::start_cmd(wrapper, &socket, args, false);
+        d._dir = Some(dir);
+        d
+    }
+
     fn start_at(socket: &Path, args: &[&str], die_with_thread: bool) -> Daemon {
+        Daemon::start_cmd(&[], socket, args, die_with_thread)
+    }
+
+    fn start_cmd(wrapper: &[&str], socket: &Path, args: &[&str], die_with_thread: bool) -> Daemon {
         assert!(is_root(), "starting a daemon needs root");
-        let mut cmd = Command::new(helper_bin());
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(helper_bin());
+                c
+            }
+            None => Command::new(helper_bin()),
+        };
         cmd.arg("--daemon")
             .arg("--socket")
             .arg(socket)

@@ -682,8 +682,8 @@ fn markdown(
     }
     let _ = writeln!(
         md,
-        "\nIssue 2 aims for nsjail through the setuid helper at no more than 0.8× bwrap's median; \
-         issue 5 for nsjail through the daemon at no more than 0.6×."
+        "\nThe aim: nsjail through the setuid helper at no more than 0.8× bwrap's median, \
+         through the daemon at no more than 0.6×."
     );
     let _ = writeln!(
         md,

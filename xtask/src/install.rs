@@ -317,6 +317,7 @@ pub fn uninstall(args: &UninstallArgs) -> Result<()> {
         "libexec/nsjail",
         "share/nsjail/profiles",
         "share/nsjail",
+        "share/doc/nsjail/docs",
         "share/doc/nsjail",
     ] {
         let dir = dest.join(dir);

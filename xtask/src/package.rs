@@ -12,7 +12,7 @@
 //! | zsh completion | `P/share/zsh/site-functions/_nsjail` |
 //! | fish completion | `P/share/fish/vendor_completions.d/nsjail.fish` |
 //! | built-in profiles, as files | `P/share/nsjail/profiles/NAME.toml` |
-//! | docs, example policy | `P/share/doc/nsjail/` |
+//! | docs, example policy | `P/share/doc/nsjail/`: README.md, SECURITY.md, docs/*.md, policy.toml.example |
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,22 +24,114 @@ use clap::CommandFactory;
 use crate::{Workspace, run_checked, step};
 
 /// Man pages: one per command, `nsjail.1` and `nsjail-SUB.1` (and deeper), as `(file, bytes)`.
+/// No page for clap's `help` subcommand (its text is the pages), so none names one either.
 pub fn man_pages() -> Result<Vec<(String, Vec<u8>)>> {
-    let mut cmd = nsjail_cli::args::Cli::command();
+    fn without_help(cmd: clap::Command) -> clap::Command {
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        names
+            .iter()
+            .fold(cmd.disable_help_subcommand(true), |c, n| {
+                c.mut_subcommand(n, without_help)
+            })
+    }
+    let mut cmd = without_help(nsjail_cli::args::Cli::command());
     cmd.build();
     let mut out = Vec::new();
     render_man(&cmd, "nsjail", &mut out)?;
     Ok(out)
 }
 
+/// Text for roff: backslashes and hyphens escaped, a leading `.` or `'` defused.
+fn roff_escape(line: &str) -> String {
+    let s = line.replace('\\', "\\e").replace('-', "\\-");
+    if s.starts_with('.') || s.starts_with('\'') {
+        format!("\\&{s}")
+    } else {
+        s
+    }
+}
+
+/// EXAMPLES (the lines of `--help`'s examples, kept as lines), EXIT STATUS and SEE ALSO.
+fn man_sections(name: &str, examples: Option<&str>) -> String {
+    let mut o = String::new();
+    if let Some(ex) = examples {
+        o.push_str(".SH EXAMPLES\n.nf\n");
+        for line in ex.lines().skip_while(|l| l.trim_end().ends_with(':')) {
+            o.push_str(&roff_escape(line));
+            o.push('\n');
+        }
+        o.push_str(".fi\n");
+    }
+    o.push_str(".SH \"EXIT STATUS\"\n");
+    let rows: &[(&str, &str)] = if name == "nsjail" || name == "nsjail-run" {
+        &[
+            ("CMD's code", "CMD exited normally"),
+            ("128+N", "CMD was killed by signal N"),
+            (
+                "125",
+                "the sandbox could not be set up, or the arguments were wrong (one line on stderr says why)",
+            ),
+            ("126", "CMD exists but cannot be executed"),
+            ("127", "CMD was not found"),
+        ]
+    } else {
+        &[
+            ("0", "success"),
+            ("125", "an error (one line on stderr says why)"),
+        ]
+    };
+    for (code, what) in rows {
+        o.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{}\n",
+            roff_escape(code),
+            roff_escape(what)
+        ));
+    }
+    o.push_str(".SH \"SEE ALSO\"\n");
+    let pages: Vec<&str> = ["nsjail", "nsjail-run", "nsjail-profile"]
+        .into_iter()
+        .filter(|p| *p != name)
+        .collect();
+    let refs: Vec<String> = pages
+        .iter()
+        .map(|p| format!("\\fB{}\\fR(1)", roff_escape(p)))
+        .collect();
+    o.push_str(&format!(
+        "{}; README.md, SECURITY.md and docs/ in share/doc/nsjail of the install prefix\n",
+        refs.join(", ")
+    ));
+    o
+}
+
 fn render_man(cmd: &clap::Command, name: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
-    let cmd = cmd.clone().name(name.to_string());
+    let examples = cmd.get_after_help().map(|h| h.to_string());
+    // The examples become their own section (clap_mangen's EXTRA reflows them into one block).
+    let cmd = cmd.clone().name(name.to_string()).after_help(None::<&str>);
+    let man = clap_mangen::Man::new(cmd.clone());
     let mut buf = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
-        .render(&mut buf)
-        .with_context(|| format!("rendering the man page of {name}"))?;
+    let context = || format!("rendering the man page of {name}");
+    man.render_title(&mut buf).with_context(context)?;
+    man.render_name_section(&mut buf).with_context(context)?;
+    man.render_synopsis_section(&mut buf)
+        .with_context(context)?;
+    man.render_description_section(&mut buf)
+        .with_context(context)?;
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut buf).with_context(context)?;
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        man.render_subcommands_section(&mut buf)
+            .with_context(context)?;
+    }
+    buf.extend_from_slice(man_sections(name, examples.as_deref()).as_bytes());
+    if cmd.get_version().is_some() {
+        man.render_version_section(&mut buf).with_context(context)?;
+    }
     out.push((format!("{name}.1"), buf));
-    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+    for sub in cmd.get_subcommands() {
         render_man(sub, &format!("{name}-{}", sub.get_name()), out)?;
     }
     Ok(())
@@ -57,20 +149,115 @@ pub fn completions() -> Result<Vec<(String, Vec<u8>)>> {
         let mut cmd = nsjail_cli::args::Cli::command();
         let mut buf = Vec::new();
         generate(shell, &mut cmd, "nsjail", &mut buf);
-        out.push((path.to_string(), buf));
+        let script = String::from_utf8(buf).context("a completion script is not UTF-8")?;
+        let script = complete_profile_names(shell, &script)
+            .with_context(|| format!("completing profile names in {path}"))?;
+        out.push((path.to_string(), script.into_bytes()));
     }
     Ok(out)
 }
 
-/// The placeholder installed as the example policy until the admin policy exists.
-const POLICY_EXAMPLE: &str = "\
-# nsjail admin policy (example).
-#
-# The setuid helper does not read a policy yet: it maps only the caller's own uid and gid and
-# grants nothing an unprivileged user namespace would not. When the admin policy exists it is
-# read from /etc/nsjail/policy.toml (root-owned, writable by root only); this file will then
-# show its settings.
-";
+/// `--profile NAME` and `profile show NAME` complete the names `nsjail profile list` prints
+/// (yours, the system's, the built-ins), which clap cannot know: it would offer file names. The
+/// generated scripts are changed at the places that complete those two values; each change
+/// must find its place, so a new clap that writes them differently fails here, not silently.
+fn complete_profile_names(shell: clap_complete::Shell, script: &str) -> Result<String> {
+    use clap_complete::Shell;
+    let mut s = script.to_string();
+    fn replace_in(s: &mut String, from: &str, to: &str) -> Result<()> {
+        if !s.contains(from) {
+            bail!("the generated script has no {from:?}");
+        }
+        *s = s.replacen(from, to, 1);
+        Ok(())
+    }
+    match shell {
+        Shell::Bash => {
+            replace_in(
+                &mut s,
+                "--profile)\n                    COMPREPLY=($(compgen -f \"${cur}\"))",
+                "--profile)\n                    COMPREPLY=($(compgen -W \"$(_nsjail_profiles)\" -- \"${cur}\"))",
+            )?;
+            replace_in(
+                &mut s,
+                "nsjail__subcmd__profile__subcmd__show)\n            opts=\"-h --help\"",
+                "nsjail__subcmd__profile__subcmd__show)\n            opts=\"-h --help $(_nsjail_profiles)\"",
+            )?;
+            Ok(format!(
+                "# The profiles `nsjail profile list` knows: yours, the system's, the built-ins.\n\
+                 _nsjail_profiles() {{\n    \"${{COMP_WORDS[0]}}\" profile list 2>/dev/null | cut -d' ' -f1\n}}\n\n{s}"
+            ))
+        }
+        Shell::Zsh => {
+            replace_in(
+                &mut s,
+                "\\[default\\: none\\]]:NAME:_default'",
+                "\\[default\\: none\\]]:NAME:_nsjail_profiles'",
+            )?;
+            replace_in(
+                &mut s,
+                "':name -- The profile'\\''s name:_default'",
+                "':name -- The profile'\\''s name:_nsjail_profiles'",
+            )?;
+            replace_in(
+                &mut s,
+                "#compdef nsjail\n",
+                "#compdef nsjail\n\n# The profiles `nsjail profile list` knows: yours, the system's, the built-ins.\n\
+                 (( $+functions[_nsjail_profiles] )) ||\n_nsjail_profiles() {\n    local -a profiles\n    \
+                 profiles=(${(f)\"$(${words[1]} profile list 2>/dev/null | cut -d' ' -f1)\"})\n    \
+                 _describe 'profile' profiles\n}\n",
+            )?;
+            Ok(s)
+        }
+        Shell::Fish => {
+            let names = "-f -a \"(__fish_nsjail_profiles)\"";
+            let profile_opt = s
+                .lines()
+                .find(|l| l.contains(" -l profile ") && l.ends_with(" -r"))
+                .context("no --profile line")?
+                .to_string();
+            replace_in(&mut s, &profile_opt, &format!("{profile_opt} {names}"))?;
+            Ok(format!(
+                "# The profiles `nsjail profile list` knows: yours, the system's, the built-ins.\n\
+                 function __fish_nsjail_profiles\n    command nsjail profile list 2>/dev/null | string replace -r ' .*' ''\n\
+                 end\n\n{s}\
+                 complete -c nsjail -n \"__fish_nsjail_using_subcommand profile; and __fish_seen_subcommand_from show\" {names}\n"
+            ))
+        }
+        _ => Ok(s),
+    }
+}
+
+/// The example policy: every key of the reference in docs/policy.md, commented out, so that the
+/// file as it is grants the defaults and an admin uncomments what they need.
+pub fn policy_example(policy_md: &str) -> Result<String> {
+    let start = policy_md
+        .find("```toml")
+        .context("docs/policy.md has no ```toml reference block")?;
+    let body = &policy_md[start + "```toml".len()..];
+    let end = body
+        .find("```")
+        .context("docs/policy.md: the ```toml block does not end")?;
+    let mut out = String::from(
+        "# nsjail admin policy: every key, with an example value, commented out. As it is, this\n\
+         # file grants the defaults (everyone may use the helper, only their own ids are mapped,\n\
+         # every feature is allowed, no ceilings). Copy it to /etc/nsjail/policy.toml (root:root,\n\
+         # mode 0644) and uncomment what you need; docs/policy.md next to this file explains each\n\
+         # key.\n\n",
+    );
+    for line in body[..end].trim_matches('\n').lines() {
+        match line {
+            "" => out.push('\n'),
+            l if l.starts_with('#') => out.push_str(&format!("{l}\n")),
+            l => out.push_str(&format!("#{l}\n")),
+        }
+    }
+    Ok(out)
+}
+
+/// The docs a distribution installs, with the layout of the repository kept (README.md and
+/// SECURITY.md link to docs/NAME.md, which link back to ../README.md).
+const DOCS: [&str; 2] = ["README.md", "SECURITY.md"];
 
 /// Every data file (not the binaries), as `(path under the prefix, bytes, mode)`.
 pub fn data_files(ws_root: &Path) -> Result<Vec<(String, Vec<u8>, u32)>> {
@@ -88,27 +275,29 @@ pub fn data_files(ws_root: &Path) -> Result<Vec<(String, Vec<u8>, u32)>> {
             0o644,
         ));
     }
+    let policy_md = ws_root.join("docs/policy.md");
+    let policy_md = fs::read_to_string(&policy_md)
+        .with_context(|| format!("reading {}", policy_md.display()))?;
     files.push((
         "share/doc/nsjail/policy.toml.example".into(),
-        POLICY_EXAMPLE.as_bytes().to_vec(),
+        policy_example(&policy_md)?.into_bytes(),
         0o644,
     ));
-    for doc in [
-        "README.md",
-        "docs/security-model.md",
-        "docs/desktop.md",
-        "docs/admin.md",
-        "docs/judges.md",
-    ] {
-        let p = ws_root.join(doc);
-        if p.is_file() {
-            let name = Path::new(doc)
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or(doc);
-            let bytes = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-            files.push((format!("share/doc/nsjail/{name}"), bytes, 0o644));
-        }
+    let mut docs: Vec<String> = DOCS.iter().map(|d| d.to_string()).collect();
+    let dir = ws_root.join("docs");
+    let mut md: Vec<String> = fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".md"))
+        .map(|n| format!("docs/{n}"))
+        .collect();
+    md.sort();
+    docs.extend(md);
+    for doc in docs {
+        let p = ws_root.join(&doc);
+        let bytes = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        files.push((format!("share/doc/nsjail/{doc}"), bytes, 0o644));
     }
     Ok(files)
 }
@@ -281,12 +470,125 @@ mod tests {
             run.contains("forward\\-port") && run.contains("profile"),
             "{run}"
         );
+        // Every page says how nsjail exits and names only pages that are installed; the
+        // examples stay one per line (no-fill), not reflowed into a paragraph.
+        for (name, bytes) in man_pages().unwrap() {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(text.contains(".SH \"EXIT STATUS\""), "{name}");
+            for (at, _) in text.match_indices("(1)") {
+                let before = &text[..at];
+                let word = before
+                    .rsplit(|c: char| c.is_whitespace() || c == ',')
+                    .next()
+                    .unwrap_or("");
+                let page = word
+                    .replace("\\fB", "")
+                    .replace("\\fR", "")
+                    .replace("\\-", "-");
+                let file = format!("{page}.1");
+                assert!(pages.contains(&file), "{name} names {file}, not installed");
+            }
+        }
+        let examples = run.split(".SH EXAMPLES\n").nth(1).unwrap_or("");
+        assert!(
+            examples.starts_with(".nf\n")
+                && examples.contains("  nsjail run \\-\\-profile devtool \\-\\- make"),
+            "{run}"
+        );
         let comp = completions().unwrap();
         assert_eq!(comp.len(), 3);
         for (path, bytes) in comp {
             let text = String::from_utf8_lossy(&bytes);
             assert!(text.contains("dry-run"), "{path}");
         }
+    }
+
+    /// What bash completes for `words` (the last one being completed), with `nsjail` a stub
+    /// that lists two profiles, in a directory holding a file named like one of them.
+    fn bash_completes(words: &[&str]) -> Vec<String> {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, script) = completions()
+            .unwrap()
+            .into_iter()
+            .find(|(p, _)| p.contains("bash-completion"))
+            .unwrap();
+        let script_path = tmp.path().join("nsjail.bash");
+        fs::write(&script_path, script).unwrap();
+        let stub = tmp.path().join("nsjail");
+        fs::write(
+            &stub,
+            "#!/bin/sh\n[ \"$1 $2\" = \"profile list\" ] || exit 1\n\
+             printf 'devtool      built-in\\nmine         /home/me/.config/nsjail/profiles/mine.toml\\n'\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(tmp.path().join("devfile"), "").unwrap();
+        let mut all = vec![stub.to_str().unwrap().to_string()];
+        all.extend(words[1..].iter().map(|w| w.to_string()));
+        let quoted: Vec<String> = all.iter().map(|w| format!("'{w}'")).collect();
+        let n = all.len() - 1;
+        let prog = format!(
+            "source '{}'; COMP_WORDS=({}); COMP_CWORD={n}; _nsjail \"${{COMP_WORDS[0]}}\" \
+             \"${{COMP_WORDS[{n}]}}\" \"${{COMP_WORDS[{}]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script_path.display(),
+            quoted.join(" "),
+            n - 1
+        );
+        let out = Command::new("bash")
+            .args(["--norc", "--noprofile", "-c", &prog])
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{path}: {out:?}");
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn bash_completes_profile_names_not_file_names() {
+        assert_eq!(
+            bash_completes(&["nsjail", "run", "--profile", "de"]),
+            ["devtool"]
+        );
+        assert_eq!(
+            bash_completes(&["nsjail", "run", "--profile", "m"]),
+            ["mine"]
+        );
+        assert_eq!(
+            bash_completes(&["nsjail", "profile", "show", ""]),
+            ["--help", "-h", "devtool", "mine"]
+        );
+        // The control: an option that takes a file still completes file names.
+        assert_eq!(
+            bash_completes(&["nsjail", "run", "--seccomp", "de"]),
+            ["devfile"]
+        );
+    }
+
+    #[test]
+    fn the_example_policy_grants_the_defaults_and_uncommented_is_the_reference() {
+        let ws_root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let md = fs::read_to_string(ws_root.join("docs/policy.md")).unwrap();
+        let example = policy_example(&md).unwrap();
+        let as_is = nsjail_core::policy::Policy::parse(&example).unwrap();
+        assert_eq!(as_is, nsjail_core::policy::Policy::parse("").unwrap());
+        // Every key uncommented: the whole reference, which parses (so no key is misspelt).
+        let uncommented: String = example
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if !rest.starts_with(' ') && !rest.is_empty() => format!("{rest}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        let all = nsjail_core::policy::Policy::parse(&uncommented).unwrap();
+        assert_eq!(all.limits.max_sandboxes_per_user, Some(8), "{uncommented}");
+        assert!(example.contains("#[limits]"), "{example}");
     }
 
     #[test]
@@ -302,6 +604,10 @@ mod tests {
             "share/nsjail/profiles/judge.toml",
             "share/doc/nsjail/policy.toml.example",
             "share/doc/nsjail/README.md",
+            "share/doc/nsjail/SECURITY.md",
+            "share/doc/nsjail/docs/policy.md",
+            "share/doc/nsjail/docs/benchmarks.md",
+            "share/doc/nsjail/docs/security-model.md",
         ] {
             assert!(
                 written.iter().any(|p| p == &tmp.path().join(want)),

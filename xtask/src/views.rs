@@ -571,9 +571,9 @@ fn markdown(
     );
     let _ = writeln!(
         md,
-        "\nIssue 2 aims for nsjail through the setuid helper at no more than 0.8× bwrap's median; \
-         issue 3 for no worse than bwrap with the same view, and mount set-up cost linear in the \
-         number of operations."
+        "\nThe aim: nsjail through the setuid helper at no more than 0.8× bwrap's median; with \
+         the same view, no worse than bwrap, and mount set-up cost linear in the number of \
+         operations."
     );
     Ok(md)
 }

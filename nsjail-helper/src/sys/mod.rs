@@ -225,6 +225,72 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: Signal) -> Result<(), Errno
     Errno::result(ret).map(drop)
 }
 
+/// `SO_PEERGROUPS` (asm-generic/socket.h, Linux 4.13): the peer's supplementary groups.
+const SO_PEERGROUPS: libc::c_int = 59;
+/// `SO_PEERPIDFD` (asm-generic/socket.h, Linux 6.5): a pidfd of the peer process.
+const SO_PEERPIDFD: libc::c_int = 77;
+/// `NGROUPS_MAX` (linux/limits.h): the most supplementary groups a process can have.
+const NGROUPS_MAX: usize = 65_536;
+
+/// `getsockopt(SO_PEERGROUPS)`: the supplementary groups the kernel recorded for the peer of a
+/// Unix socket when it connected (or made the pair), as gids of our user namespace.
+/// `ENOPROTOOPT` on a kernel without it.
+pub fn peer_groups(sock: BorrowedFd<'_>) -> Result<Vec<u32>, Errno> {
+    let size = std::mem::size_of::<libc::gid_t>();
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = (groups.len() * size) as libc::socklen_t;
+        // SAFETY: the buffer is `len` writable bytes of gid_t, and `len` is a live local the
+        // kernel writes the needed or used size into.
+        let ret = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let needed = len as usize / size;
+        match Errno::result(ret) {
+            Ok(_) => {
+                groups.truncate(needed.min(groups.len()));
+                return Ok(groups);
+            }
+            // Too small: the kernel said how much it needs.
+            Err(Errno::ERANGE) if needed > groups.len() && needed <= NGROUPS_MAX => {
+                groups.resize(needed, 0);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `getsockopt(SO_PEERPIDFD)`: a pidfd of the very process that connected to (or made) the
+/// peer end of a Unix socket. `ENOPROTOOPT` on a kernel before 6.5; `EINVAL` or `ESRCH` when
+/// that process has exited (on kernels that give no pidfd of an exited process).
+pub fn peer_pidfd(sock: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    let mut fd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` and `len` are live locals of the size passed; on success the kernel has
+    // installed a new fd (close-on-exec) that nothing else owns.
+    let ret = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            std::ptr::addr_of_mut!(fd).cast(),
+            &mut len,
+        )
+    };
+    Errno::result(ret)?;
+    if fd < 0 {
+        return Err(Errno::EBADF);
+    }
+    // SAFETY: as above, the fd is new and ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Bring the loopback interface of the current network namespace up.
 pub fn loopback_up() -> Result<(), Errno> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
@@ -255,6 +321,40 @@ pub fn loopback_up() -> Result<(), Errno> {
 pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     // SAFETY: TIOCSCTTY takes an int by value (0: do not steal); no memory is passed.
     Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
+}
+
+/// `ioctl(master, TIOCSPTLCK, 0)` then `ioctl(master, TIOCGPTPEER)`: unlock a pseudo-terminal
+/// master and open its slave through the master itself, never through a path (which, inside a
+/// view the caller built, could lead anywhere). Fails with `ENOTTY` when `master` is not one.
+pub fn pty_peer(master: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer, which points at a live local.
+    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })?;
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes the open flags by value and returns a new fd, which we take
+    // ownership of on success.
+    let fd = Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) })?;
+    // SAFETY: on success the kernel installed a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Bytes we sent on the Unix stream socket `fd` that its peer has not read yet (`SIOCOUTQ`,
+/// which shares its number with `TIOCOUTQ`).
+pub fn unread_by_peer(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int into the local we own.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) })?;
+    Ok(n)
+}
+
+/// Give the terminal `to` the window size of the terminal `from`.
+pub fn copy_winsize(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: an all-zero winsize is valid; TIOCGWINSZ fills in the one we own.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we own.
+    Errno::result(unsafe { libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) })?;
+    // SAFETY: TIOCSWINSZ reads one winsize from the struct we own.
+    Errno::result(unsafe { libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws) }).map(drop)
 }
 
 /// Take ownership of an fd the kernel has just installed in this process (received with

@@ -18,8 +18,8 @@ use nix::sys::signal::Signal;
 use nsjail_core::{ErrorKind, HelperEvent, wire};
 use nsjail_tests::{
     Caller, Daemon, Running, TIMEOUT, connect_as, daemon_socket_env, devnull_stdio, helper_bin,
-    pids_with_argv, poll_until, proc_stat, root_or_skip, scratch_dir, spawn_frame, spawn_request,
-    test_user, tool, unique,
+    pids_with_argv, poll_until, proc_stat, processes, root_or_skip, scratch_dir, spawn_frame,
+    spawn_request, test_user, tool, unique,
 };
 
 /// The socket of the daemon the daemon callers use.
@@ -428,7 +428,19 @@ fn every_spawn_and_refusal_is_logged() {
     let r = via(&Caller::root(), &["--", "/nonexistent-e2e"]);
     let root_cli = r.pid();
     r.wait().expect_code(127);
-    // Refused: over the limit of one, and garbage.
+    // Refused: over the limit of one, and garbage. A connection process counts until the
+    // daemon has reaped it (it logs and removes the sandbox's cgroup after its client has the
+    // exit status), so each step waits for the one before it to be gone.
+    let daemon_pid = daemon.pid();
+    let idle = || {
+        assert!(
+            poll_until(TIMEOUT, || processes()
+                .values()
+                .all(|(ppid, _)| *ppid != daemon_pid)),
+            "a connection process never ended"
+        )
+    };
+    idle();
     let mut holder = via(
         &user,
         &["--", "/bin/sh", "-c", "echo UP; exec /bin/sleep 1000"],
@@ -437,6 +449,7 @@ fn every_spawn_and_refusal_is_logged() {
     via(&user, &["--", "/bin/true"]).wait().expect_code(125);
     holder.signal(Signal::SIGTERM);
     holder.wait().expect_code(143);
+    idle();
     let mut g = connect_as(&socket, uid, gid);
     send(&g, b"GARBAGE, NOT A FRAME AT ALL", &[]);
     expect_refused(&mut g, "not an nsjail frame");

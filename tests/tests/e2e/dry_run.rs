@@ -106,3 +106,78 @@ fn help_has_examples_and_defaults() {
         }
     });
 }
+
+#[test]
+fn dry_run_text_says_the_limits_and_the_filter_the_json_has() {
+    for_each_caller(|c| {
+        let line = |out: &nsjail_tests::Output, key: &str| -> String {
+            out.stdout
+                .lines()
+                .find(|l| l.starts_with(key))
+                .unwrap_or_else(|| panic!("no {key} line:\n{}", out.describe()))
+                .to_string()
+        };
+        let limited = [
+            "--dry-run",
+            "--memory-limit",
+            "64M",
+            "--time-limit",
+            "2",
+            "--rlimit",
+            "nofile=64",
+            "--allow-ptrace",
+            "--",
+            "true",
+        ];
+        let out = c.run(&limited);
+        out.expect_success();
+        assert_eq!(
+            line(&out, "limits:"),
+            "limits:      CPU time 2 s (every process together), memory 64 MiB (swap off)",
+            "{}",
+            out.describe()
+        );
+        assert_eq!(
+            line(&out, "rlimits:"),
+            "rlimits:     nofile=64, core=0 (no core dumps); the rest as yours"
+        );
+        assert_eq!(
+            line(&out, "seccomp:"),
+            "seccomp:     nsjail's default filter (dangerous system calls and TIOCSTI denied), \
+             but ptrace allowed"
+        );
+        // The JSON form says the same.
+        let mut json = limited.to_vec();
+        json[0] = "--dry-run=json";
+        let out = c.run(&json);
+        out.expect_success();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let l = &v["request"]["limits"];
+        assert_eq!(l["memory_bytes"], 64 << 20, "{}", out.describe());
+        assert_eq!(l["cpu_time_us"], 2_000_000, "{}", out.describe());
+        assert_eq!(v["request"]["seccomp"], "Default", "{}", out.describe());
+        // The control: without options, none, and the filter is still there; and
+        // --seccomp none says none.
+        let out = c.run(&["--dry-run", "--seccomp", "none", "--", "true"]);
+        out.expect_success();
+        assert_eq!(line(&out, "limits:"), "limits:      none");
+        assert_eq!(line(&out, "seccomp:"), "seccomp:     none (--seccomp none)");
+        // profile show inherits it: judge's limits are in its text.
+        let mut cmd = c.nsjail_cmd();
+        cmd.args(["profile", "show", "judge"]);
+        let out = Running::spawn(&mut cmd, None, "nsjail profile show judge").wait();
+        out.expect_success();
+        assert_eq!(
+            line(&out, "limits:"),
+            "limits:      CPU time 10 s (every process together), wall-clock time 30 s, memory \
+             1 GiB (swap off), 64 processes",
+            "{}",
+            out.describe()
+        );
+        assert!(
+            line(&out, "seccomp:").starts_with("seccomp:     nsjail's default filter"),
+            "{}",
+            out.describe()
+        );
+    });
+}

@@ -83,7 +83,7 @@ fn kernel_abi() -> i64 {
 fn the_ruleset_is_applied_and_the_view_still_works() {
     assert!(
         kernel_abi() >= 2,
-        "these tests need Landlock ABI 2 or later"
+        "these tests need Landlock ABI 2 or newer"
     );
     for_each_caller(|c| {
         let cwd = c.scratch();

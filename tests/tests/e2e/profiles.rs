@@ -160,17 +160,27 @@ fn bad_profiles_are_refused_in_one_line() {
         let out = run(&a);
         out.expect_code(125).expect_one_error_line("nsjail:");
         assert!(out.stderr.contains("cycle"), "{}", out.describe());
-        // A profile others can write is not trusted.
+        // A profile others, or its group, can write is not trusted; the message says who and
+        // how to fix it. The same file made 0644 is used (the control).
         let open = format!("open{}", unique());
         let p = write_profile(c, &h, &open, "hostname = \"x\"\n");
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
-        let out = run(&open);
-        out.expect_code(125).expect_one_error_line("nsjail:");
-        assert!(
-            out.stderr.contains("writable by others"),
-            "{}",
-            out.describe()
-        );
+        for (mode, who) in [(0o666, "its group and others"), (0o664, "its group")] {
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+            let out = run(&open);
+            out.expect_code(125).expect_one_error_line("nsjail:");
+            assert_eq!(
+                out.stderr.trim_end(),
+                format!(
+                    "nsjail: profile {}: refused: writable by {who} (mode {mode:04o}; chmod go-w \
+                     makes it usable)",
+                    p.display()
+                ),
+                "{}",
+                out.describe()
+            );
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        run(&open).expect_success();
         // Nor one owned by another user.
         if c.is_user() {
             let other = format!("other{}", unique());

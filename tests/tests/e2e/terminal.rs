@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use nsjail_tests::{
-    Caller, as_caller_words, for_each_caller, poll_until, root_or_skip, tool, unique,
+    Caller, as_caller_words, for_each_caller, pids_with_argv, poll_until, proc_state, root_or_skip,
+    tool, unique,
 };
 
 const PROMPT: &str = "NSJ-PROMPT$";
@@ -153,6 +154,14 @@ fn a_shell_inside_behaves_like_one_outside() {
         t.line("echo after-fg-$((2+2))");
         t.wait_for("after-fg-4");
 
+        // The terminal has a name inside, a device that exists there, and `ps` shows it.
+        t.line("t=$(tty); test -c \"$t\" && echo \"named-$((4*4)):$t:$(ps -o tty= -p $$)\"");
+        let screen = t.wait_for("named-16:");
+        assert!(
+            screen.contains("named-16:/dev/pts/0:pts/0"),
+            "tty inside:\n{screen}"
+        );
+
         // The window size follows the terminal's.
         t.line("stty size");
         t.wait_for("40 120");
@@ -187,5 +196,98 @@ fn a_shell_inside_behaves_like_one_outside() {
                 && !screen.contains("OUTER_GOT:OUTER_INJECTED"),
             "the outer terminal got injected input:\n{screen}"
         );
+    });
+}
+
+/// The state (`/proc/PID/stat`) of the one process whose argv is exactly `argv`.
+#[track_caller]
+fn state_of(argv: &[&str]) -> char {
+    let mut pids = Vec::new();
+    assert!(
+        poll_until(Duration::from_secs(30), || {
+            pids = pids_with_argv(argv);
+            pids.len() == 1
+        }),
+        "no single process {argv:?}: {pids:?}"
+    );
+    proc_state(pids[0]).unwrap_or('?')
+}
+
+/// Wait until the one process `argv` is in `state` (`T`: stopped; `S`: sleeping).
+#[track_caller]
+fn wait_state(argv: &[&str], state: char) {
+    let mut last = '?';
+    let ok = poll_until(Duration::from_secs(30), || {
+        last = state_of(argv);
+        last == state
+    });
+    assert!(ok, "{argv:?}: state {last}, expected {state}");
+}
+
+#[test]
+fn ctrl_z_suspends_a_program_that_is_not_a_shell_and_fg_resumes_it() {
+    root_or_skip!();
+    for_each_caller(|c| {
+        let dir = c.scratch();
+        // The caller's own interactive shell, with job control, as in a terminal window.
+        let t = session(c, dir.path(), "exec /bin/bash --norc --noprofile -i");
+        t.wait_prompts(1);
+        let nsjail = c.nsjail.display().to_string();
+        let tag = unique();
+        // In the outer shell: is the terminal in its normal (canonical) mode?
+        let mode = |want: &str| {
+            t.line(&format!(
+                "case $(stty -a) in *-icanon*) echo mode-raw-{tag};; *) echo mode-cooked-{tag};; esac"
+            ));
+            t.wait_for(&format!("mode-{want}-{tag}"));
+        };
+
+        // 1. Ctrl-Z stops the payload and gives the outer shell its terminal back, cooked;
+        //    `fg` continues the payload where it was.
+        let sleeper = format!("4.{tag}");
+        let n = t.prompts();
+        t.line(&format!(
+            "{nsjail} run -- /bin/sh -c 'echo zstart-$((6*7)); /bin/sleep {sleeper}; echo zend-$((7*7))'"
+        ));
+        t.wait_for("zstart-42");
+        let inner = ["/bin/sleep", sleeper.as_str()];
+        wait_state(&inner, 'S');
+        t.keys(&["C-z"]);
+        t.wait_prompts(n + 1);
+        t.wait_for("Stopped");
+        wait_state(&inner, 'T');
+        mode("cooked");
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(
+            !t.screen().contains("zend-49"),
+            "the payload went on while stopped:\n{}",
+            t.screen()
+        );
+        let n = t.prompts();
+        t.line("fg");
+        t.wait_for("zend-49");
+        t.wait_prompts(n + 1);
+        t.line("echo rc-$?");
+        t.wait_for("rc-0");
+
+        // 2. Ctrl-C and Ctrl-\ still reach a payload that was stopped and continued.
+        for (key, code) in [("C-c", 130), ("C-\\", 131)] {
+            let long = format!("100.{tag}{code}");
+            let argv = ["/bin/sleep", long.as_str()];
+            let n = t.prompts();
+            t.line(&format!("{nsjail} run -- /bin/sleep {long}"));
+            wait_state(&argv, 'S');
+            t.keys(&["C-z"]);
+            t.wait_prompts(n + 1);
+            wait_state(&argv, 'T');
+            t.line("fg");
+            wait_state(&argv, 'S');
+            let n = t.prompts();
+            t.keys(&[key]);
+            t.wait_prompts(n + 1);
+            t.line("echo code-$?");
+            t.wait_for(&format!("code-{code}"));
+        }
+        mode("cooked");
     });
 }

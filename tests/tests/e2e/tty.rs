@@ -103,3 +103,90 @@ fn the_filter_itself_denies_tiocsti_even_on_the_sandboxs_own_terminal() {
         }
     });
 }
+
+/// `nsjail run ARGS` as `c` on a new pseudo-terminal that is the CLI's stdin, stdout, stderr
+/// and controlling terminal, as in a terminal window; what appeared on it and how it ended.
+fn run_on_a_terminal(c: &nsjail_tests::Caller, args: &[&str]) -> Output {
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave: OwnedFd = pty.slave;
+    let mut cmd = c.run_cmd(args);
+    let dup = || Stdio::from(slave.as_fd().try_clone_to_owned().unwrap());
+    cmd.stdin(dup()).stdout(dup()).stderr(dup());
+    // SAFETY: setsid and ioctl only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn nsjail on a pty");
+    drop(cmd);
+    let screen = Capture::start(std::fs::File::from(pty.master));
+    let status = wait_or_kill_group(&mut child);
+    drop(slave);
+    screen.wait_eof(Duration::from_secs(10));
+    Output {
+        what: format!("[{}] nsjail run {args:?} on a pty", c.name()),
+        status: status.unwrap_or_else(|| panic!("timed out: {:?}", screen.text())),
+        stdout: screen.text().replace("\r\n", "\n"),
+        stderr: String::new(),
+    }
+}
+
+/// The value after `key=` on its own line of `out`.
+fn field<'a>(out: &'a Output, key: &str) -> &'a str {
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= line\n{}", out.describe()))
+        .trim()
+}
+
+#[test]
+fn tty_inside_names_a_terminal_that_exists_inside() {
+    // `tty`, `ttyname(0)` and `ps` all find the payload's terminal inside the sandbox (it is a
+    // pseudo-terminal of the sandbox's own /dev/pts), and it is the session's controlling
+    // terminal there.
+    let script = "t=$(tty); echo tty=$t; if test -c \"$t\"; then echo node=yes; else echo node=no; fi; \
+                  echo ps=$(ps -o tty= -p $$); \
+                  python3 -c 'import os; print(\"ttyname=\" + os.ttyname(0))'; \
+                  echo ctty=$(ps -o tty= -p 1)";
+    for_each_caller(|c| {
+        let out = run_on_a_terminal(c, &["--", "/bin/sh", "-c", script]);
+        assert_eq!(out.code(), Some(0), "{}", out.describe());
+        let tty = field(&out, "tty");
+        let n = tty
+            .strip_prefix("/dev/pts/")
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            .unwrap_or_else(|| panic!("tty names no /dev/pts/N\n{}", out.describe()));
+        assert_eq!(field(&out, "node"), "yes", "{}", out.describe());
+        assert_eq!(field(&out, "ps"), format!("pts/{n}"), "{}", out.describe());
+        assert_eq!(field(&out, "ttyname"), tty, "{}", out.describe());
+        // Our init leads the session: the terminal is its controlling terminal too.
+        assert_eq!(
+            field(&out, "ctty"),
+            format!("pts/{n}"),
+            "{}",
+            out.describe()
+        );
+
+        // The control: a view whose /dev has no pseudo-terminals (a tmpfs over it) leaves the
+        // payload on the CLI's own, which the sandbox cannot name: the same checks fail.
+        let out = run_on_a_terminal(
+            c,
+            &[
+                "--default-view",
+                "--tmpfs",
+                "/dev",
+                "--",
+                "/bin/sh",
+                "-c",
+                script,
+            ],
+        );
+        assert_eq!(field(&out, "tty"), "not a tty", "{}", out.describe());
+        assert_eq!(field(&out, "node"), "no", "{}", out.describe());
+    });
+}

@@ -1,0 +1,297 @@
+//! `cargo xtask tcb`: the trusted base of the setuid helper, counted the way an auditor reads it.
+//!
+//! Two figures: the lines of code of every workspace crate linked into `nsjail-helper` (no
+//! tests, comments or blank lines), and the crates from crates.io it links at run time (its
+//! normal dependencies, transitively; proc-macros and build scripts run only at build time and
+//! are left out, with everything only they depend on).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::{HELPER_BIN, Workspace};
+
+/// One crate linked into the helper.
+struct Linked {
+    name: String,
+    version: String,
+    /// The crate's `src/` (workspace crates only).
+    workspace_src: Option<PathBuf>,
+}
+
+pub fn tcb(ws: &Workspace) -> Result<()> {
+    let crates = linked_crates(ws)?;
+    let mut total = 0;
+    println!(
+        "workspace crates linked into {HELPER_BIN} (lines of code: no tests, comments or blank lines):"
+    );
+    for c in crates.iter().filter(|c| c.workspace_src.is_some()) {
+        let src = c.workspace_src.as_deref().unwrap_or(Path::new("."));
+        let (lines, files) = count_dir(src)?;
+        total += lines;
+        println!("  {:<16} {lines:>6} lines in {files} files", c.name);
+    }
+    println!("  {:<16} {total:>6} lines", "total");
+    let external: Vec<&Linked> = crates
+        .iter()
+        .filter(|c| c.workspace_src.is_none())
+        .collect();
+    println!(
+        "runtime crates from crates.io ({}, proc-macros excluded):",
+        external.len()
+    );
+    for c in &external {
+        println!("  {} {}", c.name, c.version);
+    }
+    println!(
+        "trusted base: {total} lines of workspace code, {} runtime crates",
+        external.len()
+    );
+    Ok(())
+}
+
+/// The helper's run-time dependency closure, from `cargo metadata` for the host platform.
+fn linked_crates(ws: &Workspace) -> Result<Vec<Linked>> {
+    let triple = crate::host_triple()?;
+    let out = Command::new(&ws.cargo)
+        .current_dir(&ws.root)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            &triple,
+        ])
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let meta: Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    let members: BTreeSet<&str> = meta["workspace_members"]
+        .as_array()
+        .context("no workspace_members")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let packages: BTreeMap<&str, &Value> = meta["packages"]
+        .as_array()
+        .context("no packages")?
+        .iter()
+        .filter_map(|p| Some((p["id"].as_str()?, p)))
+        .collect();
+    let nodes: BTreeMap<&str, &Value> = meta["resolve"]["nodes"]
+        .as_array()
+        .context("no resolve graph")?
+        .iter()
+        .filter_map(|n| Some((n["id"].as_str()?, n)))
+        .collect();
+    let root = packages
+        .iter()
+        .find(|(id, p)| members.contains(*id) && p["name"] == "nsjail-helper")
+        .map(|(id, _)| *id)
+        .context("no nsjail-helper package in the workspace")?;
+
+    let is_proc_macro = |p: &Value| {
+        p["targets"].as_array().is_some_and(|ts| {
+            ts.iter().any(|t| {
+                t["kind"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "proc-macro"))
+            })
+        })
+    };
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![root];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let node = nodes
+            .get(id)
+            .context("package missing from the resolve graph")?;
+        for dep in node["deps"].as_array().into_iter().flatten() {
+            // Normal dependencies only (`kind: null`); dev and build dependencies never reach
+            // the binary.
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .is_some_and(|ks| ks.iter().any(|k| k["kind"].is_null()));
+            let Some(dep_id) = dep["pkg"].as_str() else {
+                continue;
+            };
+            if normal && packages.get(dep_id).is_some_and(|p| !is_proc_macro(p)) {
+                stack.push(dep_id);
+            }
+        }
+    }
+    let mut linked: Vec<Linked> = seen
+        .into_iter()
+        .filter_map(|id| {
+            let p = packages.get(id)?;
+            let manifest = PathBuf::from(p["manifest_path"].as_str()?);
+            Some(Linked {
+                name: p["name"].as_str()?.to_string(),
+                version: p["version"].as_str()?.to_string(),
+                workspace_src: members
+                    .contains(id)
+                    .then(|| manifest.parent().map(|d| d.join("src")))
+                    .flatten(),
+            })
+        })
+        .collect();
+    linked.sort_by(|a, b| {
+        (a.workspace_src.is_none(), &a.name).cmp(&(b.workspace_src.is_none(), &b.name))
+    });
+    Ok(linked)
+}
+
+/// Lines of code under `dir` (every `.rs` file but `tests.rs` and files under `tests/`).
+fn count_dir(dir: &Path) -> Result<(usize, usize)> {
+    let mut lines = 0;
+    let mut files = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if path.is_dir() {
+                if name != "tests" {
+                    stack.push(path);
+                }
+            } else if name.ends_with(".rs") && name != "tests.rs" {
+                let text = fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                lines += code_lines(&text);
+                files += 1;
+            }
+        }
+    }
+    Ok((lines, files))
+}
+
+/// Lines that are neither blank nor comments, outside items marked `#[cfg(test)]`.
+fn code_lines(text: &str) -> usize {
+    let mut count = 0;
+    let mut in_block_comment = false;
+    // Brace depth of the `#[cfg(test)]` item being skipped, once its body has opened.
+    let mut skipping: Option<i64> = None;
+    let mut pending_test_attr = false;
+    for raw in text.lines() {
+        let line = raw.trim();
+        if in_block_comment {
+            if line.contains("*/") {
+                in_block_comment = false;
+            }
+            continue;
+        }
+        if let Some(depth) = skipping.as_mut() {
+            *depth += brace_delta(line);
+            if *depth <= 0 {
+                skipping = None;
+            }
+            continue;
+        }
+        if line.is_empty() || line.starts_with("//") {
+            continue;
+        }
+        if line.starts_with("/*") {
+            in_block_comment = !line.contains("*/");
+            continue;
+        }
+        if line.starts_with("#[cfg(test)]") {
+            pending_test_attr = true;
+            continue;
+        }
+        if pending_test_attr {
+            if line.starts_with("#[") {
+                continue;
+            }
+            pending_test_attr = false;
+            let delta = brace_delta(line);
+            // `mod tests;` or a one-line item: nothing more to skip.
+            if delta > 0 {
+                skipping = Some(delta);
+            }
+            continue;
+        }
+        count += 1;
+    }
+    count
+}
+
+/// `{` minus `}` on a line, ignoring those in string and char literals and line comments.
+fn brace_delta(line: &str) -> i64 {
+    let mut delta = 0;
+    let mut chars = line.chars().peekable();
+    let mut in_str = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if in_str => {
+                chars.next();
+            }
+            '"' => in_str = !in_str,
+            '\'' if !in_str => {
+                // A char literal such as '{' or '\''; a lifetime has no closing quote soon.
+                let rest: String = chars.clone().take(3).collect();
+                if rest.starts_with("\\") && rest.len() == 3 && rest.ends_with('\'') {
+                    chars.nth(2);
+                } else if rest.chars().nth(1) == Some('\'') {
+                    chars.nth(1);
+                }
+            }
+            '/' if !in_str && chars.peek() == Some(&'/') => break,
+            '{' if !in_str => delta += 1,
+            '}' if !in_str => delta -= 1,
+            _ => {}
+        }
+    }
+    delta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_blanks_and_test_modules_are_not_code() {
+        let text = r#"//! header
+use a::b;
+
+/// doc
+fn f() -> char {
+    // note
+    let s = "{ not a brace"; /* trailing */
+    '{'
+}
+/* block
+   comment */
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn t() {
+        if x { y() }
+    }
+}
+#[cfg(test)]
+mod more;
+fn g() {}
+"#;
+        // use, fn f, let, '{', }, fn g
+        assert_eq!(code_lines(text), 6);
+    }
+
+    #[test]
+    fn braces_in_literals_do_not_count() {
+        assert_eq!(brace_delta(r#"let s = "}{"; {"#), 1);
+        assert_eq!(brace_delta("match c { '{' => 1, '}' => 2 }"), 0);
+        assert_eq!(brace_delta("fn f<'a>(x: &'a str) {"), 1);
+        assert_eq!(brace_delta("x { // }"), 1);
+    }
+}
