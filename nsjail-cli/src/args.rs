@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nsjail_core::caps::{self, CapSet};
+use nsjail_core::landlock::LandlockMode;
 use nsjail_core::limits::{self, RlimitSetting};
 use nsjail_core::request::{CgroupVersion, DEFAULT_HOSTNAME};
 use nsjail_core::{IdMapping, IdRange, Limits, Namespaces, SpawnRequest};
@@ -314,6 +315,13 @@ pub struct RunArgs {
     /// at most 5) [default: none]
     #[arg(long, value_name = "FD", action = clap::ArgAction::Append)]
     pub add_seccomp_fd: Vec<i32>,
+    /// Landlock behind the filesystem view: CMD may read, write and execute only where the view
+    /// lets it (`auto`: where the kernel has Landlock ABI 2 or newer, and not with
+    /// --allow-userns or CAP_SYS_ADMIN, which are for mounting; `on`: always, or refuse)
+    /// [default: auto]
+    #[arg(long, value_name = "auto|on|off", value_enum, default_value_t = LandlockArg::Auto,
+          hide_default_value = true)]
+    pub landlock: LandlockArg,
     /// Let CMD create nested user namespaces [default: denied by the seccomp filter]
     #[arg(long)]
     pub allow_userns: bool,
@@ -340,6 +348,14 @@ pub struct RunArgs {
     /// The command to run and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `--landlock`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LandlockArg {
+    Auto,
+    On,
+    Off,
 }
 
 /// `--cgroup-version`.
@@ -441,7 +457,11 @@ impl RunArgs {
         req.as_pid_1 = self.as_pid_1;
         req.verbose = self.verbose;
         req.limits = self.limits();
-        req.seccomp_fds = self.add_seccomp_fd.len().min(u8::MAX as usize) as u8;
+        req.landlock = match self.landlock {
+            LandlockArg::Auto => LandlockMode::Auto,
+            LandlockArg::On => LandlockMode::On,
+            LandlockArg::Off => LandlockMode::Off,
+        };
         req.allow_userns = self.allow_userns;
         req.allow_ptrace = self.allow_ptrace;
         req.caps = self.caps();
@@ -714,14 +734,25 @@ mod tests {
             }
         );
         assert_eq!(req.gid_map.len(), 1);
-        assert_eq!(req.seccomp_fds, 2);
+        assert_eq!(r.add_seccomp_fd, [7, 8]);
         assert!(req.allow_userns && req.allow_ptrace);
         assert_eq!(r.seccomp.as_deref(), Some("none"));
 
         let r = parse(&["--", "id"]).unwrap();
         let req = r.to_request(std::iter::empty(), None, Vec::new(), 0);
-        assert!(req.caps.is_empty() && req.uid_map.is_empty() && req.seccomp_fds == 0);
+        assert!(req.caps.is_empty() && req.uid_map.is_empty() && r.add_seccomp_fd.is_empty());
         assert_eq!(req.seccomp, nsjail_core::SeccompMode::Default);
+        assert_eq!(req.landlock, LandlockMode::Auto);
+        for (arg, mode) in [
+            ("on", LandlockMode::On),
+            ("off", LandlockMode::Off),
+            ("auto", LandlockMode::Auto),
+        ] {
+            let r = parse(&["--landlock", arg, "--", "id"]).unwrap();
+            let req = r.to_request(std::iter::empty(), None, Vec::new(), 0);
+            assert_eq!(req.landlock, mode);
+        }
+        assert!(parse(&["--landlock", "maybe", "--", "id"]).is_err());
 
         for bad in [
             &["--cap-add", "CAP_FLYING", "--", "id"][..],

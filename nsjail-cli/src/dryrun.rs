@@ -25,6 +25,12 @@ pub struct Resolved<'a> {
     pub profile_args: &'a [String],
     /// Things asked for that this session does not have (skipped).
     pub skipped: Vec<String>,
+    /// What the CLI decided about the view, one line each (as `--verbose` says them): whether
+    /// and why the current directory is bound, what is covered.
+    pub notes: &'a [String],
+    /// The Landlock ruleset that mirrors the view (optional binds of missing sources left out,
+    /// as the helper leaves them out).
+    pub landlock: &'a nsjail_core::landlock::Ruleset,
     /// Whether the payload would get a new pseudo-terminal (stdin is a terminal).
     pub terminal: bool,
 }
@@ -48,6 +54,40 @@ pub fn json(req: &SpawnRequest, resolved: &Resolved) -> String {
         resolved,
     })
     .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// The Landlock mode and, when it would be applied, the ruleset, one rule a line.
+fn landlock_text(o: &mut String, req: &SpawnRequest, rs: &nsjail_core::landlock::Ruleset) {
+    use nsjail_core::landlock::{Decision, LandlockMode, MIN_ABI, decide};
+    // Whether the payload itself leaves it out; the kernel's ABI and the admin policy are the
+    // helper's to check.
+    let mode = match (
+        req.landlock,
+        decide(req.landlock, false, MIN_ABI, req.caps, req.allow_userns),
+    ) {
+        (_, Decision::Skip(why)) => {
+            let _ = writeln!(o, "landlock:    {why}");
+            return;
+        }
+        (LandlockMode::On, _) => "on (refused where the kernel has no Landlock ABI 2 or newer)",
+        _ => {
+            "auto (where the kernel has Landlock ABI 2 or newer; required where the admin policy says so)"
+        }
+    };
+    let _ = writeln!(
+        o,
+        "landlock:    {mode}; rules, each for the path and everything below it:"
+    );
+    for rule in &rs.rules {
+        let _ = writeln!(o, "  {}  {}", rule.access.letters(), rule.path);
+    }
+    let _ = writeln!(
+        o,
+        "  (and the payload's stdio files, reopened only as they were opened)"
+    );
+    for n in &rs.notes {
+        let _ = writeln!(o, "  note: {n}");
+    }
 }
 
 fn quote(s: &str) -> String {
@@ -190,6 +230,7 @@ pub fn text(req: &SpawnRequest, r: &Resolved) -> String {
             format!("{} (inside the sandbox's user namespace only)", req.caps)
         }
     );
+    landlock_text(&mut o, req, r.landlock);
     let _ = writeln!(o, "mounts, in order, on an empty root:");
     for (i, m) in req.mounts.iter().enumerate() {
         let mut line = m.describe();
@@ -202,6 +243,9 @@ pub fn text(req: &SpawnRequest, r: &Resolved) -> String {
             );
         }
         let _ = writeln!(o, "  {:>3}  {line}", i + 1);
+    }
+    for n in r.notes {
+        let _ = writeln!(o, "note:        {n}");
     }
     let _ = writeln!(o, "environment ({} variables):", req.env.len());
     for (k, v) in &req.env {
@@ -303,11 +347,11 @@ fn describe_seccomp(req: &SpawnRequest) -> String {
             describe_action(p.default_action)
         ),
     };
-    if req.seccomp_fds > 0 {
+    let n = req.seccomp_programs.len();
+    if n > 0 {
         s.push_str(&format!(
-            "; plus {} raw BPF program{} (--add-seccomp-fd)",
-            req.seccomp_fds,
-            if req.seccomp_fds == 1 { "" } else { "s" }
+            "; plus {n} raw BPF program{} (--add-seccomp-fd)",
+            if n == 1 { "" } else { "s" }
         ));
     }
     s
@@ -339,6 +383,8 @@ mod tests {
             profiles: Vec::new(),
             profile_args: &[],
             skipped: Vec::new(),
+            notes: &[],
+            landlock: &nsjail_core::landlock::Ruleset::default(),
             terminal: false,
         };
         text(req, &r)
@@ -372,7 +418,7 @@ mod tests {
             hard: RLIM_INFINITY,
         });
         req.seccomp = SeccompMode::Disabled;
-        req.seccomp_fds = 2;
+        req.seccomp_programs = vec![vec![0; 8]; 2];
         let t = text_of(&req);
         assert_eq!(
             line(&t, "limits:"),

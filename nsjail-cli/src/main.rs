@@ -137,6 +137,9 @@ fn run_sandbox(
     from_profiles: &FromProfiles,
     header: Option<&str>,
 ) -> anyhow::Result<i32> {
+    // The raw BPF programs first: an fd that never ends fails here, in one line, before
+    // anything else is said or started.
+    let bpf_programs = profile::read_bpf_programs(&run.add_seccomp_fd)?;
     let env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let cwd_path = std::env::current_dir().ok();
@@ -148,7 +151,9 @@ fn run_sandbox(
     let not_found_hint = replaced_view_hint(run, matches, explicit, &view.ops);
     if view.ops.is_empty() || run.default_view {
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        let mut default = view::default_view(cwd_path.as_deref(), home.as_deref(), !run.no_cwd);
+        let shared = view::shared_dirs(&|k| std::env::var(k).ok());
+        let mut default =
+            view::default_view(cwd_path.as_deref(), home.as_deref(), !run.no_cwd, &shared);
         default.ops.append(&mut view.ops);
         default.fds = std::mem::take(&mut view.fds);
         default.keep = std::mem::take(&mut view.keep);
@@ -208,7 +213,7 @@ fn run_sandbox(
     // sandbox's own where it has a /dev/pts.
     req.terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
     req.seccomp = profile::seccomp_mode(run)?;
-    profile::check_bpf_fds(&run.add_seccomp_fd)?;
+    req.seccomp_programs = bpf_programs;
     net::apply(run, &mut req)?;
     desktop::drop_caller_bus_variable(&mut req.env, &run.setenv);
     // The bus checks the uid a client claims against the proxy's (yours): the program must
@@ -242,6 +247,15 @@ fn run_sandbox(
             ),
             Err(e) => (None, Some(format!("{e:#}"))),
         };
+        // The ruleset the helper would build, without the optional binds it would skip.
+        let landlock = nsjail_core::landlock::plan(req.mounts.iter().filter(|op| match op {
+            nsjail_core::MountOp::Bind {
+                src,
+                optional: true,
+                ..
+            } => std::fs::symlink_metadata(src).is_ok(),
+            _ => true,
+        }));
         let resolved = dryrun::Resolved {
             helper,
             helper_error,
@@ -254,6 +268,8 @@ fn run_sandbox(
                 .collect(),
             profile_args: &from_profiles.resolved.args,
             skipped,
+            notes: &view.notes,
+            landlock: &landlock,
             terminal: nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
         };
         if let Some(h) = header {
@@ -327,7 +343,6 @@ fn start_and_supervise(
         session::Passed {
             stdio,
             extra: extra_fds,
-            bpf: &run.add_seccomp_fd,
         },
         &signals,
         term.as_mut(),

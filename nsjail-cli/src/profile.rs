@@ -1,13 +1,18 @@
-//! The seccomp choice from `--seccomp` and `--add-seccomp-fd`: the profile file is read and
-//! parsed here, as the caller (the helper checks the result again).
+//! The seccomp choice from `--seccomp` and `--add-seccomp-fd`: the profile file and the raw
+//! programs are read (and the profile parsed) here, as the caller (the helper checks the result
+//! again).
 
 use std::io::Read;
 use std::os::fd::RawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use nsjail_core::message::MAX_SECCOMP_FDS;
-use nsjail_core::seccomp::SeccompMode;
+use nix::fcntl::OFlag;
+use nsjail_core::message::MAX_SECCOMP_PROGRAMS;
 use nsjail_core::seccomp::oci::{self, MAX_PROFILE_BYTES, OciContext};
+use nsjail_core::seccomp::{BPF_INSN_BYTES, MAX_BPF_INSNS, SeccompMode};
 
 use crate::args::RunArgs;
 
@@ -40,20 +45,61 @@ pub fn seccomp_mode(run: &RunArgs) -> Result<SeccompMode> {
     Ok(SeccompMode::Profile(profile))
 }
 
-/// Every `--add-seccomp-fd` must be an open descriptor of ours; it travels to the helper with
-/// the request.
-pub fn check_bpf_fds(fds: &[RawFd]) -> Result<()> {
-    if fds.len() > MAX_SECCOMP_FDS {
+/// How long the CLI waits for the `--add-seccomp-fd` programs, all together, to reach their end.
+pub const BPF_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read every `--add-seccomp-fd` program here, as the caller, bounded in size (the kernel's
+/// limit of 4096 instructions) and in time ([`BPF_READ_TIMEOUT`]): a pipe whose writer never
+/// closes, or a file on FUSE whose read never returns, is a one-line error, and the helper
+/// never reads anything the caller chose (issue 10, item 8). The bytes travel in the request;
+/// the helper checks their framing and installs them.
+///
+/// Each descriptor is reopened through `/proc/self/fd` (no unsafe code adopts a raw number),
+/// so a regular file is read from its start.
+pub fn read_bpf_programs(fds: &[RawFd]) -> Result<Vec<Vec<u8>>> {
+    if fds.len() > MAX_SECCOMP_PROGRAMS {
         bail!(
-            "--add-seccomp-fd: at most {MAX_SECCOMP_FDS} programs, got {}",
+            "--add-seccomp-fd: at most {MAX_SECCOMP_PROGRAMS} programs, got {}",
             fds.len()
         );
     }
+    let deadline = Instant::now() + BPF_READ_TIMEOUT;
+    let max = (MAX_BPF_INSNS * BPF_INSN_BYTES) as u64;
+    let mut programs = Vec::with_capacity(fds.len());
     for &fd in fds {
         // /proc/self/fd lists exactly our open descriptors (and needs no unsafe borrow).
-        if fd < 0 || std::fs::read_link(format!("/proc/self/fd/{fd}")).is_err() {
+        let path = format!("/proc/self/fd/{fd}");
+        if fd < 0 || std::fs::read_link(&path).is_err() {
             bail!("--add-seccomp-fd {fd}: not an open file descriptor");
         }
+        // Non-blocking only for the open (a FIFO without a writer would block it), then
+        // blocking reads in a thread we stop waiting for at the deadline.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(OFlag::O_NONBLOCK.bits())
+            .open(&path)
+            .with_context(|| format!("--add-seccomp-fd {fd}: cannot open it for reading"))?;
+        nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
+            .with_context(|| format!("--add-seccomp-fd {fd}: fcntl(F_SETFL)"))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut data = Vec::new();
+            let r = file.take(max + 1).read_to_end(&mut data).map(|_| data);
+            let _ = tx.send(r);
+        });
+        let left = deadline.saturating_duration_since(Instant::now());
+        let data = match rx.recv_timeout(left) {
+            Ok(r) => r.with_context(|| format!("--add-seccomp-fd {fd}"))?,
+            // The reading thread stays blocked; the process ends with this error.
+            Err(_) => bail!(
+                "--add-seccomp-fd {fd}: no end of file within {} s",
+                BPF_READ_TIMEOUT.as_secs()
+            ),
+        };
+        if data.len() as u64 > max {
+            bail!("--add-seccomp-fd {fd}: longer than {MAX_BPF_INSNS} instructions");
+        }
+        programs.push(data);
     }
-    Ok(())
+    Ok(programs)
 }

@@ -56,8 +56,6 @@ pub struct Passed<'a> {
     pub stdio: [RawFd; 3],
     /// The filesystem view's data fds.
     pub extra: &'a [RawFd],
-    /// The `--add-seccomp-fd` descriptors.
-    pub bpf: &'a [RawFd],
 }
 
 pub fn run(
@@ -69,7 +67,7 @@ pub fn run(
     not_found_hint: Option<&str>,
 ) -> Result<Outcome> {
     let mut stream = UnixStream::from(sock);
-    if let Err(e) = send_spawn(&stream, req, passed.stdio, passed.extra, passed.bpf) {
+    if let Err(e) = send_spawn(&stream, req, passed.stdio, passed.extra) {
         // A helper that refused us at once (the daemon's per-user limit) may have closed the
         // connection before our request went out: its reason is waiting to be read.
         if let Ok(Some(HelperEvent::Error { message, .. })) =
@@ -311,18 +309,16 @@ fn read_event(stream: &UnixStream) -> Result<Option<(HelperEvent, Vec<OwnedFd>)>
 }
 
 /// The spawn frame, with the payload's stdin, stdout and stderr (ours, or the pseudo-terminal's
-/// slave), then the view's data fds, then the raw BPF programs' fds, attached as `SCM_RIGHTS`.
+/// slave), then the view's data fds, attached as `SCM_RIGHTS`.
 fn send_spawn(
     stream: &UnixStream,
     req: &SpawnRequest,
     stdio: [RawFd; 3],
     extra_fds: &[RawFd],
-    bpf_fds: &[RawFd],
 ) -> Result<()> {
     let frame = wire::encode(&ClientMessage::Spawn(Box::new(req.clone())))?;
     let mut fds = stdio.to_vec();
     fds.extend_from_slice(extra_fds);
-    fds.extend_from_slice(bpf_fds);
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let sent = loop {
         match sendmsg::<()>(

@@ -1,7 +1,7 @@
 //! The filesystem options, in the order they were given, and the default view.
 
 use std::os::fd::RawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::ArgMatches;
 use nsjail_core::{BindKind, MountOp, OverlayKind};
@@ -235,10 +235,78 @@ pub fn from_args(m: &ArgMatches, cwd: &Path) -> Result<View, String> {
     Ok(view)
 }
 
+/// Directories where programs of the caller (and of other users) keep their servers' sockets
+/// and their temporary files: tmux (`/tmp/tmux-UID`), ssh-agent (`$TMPDIR/ssh-*`), X11
+/// (`/tmp/.X11-unix`), D-Bus and most desktop services (`$XDG_RUNTIME_DIR`), `/run`. The default
+/// view never binds one of them, anything under one, or anything above one, as the working
+/// directory: a payload given such a directory can drive those servers (issue 10, item 7).
+/// `getenv` reads the caller's environment.
+pub fn shared_dirs(getenv: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = [
+        "/tmp",
+        "/var/tmp",
+        "/dev/shm",
+        "/run",
+        "/var/run",
+        "/var/lock",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    for var in ["XDG_RUNTIME_DIR", "TMPDIR"] {
+        if let Some(d) = getenv(var).map(PathBuf::from)
+            && d.is_absolute()
+            && d != Path::new("/")
+        {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+/// `p` with symbolic links resolved when it exists, else as given.
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Why the working directory `cwd` must not be bound, if it must not: it is, is under, or holds
+/// one of the `shared` directories (compared with symbolic links resolved), or it directly holds
+/// a Unix socket (an agent's or a server's: the payload could connect to it).
+fn shared_reason(cwd: &Path, shared: &[PathBuf]) -> Option<String> {
+    let c = canonical(cwd);
+    for s in shared {
+        let s = canonical(s);
+        let what = "a shared temporary or runtime directory";
+        if c == s {
+            return Some(format!("is {}, {what}", s.display()));
+        }
+        if c.starts_with(&s) {
+            return Some(format!("is under {}, {what}", s.display()));
+        }
+        if s.starts_with(&c) {
+            return Some(format!("holds {}, {what}", s.display()));
+        }
+    }
+    let socket = std::fs::read_dir(&c).ok()?.flatten().find(|e| {
+        use std::os::unix::fs::FileTypeExt;
+        e.file_type().is_ok_and(|t| t.is_socket())
+    })?;
+    Some(format!(
+        "holds a Unix socket ({})",
+        socket.file_name().to_string_lossy()
+    ))
+}
+
 /// The view a sandbox gets when no filesystem option is given (see README): the system
 /// read-only, fresh /proc and /dev, empty private /tmp, /var/tmp, /run and $HOME, and the
-/// current directory read-write at its own path.
-pub fn default_view(cwd: Option<&Path>, home: Option<&Path>, bind_cwd: bool) -> View {
+/// current directory read-write at its own path — unless it is `/`, $HOME or above it, or a
+/// shared directory in the sense of [`shared_dirs`] (or holds a socket).
+pub fn default_view(
+    cwd: Option<&Path>,
+    home: Option<&Path>,
+    bind_cwd: bool,
+    shared: &[PathBuf],
+) -> View {
     let mut view = View::default();
     let ro = |p: &str, optional: bool| MountOp::Bind {
         src: p.into(),
@@ -292,6 +360,13 @@ pub fn default_view(cwd: Option<&Path>, home: Option<&Path>, bind_cwd: bool) -> 
             c.display()
         )),
         Some(c) => {
+            if let Some(why) = shared_reason(c, shared) {
+                view.notes.push(format!(
+                    "default view: the current directory {} {why}, not bound (bind what you need with --default-view --bind)",
+                    c.display()
+                ));
+                return view;
+            }
             let c = c.to_string_lossy().into_owned();
             view.notes.push(format!("default view: binding the current directory {c} read-write"));
             view.ops.push(MountOp::Bind {
@@ -471,20 +546,22 @@ mod tests {
         assert!(has_cwd_bind(&default_view(
             Some(Path::new("/home/u/proj")),
             Some(home),
-            true
+            true,
+            &[]
         )));
         for cwd in ["/", "/home", "/home/u"] {
             assert!(
-                !has_cwd_bind(&default_view(Some(Path::new(cwd)), Some(home), true)),
+                !has_cwd_bind(&default_view(Some(Path::new(cwd)), Some(home), true, &[])),
                 "{cwd}"
             );
         }
         assert!(!has_cwd_bind(&default_view(
             Some(Path::new("/home/u/proj")),
             Some(home),
-            false
+            false,
+            &[]
         )));
-        let v = default_view(None, Some(home), true);
+        let v = default_view(None, Some(home), true, &[]);
         assert!(v.ops.contains(&MountOp::Dir {
             dst: "/home/u".into(),
             perms: Some(0o700)
@@ -492,5 +569,84 @@ mod tests {
         assert!(v.ops.contains(&MountOp::Proc {
             dst: "/proc".into()
         }));
+    }
+
+    #[test]
+    fn shared_directories_are_never_bound_as_the_working_directory() {
+        let env = |k: &str| match k {
+            "XDG_RUNTIME_DIR" => Some("/run/user/1000".to_string()),
+            "TMPDIR" => Some("/home/u/tmp".to_string()),
+            _ => None,
+        };
+        let shared = shared_dirs(&env);
+        let home = Some(Path::new("/home/u"));
+        let bound = |cwd: &str| {
+            let v = default_view(Some(Path::new(cwd)), home, true, &shared);
+            let bound = v.ops.iter().any(|o| {
+                matches!(
+                    o,
+                    MountOp::Bind {
+                        kind: BindKind::ReadWrite,
+                        ..
+                    }
+                )
+            });
+            (bound, v.notes.join("; "))
+        };
+        for (cwd, says) in [
+            ("/tmp", "is /tmp,"),
+            ("/tmp/tmux-1000", "under /tmp"),
+            ("/var/tmp/x", "under /var/tmp"),
+            ("/dev/shm/x", "under /dev/shm"),
+            ("/run/user/1000/bus-dir", "under /run"),
+            ("/home/u/tmp/ssh-XXXX", "under /home/u/tmp"),
+            ("/var", "holds /var/tmp"),
+            ("/dev", "holds /dev/shm"),
+        ] {
+            let (b, notes) = bound(cwd);
+            assert!(!b, "{cwd} was bound");
+            assert!(
+                notes.contains(says) && notes.contains("not bound"),
+                "{cwd}: {notes}"
+            );
+        }
+        // An $XDG_RUNTIME_DIR outside /run counts too; `/` as $TMPDIR does not make every
+        // directory shared.
+        let elsewhere = |k: &str| match k {
+            "XDG_RUNTIME_DIR" => Some("/srv/rt".to_string()),
+            "TMPDIR" => Some("/".to_string()),
+            _ => None,
+        };
+        let shared = shared_dirs(&elsewhere);
+        let v = default_view(Some(Path::new("/srv/rt/x")), home, true, &shared);
+        assert!(v.notes[0].contains("under /srv/rt"), "{:?}", v.notes);
+        // The control: an ordinary directory is bound.
+        let (b, notes) = bound("/home/u/proj");
+        assert!(
+            b && notes.contains("binding the current directory"),
+            "{notes}"
+        );
+        let v = default_view(Some(Path::new("/srv/x")), home, true, &shared);
+        assert!(v.notes[0].contains("binding"), "{:?}", v.notes);
+    }
+
+    #[test]
+    fn a_directory_holding_a_socket_is_not_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Some(Path::new("/nonexistent-home"));
+        let v = default_view(Some(dir.path()), home, true, &[]);
+        assert!(v.notes[0].contains("binding"), "{:?}", v.notes);
+        let _l = std::os::unix::net::UnixListener::bind(dir.path().join("agent.sock")).unwrap();
+        let v = default_view(Some(dir.path()), home, true, &[]);
+        assert!(
+            v.notes[0].contains("holds a Unix socket (agent.sock)"),
+            "{:?}",
+            v.notes
+        );
+        assert!(
+            !v.ops
+                .iter()
+                .any(|o| o.sources().contains(&dir.path().to_str().unwrap()))
+        );
     }
 }

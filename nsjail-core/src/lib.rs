@@ -10,6 +10,7 @@
 
 pub mod caps;
 pub mod exit;
+pub mod landlock;
 pub mod limits;
 pub mod message;
 pub mod mounts;

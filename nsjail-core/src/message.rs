@@ -9,8 +9,7 @@ use crate::request::SpawnRequest;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientMessage {
     /// Start a sandbox. Carries [`STDIO_FDS`] file descriptors (stdin, stdout, stderr), then the
-    /// request's `extra_fds` (filesystem data), then its `seccomp_fds` raw BPF programs, as
-    /// `SCM_RIGHTS`, in that order.
+    /// request's `extra_fds` (filesystem data), as `SCM_RIGHTS`, in that order.
     Spawn(Box<SpawnRequest>),
     /// Deliver this signal to the payload.
     Signal(i32),
@@ -23,19 +22,17 @@ pub enum ClientMessage {
 /// The number of fds that travel with every spawn request: the payload's stdin, stdout, stderr.
 pub const STDIO_FDS: usize = 3;
 /// The most raw BPF programs (`--add-seccomp-fd`) one spawn request may carry.
-pub const MAX_SECCOMP_FDS: usize = 5;
-/// The most fds any message carries.
+pub const MAX_SECCOMP_PROGRAMS: usize = 5;
 /// At most this many fds for `--file`, `--bind-data` and the like.
 pub const MAX_EXTRA_FDS: usize = 56;
-pub const MAX_FDS: usize = STDIO_FDS + MAX_SECCOMP_FDS + MAX_EXTRA_FDS;
+/// The most fds any message carries.
+pub const MAX_FDS: usize = STDIO_FDS + MAX_EXTRA_FDS;
 
 impl ClientMessage {
     /// How many fds must arrive with this message; any other count is a protocol error.
     pub fn expected_fds(&self) -> usize {
         match self {
-            ClientMessage::Spawn(req) => {
-                STDIO_FDS + req.extra_fds as usize + req.seccomp_fds as usize
-            }
+            ClientMessage::Spawn(req) => STDIO_FDS + req.extra_fds as usize,
             ClientMessage::Signal(_) | ClientMessage::Continue => 0,
         }
     }

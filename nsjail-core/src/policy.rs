@@ -50,6 +50,18 @@ pub struct Policy {
     pub limits: Ceilings,
     #[serde(default)]
     pub id_ranges: IdRanges,
+    #[serde(default)]
+    pub require: Requirements,
+}
+
+/// What every sandbox must have, whatever the request says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Requirements {
+    /// Every payload runs under its Landlock ruleset: `--landlock off` is refused, and so is
+    /// every request on a kernel without Landlock ABI 2 or newer; `auto` no longer leaves it
+    /// out for payloads that keep `CAP_SYS_ADMIN` or may create user namespaces.
+    pub landlock: bool,
 }
 
 /// Who may use the helper. With neither list, everyone; otherwise a caller listed in `users`
@@ -659,6 +671,14 @@ mod tests {
         assert!(p.check_features(&req).is_ok());
         assert_eq!(p.id_ranges.subuid, "/etc/subuid");
         assert_eq!(p.limits.max_sandboxes_per_user, None);
+    }
+
+    #[test]
+    fn landlock_can_be_required() {
+        assert!(!Policy::default().require.landlock);
+        let p = Policy::parse("[require]\nlandlock = true\n").unwrap();
+        assert!(p.require.landlock);
+        assert!(Policy::parse("[require]\nseccomp = true\n").is_err());
     }
 
     #[test]

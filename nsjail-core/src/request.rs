@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::caps::CapSet;
+use crate::landlock::LandlockMode;
 use crate::limits::RlimitSetting;
 use crate::mounts::MountOp;
 use crate::seccomp::SeccompMode;
@@ -45,9 +46,12 @@ pub struct SpawnRequest {
     pub pasta: Option<Pasta>,
     /// The payload's seccomp filter: the default deny list, none, or a custom profile.
     pub seccomp: SeccompMode,
-    /// How many raw BPF programs (`--add-seccomp-fd`) travel as fds after the three stdio fds;
-    /// each is installed on top of `seccomp`.
-    pub seccomp_fds: u8,
+    /// Raw BPF programs (`--add-seccomp-fd`), as the caller's fds held them: the CLI reads them
+    /// (as the caller, bounded in size and time), the helper checks only their framing and
+    /// installs each on top of `seccomp`. Never fds: the helper reads nothing the caller chose.
+    pub seccomp_programs: Vec<Vec<u8>>,
+    /// Whether the payload runs under a Landlock ruleset mirroring its view (see `landlock`).
+    pub landlock: LandlockMode,
     /// Let the payload create nested user namespaces (the default filter denies it).
     pub allow_userns: bool,
     /// Let the payload use ptrace (the default filter denies it).
@@ -142,7 +146,8 @@ impl SpawnRequest {
             limits: Limits::default(),
             pasta: None,
             seccomp: SeccompMode::Default,
-            seccomp_fds: 0,
+            seccomp_programs: Vec::new(),
+            landlock: LandlockMode::Auto,
             allow_userns: false,
             allow_ptrace: false,
             caps: CapSet::EMPTY,

@@ -5,11 +5,11 @@ use thiserror::Error;
 
 use crate::caps::CapError;
 use crate::limits::show_seconds;
-use crate::message::MAX_SECCOMP_FDS;
+use crate::message::MAX_SECCOMP_PROGRAMS;
 use crate::mounts::{MountOp, OverlayKind};
 use crate::request::IdRange;
 use crate::request::{Limits, SpawnRequest};
-use crate::seccomp::{ProfileError, SeccompMode};
+use crate::seccomp::{MAX_BPF_INSNS, ProfileError, SeccompMode};
 
 /// Largest number of arguments or environment entries a request may carry.
 pub const MAX_LIST: usize = 16 * 1024;
@@ -90,8 +90,13 @@ pub enum ValidationError {
     PortZero,
     #[error("--forward-port: host port {0} is forwarded twice")]
     PortTwice(u16),
-    #[error("at most {MAX_SECCOMP_FDS} --add-seccomp-fd programs, got {0}")]
-    TooManySeccompFds(u8),
+    #[error("at most {MAX_SECCOMP_PROGRAMS} --add-seccomp-fd programs, got {0}")]
+    TooManySeccompPrograms(usize),
+    #[error(
+        "--add-seccomp-fd program {n}: {len} bytes is not a BPF program (a non-empty whole number \
+         of 8-byte instructions, at most {MAX_BPF_INSNS} of them)"
+    )]
+    BadSeccompProgram { n: usize, len: usize },
     #[error("{0}")]
     Profile(#[from] ProfileError),
     #[error("{0}")]
@@ -209,8 +214,19 @@ pub fn check(req: &SpawnRequest) -> Result<(), ValidationError> {
             max: crate::message::MAX_EXTRA_FDS,
         });
     }
-    if req.seccomp_fds as usize > MAX_SECCOMP_FDS {
-        return Err(ValidationError::TooManySeccompFds(req.seccomp_fds));
+    if req.seccomp_programs.len() > MAX_SECCOMP_PROGRAMS {
+        return Err(ValidationError::TooManySeccompPrograms(
+            req.seccomp_programs.len(),
+        ));
+    }
+    // Only the framing: what the instructions do is the kernel's to check when it loads them.
+    for (i, p) in req.seccomp_programs.iter().enumerate() {
+        if !crate::seccomp::is_bpf_framing(p) {
+            return Err(ValidationError::BadSeccompProgram {
+                n: i + 1,
+                len: p.len(),
+            });
+        }
     }
     if let SeccompMode::Profile(p) = &req.seccomp {
         p.check()?;
@@ -544,15 +560,55 @@ mod tests {
         assert!(matches!(check(&r), Err(ValidationError::TooMany { .. })));
 
         let mut r = ok();
-        r.seccomp_fds = MAX_SECCOMP_FDS as u8 + 1;
+        r.seccomp_programs = vec![vec![0u8; 8]; MAX_SECCOMP_PROGRAMS + 1];
         assert!(matches!(
             check(&r),
-            Err(ValidationError::TooManySeccompFds(_))
+            Err(ValidationError::TooManySeccompPrograms(6))
         ));
 
         let mut r = ok();
         r.caps = crate::caps::CapSet(1 << 63);
         assert!(matches!(check(&r), Err(ValidationError::Caps(_))));
+    }
+
+    #[test]
+    fn raw_bpf_programs_are_checked_for_framing_only() {
+        let mut r = ok();
+        for good in [8, 16, MAX_BPF_INSNS * 8] {
+            r.seccomp_programs = vec![vec![0xffu8; good]];
+            assert_eq!(check(&r), Ok(()), "{good} bytes");
+        }
+        for bad in [0, 7, 9, MAX_BPF_INSNS * 8 + 8] {
+            r.seccomp_programs = vec![vec![0u8; 8], vec![0u8; bad]];
+            assert_eq!(
+                check(&r),
+                Err(ValidationError::BadSeccompProgram { n: 2, len: bad }),
+                "{bad} bytes"
+            );
+        }
+    }
+
+    /// The largest request with raw programs in it still fits in one frame: every program at
+    /// the kernel's limit, beside a large environment and a full filesystem view.
+    #[test]
+    fn the_largest_raw_programs_fit_in_a_frame() {
+        let mut r = ok();
+        r.seccomp_programs = vec![vec![0xffu8; MAX_BPF_INSNS * 8]; MAX_SECCOMP_PROGRAMS];
+        r.env = (0..512)
+            .map(|i| (format!("VARIABLE_{i}"), "v".repeat(100)))
+            .collect();
+        r.mounts = (0..200)
+            .map(|i| MountOp::Bind {
+                src: format!("/home/someone/projects/source-{i}"),
+                dst: format!("/home/someone/projects/source-{i}"),
+                kind: crate::mounts::BindKind::ReadOnly,
+                optional: false,
+            })
+            .collect();
+        assert_eq!(check(&r), Ok(()));
+        let frame = crate::wire::encode(&crate::message::ClientMessage::Spawn(Box::new(r)))
+            .expect("fits in a frame");
+        assert!(frame.len() <= crate::wire::MAX_BODY + crate::wire::HEADER_LEN);
     }
 
     #[test]

@@ -506,9 +506,9 @@ mod tests {
         }
         assert!(check_fds(&ClientMessage::Signal(2), 0).is_ok());
         assert!(check_fds(&ClientMessage::Signal(2), 1).is_err());
-        // Raw BPF programs travel after the stdio fds and count too.
+        // The filesystem's extra fds travel after the stdio fds and count too.
         let mut r = SpawnRequest::new(vec!["/bin/true".into()]);
-        r.seccomp_fds = 2;
+        r.extra_fds = 2;
         let msg = ClientMessage::Spawn(Box::new(r));
         assert!(check_fds(&msg, 5).is_ok());
         for n in [3, 4, 6] {

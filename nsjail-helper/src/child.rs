@@ -94,6 +94,8 @@ struct Exec {
     /// Applied in the payload alone, just before exec: our init must not inherit them (a small
     /// `nproc` or `as` would stop it from starting the payload at all).
     rlimits: Vec<RlimitSetting>,
+    /// The Landlock ruleset that mirrors the view as it was built.
+    landlock: nsjail_core::landlock::Ruleset,
 }
 
 fn set_up(
@@ -156,7 +158,14 @@ fn set_up(
     reporter.step(|| "mount: / and everything below made private".into());
     // The new root: every source opened as the caller, every destination resolved inside it,
     // then pivot_root. See mounts.rs for why each step comes where it does.
-    mounts::build(&req.mounts, extra, reporter)?;
+    let applied = mounts::build(&req.mounts, extra, reporter)?;
+    let landlock = nsjail_core::landlock::plan(
+        req.mounts
+            .iter()
+            .zip(&applied)
+            .filter(|(_, done)| **done)
+            .map(|(op, _)| op),
+    );
 
     // 5. UTS and network.
     if req.namespaces.uts {
@@ -192,14 +201,14 @@ fn set_up(
     };
     reporter.step(|| format!("cwd: {cwd}"));
 
-    prepare_exec(req)
+    prepare_exec(req, landlock)
 }
 
 fn cstring(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| sys(format!("{s:?}"))(Errno::EINVAL))
 }
 
-fn prepare_exec(req: &SpawnRequest) -> Result<Exec> {
+fn prepare_exec(req: &SpawnRequest, landlock: nsjail_core::landlock::Ruleset) -> Result<Exec> {
     let argv = req
         .argv
         .iter()
@@ -230,6 +239,7 @@ fn prepare_exec(req: &SpawnRequest) -> Result<Exec> {
         env,
         program: req.program.clone(),
         rlimits: crate::rlimits::with_defaults(&req.limits.rlimits),
+        landlock,
     })
 }
 
@@ -270,11 +280,21 @@ fn start(
     if let Err(e) = sys::close_fds_from_except(3, &keep) {
         return Err(fail(sys("close_range")(e), reporter));
     }
+    // The payload's Landlock ruleset, built here inside the new root with the stdio in place
+    // (before any capability is dropped, so every path the payload could reach opens); the
+    // payload applies it to itself right before exec.
+    let landlock = match lock.landlock {
+        Some(abi) => match crate::landlock::prepare(&exec.landlock, abi, &reporter) {
+            Ok(p) => Some(p),
+            Err(e) => return Err(fail(e, reporter)),
+        },
+        None => None,
+    };
 
     if req.as_pid_1 {
         drop(status);
         reporter.step(|| format!("exec: {} as PID 1", exec.program));
-        exec_payload(&exec, lock, &reporter);
+        exec_payload(&exec, lock, landlock, &reporter);
     }
 
     // The init takes signals through a signalfd; block them before the fork so none is lost
@@ -303,9 +323,11 @@ fn start(
                 foreground();
             }
             let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-            exec_payload(&exec, lock, &reporter)
+            exec_payload(&exec, lock, landlock, &reporter)
         }
         Ok(Some(payload)) => {
+            // The ruleset is the payload's; the init runs without it.
+            drop(landlock);
             // The init needs no capability at all: waiting, signalling its own child and
             // writing a pipe. It never execs, and it gets no seccomp filter, so that a strict
             // custom profile cannot break the reaping of the payload.
@@ -343,8 +365,13 @@ fn reporter_fd(r: &Reporter) -> i32 {
 }
 
 /// The last steps before the payload's code runs: its rlimits, no inherited fd, no new
-/// privileges, only the capabilities asked for, the seccomp filters, exec.
-fn exec_payload(exec: &Exec, lock: &Lockdown, reporter: &Reporter) -> ! {
+/// privileges, its Landlock ruleset, only the capabilities asked for, the seccomp filters, exec.
+fn exec_payload(
+    exec: &Exec,
+    lock: &Lockdown,
+    landlock: Option<crate::landlock::Prepared>,
+    reporter: &Reporter,
+) -> ! {
     if let Err(e) = crate::rlimits::apply(&exec.rlimits) {
         reporter.setup_failed(&e.to_string());
         sys::exit_now(SETUP_FAILED);
@@ -353,7 +380,7 @@ fn exec_payload(exec: &Exec, lock: &Lockdown, reporter: &Reporter) -> ! {
         reporter.setup_failed(&sys("close_range(CLOEXEC)")(e).to_string());
         sys::exit_now(SETUP_FAILED);
     }
-    if let Err(e) = lockdown::apply(lock) {
+    if let Err(e) = lockdown::apply(lock, landlock) {
         reporter.setup_failed(&e.to_string());
         sys::exit_now(SETUP_FAILED);
     }

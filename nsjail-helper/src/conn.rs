@@ -40,8 +40,6 @@ pub struct PassedFds {
     pub stdio: [OwnedFd; STDIO_FDS],
     /// Fds for `--file`, `--bind-data` and the like, by index.
     pub extra: Vec<OwnedFd>,
-    /// One raw BPF program per `--add-seccomp-fd`.
-    pub seccomp: Vec<OwnedFd>,
 }
 
 pub struct Conn {
@@ -128,7 +126,7 @@ impl Conn {
     }
 
     /// Read the opening message, which must be a spawn request carrying exactly the three
-    /// stdio fds, then the extra fds it announces, then one fd per raw BPF program. All of it
+    /// stdio fds, then the extra fds it announces. All of it
     /// must have arrived by `deadline` (counted from the connection, however the bytes came).
     pub fn read_spawn(&mut self, deadline: Option<Instant>) -> Result<(SpawnRequest, PassedFds)> {
         let mut chunk = vec![0u8; CHUNK];
@@ -169,9 +167,8 @@ impl Conn {
             ));
         };
         let mut fds = fds;
-        // In the order they were sent: stdio, the filesystem's extra fds, the BPF programs.
-        let mut extra = fds.split_off(STDIO_FDS.min(fds.len()));
-        let seccomp = extra.split_off((req.extra_fds as usize).min(extra.len()));
+        // In the order they were sent: stdio, the filesystem's extra fds.
+        let extra = fds.split_off(STDIO_FDS.min(fds.len()));
         for fd in &fds {
             check_stdio_fd(fd)?;
         }
@@ -181,14 +178,7 @@ impl Conn {
                 got: v.len(),
             })
         })?;
-        Ok((
-            *req,
-            PassedFds {
-                stdio,
-                extra,
-                seccomp,
-            },
-        ))
+        Ok((*req, PassedFds { stdio, extra }))
     }
 
     /// Receive some bytes and any fds that come with them, without waiting: `None` when there

@@ -3,8 +3,7 @@
 //! privilege grants nothing beyond what the kernel gives the caller anyway, so there is nothing
 //! for a policy to restrict.
 
-use std::os::fd::OwnedFd;
-
+use nsjail_core::landlock::Decision;
 use nsjail_core::policy::{self, Accounts, MAX_POLICY_BYTES, Policy, Who};
 use nsjail_core::{IdRange, SpawnRequest};
 
@@ -109,8 +108,8 @@ fn decide_map(
     Ok((requested.to_vec(), beyond))
 }
 
-/// Apply the policy to `req` from `caller`; `raw` are the `--add-seccomp-fd` programs' fds.
-pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<Grants> {
+/// Apply the policy to `req` from `caller`.
+pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
     let mut steps = Vec::new();
     let policy = if caller.privileged {
         let p = load_policy()?;
@@ -146,6 +145,26 @@ pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<
     };
     effective.check_access(&who, &db)?;
     effective.check_features(req)?;
+    // Landlock: the request's mode, the policy's requirement, the kernel's ABI.
+    let landlock = match nsjail_core::landlock::decide(
+        req.landlock,
+        effective.require.landlock,
+        crate::sys::landlock_abi(),
+        req.caps,
+        req.allow_userns,
+    ) {
+        Decision::Apply { abi } => {
+            steps.push(format!(
+                "landlock: on, ABI {abi}: the payload may read, write and execute only where its view lets it"
+            ));
+            Some(abi)
+        }
+        Decision::Skip(why) => {
+            steps.push(format!("landlock: {why}"));
+            None
+        }
+        Decision::Refuse(why) => return Err(HelperError::Refused(why)),
+    };
     let limits = effective.limits_within(&req.limits)?;
 
     let ranges = &effective.id_ranges;
@@ -172,11 +191,9 @@ pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<
         &db,
     )?;
 
-    let mut programs = Vec::with_capacity(raw.len());
-    for (i, fd) in raw.iter().enumerate() {
-        programs.push(seccomp::read_raw(fd, i)?);
-    }
-    drop(raw);
+    // The `--add-seccomp-fd` programs came as bytes in the request (read by the CLI, as the
+    // caller): nothing the caller chose is read here.
+    let programs = seccomp::raw_programs(req)?;
     let plan = seccomp::plan(
         req,
         effective.allow.seccomp_none,
@@ -208,6 +225,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<
         lockdown: Lockdown {
             caps: req.caps,
             seccomp: plan,
+            landlock,
         },
         limits,
         _slot: slot,

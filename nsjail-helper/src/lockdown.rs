@@ -19,6 +19,8 @@ use crate::sys as os;
 pub struct Lockdown {
     pub caps: CapSet,
     pub seccomp: SeccompPlan,
+    /// The Landlock ABI to build the payload's ruleset with, when it gets one.
+    pub landlock: Option<u32>,
 }
 
 /// Reduce this process's capabilities to `keep` in all five sets.
@@ -41,10 +43,14 @@ pub fn limit_capabilities(keep: CapSet) -> Result<()> {
     Ok(())
 }
 
-/// Everything `execve` must not happen without: `no_new_privs`, then capabilities, then the
-/// filters (last, so that a strict custom profile cannot stop the steps before it).
-pub fn apply(l: &Lockdown) -> Result<()> {
+/// Everything `execve` must not happen without: `no_new_privs`, then the Landlock ruleset (which
+/// needs it), then capabilities, then the filters (last, so that a strict custom profile cannot
+/// stop the steps before it).
+pub fn apply(l: &Lockdown, landlock: Option<crate::landlock::Prepared>) -> Result<()> {
     nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    if let Some(ruleset) = landlock {
+        crate::landlock::restrict(ruleset)?;
+    }
     limit_capabilities(l.caps)?;
     seccomp::install(&l.seccomp).map_err(|e| HelperError::Sys {
         call: format!(

@@ -22,6 +22,7 @@ mod error;
 mod grants;
 mod init;
 mod interp;
+mod landlock;
 mod limit;
 mod listen;
 mod lockdown;

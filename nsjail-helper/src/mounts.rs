@@ -89,8 +89,9 @@ fn cstr(s: &str) -> std::result::Result<CString, Errno> {
     CString::new(s).map_err(|_| Errno::EINVAL)
 }
 
-/// Build the root from `ops` and make it `/`. `passed` are the request's extra fds.
-pub fn build(ops: &[MountOp], passed: Vec<OwnedFd>, reporter: &Reporter) -> Result<()> {
+/// Build the root from `ops` and make it `/`. `passed` are the request's extra fds. Returns,
+/// for each operation, whether it was carried out (an optional bind of a missing source is not).
+pub fn build(ops: &[MountOp], passed: Vec<OwnedFd>, reporter: &Reporter) -> Result<Vec<bool>> {
     // 1. Sources, as the caller, before anything is mounted.
     let mut sources = Vec::with_capacity(ops.len());
     for op in ops {
@@ -116,7 +117,9 @@ pub fn build(ops: &[MountOp], passed: Vec<OwnedFd>, reporter: &Reporter) -> Resu
     };
 
     // 3. + 4. The operations, in order.
+    let mut applied = Vec::with_capacity(ops.len());
     for (op, src) in ops.iter().zip(sources) {
+        applied.push(!matches!(src, Sources::Skipped));
         root.apply(op, src)?;
         reporter.step(|| format!("mount: {}", op.describe()));
     }
@@ -125,7 +128,7 @@ pub fn build(ops: &[MountOp], passed: Vec<OwnedFd>, reporter: &Reporter) -> Resu
     root.finish()?;
     umask(old_umask);
     reporter.step(|| "mount: pivot_root into the new root, old root detached".into());
-    Ok(())
+    Ok(applied)
 }
 
 fn open_sources(op: &MountOp) -> Result<Sources> {

@@ -157,14 +157,10 @@ fn serve(conn: &mut Conn, caller: &Caller, limits: &Limits, began: Instant) -> R
                 .unwrap_or_else(|_| "nsjail-helper".into())
         ));
     }
-    // The policy, the account files and the BPF programs are read, and their fds closed,
-    // before anything is cloned: none of them can reach the sandbox.
-    let PassedFds {
-        stdio,
-        extra,
-        seccomp: bpf_fds,
-    } = fds;
-    let grants = grants::decide(&req, caller, bpf_fds)?;
+    // The policy and the account files are read, and their fds closed, before anything is
+    // cloned: none of them can reach the sandbox.
+    let PassedFds { stdio, extra } = fds;
+    let grants = grants::decide(&req, caller)?;
     // From here on the request carries the limits the policy allows (ceilings fill in what was
     // not asked for).
     let mut req = req;

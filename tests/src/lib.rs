@@ -159,12 +159,37 @@ fn keep_until_exit(dir: TempDir) -> PathBuf {
     path
 }
 
-/// A fresh directory in /tmp that every user can traverse and read (0755), removed when dropped.
+/// Where scratch directories are made: not under `/tmp` or another shared temporary directory,
+/// which the default view never binds as the working directory (and many tests run from a
+/// scratch directory and rely on it being bound). As root: `/var/lib/nsjail-e2e`, made root-owned
+/// 0755 so every user can traverse it; otherwise a directory next to the built binaries.
+pub fn scratch_base() -> PathBuf {
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let base = if is_root() {
+            PathBuf::from("/var/lib/nsjail-e2e")
+        } else {
+            bin_dir().join("e2e-scratch")
+        };
+        fs::create_dir_all(&base)
+            .unwrap_or_else(|e| panic!("create the scratch base {}: {e}", base.display()));
+        if is_root() {
+            chown(&base, Some(0), Some(0)).expect("chown the scratch base");
+            fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        base
+    })
+    .clone()
+}
+
+/// A fresh directory in [`scratch_base`] that every user can traverse and read (0755), removed
+/// when dropped.
 pub fn scratch_dir() -> TempDir {
+    let base = scratch_base();
     let d = tempfile::Builder::new()
         .prefix("nsjail-e2e-")
-        .tempdir_in("/tmp")
-        .expect("create a scratch dir in /tmp");
+        .tempdir_in(&base)
+        .unwrap_or_else(|e| panic!("create a scratch dir in {}: {e}", base.display()));
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
     d
 }

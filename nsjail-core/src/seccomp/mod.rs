@@ -87,6 +87,19 @@ pub const MAX_ARGS: usize = 6;
 /// Largest errno a filter may return (`SECCOMP_RET_DATA` is 16 bits, the kernel caps at 4095).
 pub const MAX_ERRNO: u16 = 4095;
 
+/// The most instructions the kernel loads in one BPF program (`BPF_MAXINSNS`).
+pub const MAX_BPF_INSNS: usize = 4096;
+/// The size of one classic BPF instruction (`struct sock_filter`).
+pub const BPF_INSN_BYTES: usize = 8;
+
+/// Whether `bytes` can be a raw BPF program as bubblewrap's `--add-seccomp-fd` takes it: a
+/// non-empty whole number of 8-byte instructions, at most [`MAX_BPF_INSNS`].
+pub fn is_bpf_framing(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes.len().is_multiple_of(BPF_INSN_BYTES)
+        && bytes.len() / BPF_INSN_BYTES <= MAX_BPF_INSNS
+}
+
 /// The native system call number of `name`, if this architecture has it.
 pub fn syscall_number(name: &str) -> Option<u32> {
     syscall_table::X86_64

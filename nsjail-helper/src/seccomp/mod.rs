@@ -5,17 +5,13 @@ pub mod bpf;
 pub mod default;
 
 use std::borrow::Cow;
-use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::stat::{SFlag, fstat};
 use nsjail_core::SpawnRequest;
 use nsjail_core::seccomp::{ArgCmp, CmpOp, SeccompAction, SeccompMode, SeccompProfile};
 
 use self::bpf::{Action, Cond, Insn, Op, Rule, Width};
-use crate::error::{HelperError, Result, sys};
+use crate::error::{HelperError, Result};
 
 /// One program to install, with its `SECCOMP_FILTER_FLAG_*` bits.
 pub struct Filter {
@@ -31,9 +27,6 @@ pub struct SeccompPlan {
     /// For `--verbose`.
     pub description: String,
 }
-
-/// How long the helper waits for a raw BPF program's fd to reach end-of-file.
-const RAW_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn action(a: SeccompAction) -> Action {
     match a {
@@ -93,56 +86,24 @@ pub fn compile_profile(p: &SeccompProfile) -> Result<Vec<Insn>> {
     }
 }
 
-/// Read one raw BPF program (`--add-seccomp-fd`) to its end. Bounded in size and in time: a
-/// pipe whose writer never closes is an error, not a hang.
-pub fn read_raw(fd: &OwnedFd, n: usize) -> Result<Vec<Insn>> {
-    let what = format!("--add-seccomp-fd program {}", n + 1);
-    let st = fstat(fd.as_fd()).map_err(sys(format!("fstat on {what}")))?;
-    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-    if kind == SFlag::S_IFDIR || kind == SFlag::S_IFSOCK {
-        return Err(HelperError::Refused(format!(
-            "{what}: a directory or socket is not a BPF program"
-        )));
-    }
-    let max = bpf::MAX_INSNS * 8;
-    let mut data = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let deadline = Instant::now() + RAW_READ_TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut pfd, PollTimeout::from(ms)) {
-            Ok(0) => {
-                return Err(HelperError::Refused(format!(
-                    "{what}: no end of file within {}s",
-                    RAW_READ_TIMEOUT.as_secs()
-                )));
-            }
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(sys(format!("poll on {what}"))(e)),
-        }
-        match nix::unistd::read(fd.as_fd(), &mut chunk) {
-            Ok(0) => break,
-            Ok(k) => {
-                data.extend_from_slice(&chunk[..k]);
-                if data.len() > max {
-                    return Err(HelperError::Refused(format!(
-                        "{what}: longer than {} instructions",
-                        bpf::MAX_INSNS
-                    )));
-                }
-            }
-            Err(Errno::EINTR | Errno::EAGAIN) => {}
-            Err(e) => return Err(sys(format!("read {what}"))(e)),
-        }
-    }
-    bpf::from_bytes(&data).ok_or_else(|| {
-        HelperError::Refused(format!(
-            "{what}: {} bytes is not a BPF program (a non-empty whole number of 8-byte instructions)",
-            data.len()
-        ))
-    })
+/// The request's raw BPF programs (`--add-seccomp-fd`) as instructions. The CLI read them as
+/// the caller; `validate` has checked their framing, checked again here.
+pub fn raw_programs(req: &SpawnRequest) -> Result<Vec<Vec<Insn>>> {
+    req.seccomp_programs
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            bpf::from_bytes(bytes).ok_or_else(|| {
+                HelperError::Refused(format!(
+                    "--add-seccomp-fd program {}: {} bytes is not a BPF program (a non-empty \
+                     whole number of 8-byte instructions, at most {})",
+                    i + 1,
+                    bytes.len(),
+                    bpf::MAX_INSNS
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Decide the payload's filters. `may_replace_default`: the policy lets this caller run without
@@ -232,6 +193,19 @@ mod tests {
     use super::bpf::interp::{Data, run};
     use super::*;
     use nsjail_core::seccomp::oci;
+
+    #[test]
+    fn raw_programs_are_the_requests_bytes_and_the_limit_is_the_kernels() {
+        assert_eq!(bpf::MAX_INSNS, nsjail_core::seccomp::MAX_BPF_INSNS);
+        let mut req = SpawnRequest::new(vec!["true".into()]);
+        let ret_allow = [0x06, 0, 0, 0, 0, 0, 0xff, 0x7f];
+        req.seccomp_programs = vec![ret_allow.to_vec()];
+        let p = raw_programs(&req).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(run(&p[0], &Data::native(0, [0; 6])), 0x7fff_0000);
+        req.seccomp_programs = vec![vec![0; 7]];
+        assert!(raw_programs(&req).is_err());
+    }
 
     #[test]
     fn a_docker_style_profile_compiles_and_means_what_it_says() {

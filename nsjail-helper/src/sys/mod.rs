@@ -581,6 +581,23 @@ pub fn seccomp_install(prog: &[crate::seccomp::bpf::Insn], flags: u32) -> Result
     Errno::result(ret).map(drop)
 }
 
+/// The running kernel's Landlock ABI version (`landlock_create_ruleset` with
+/// `LANDLOCK_CREATE_RULESET_VERSION`); 0 when the kernel has no Landlock or has it disabled.
+pub fn landlock_abi() -> u32 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with the VERSION flag the kernel reads no attribute (a null pointer and size 0 are
+    // what it requires) and only returns a number.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    u32::try_from(ret).unwrap_or(0)
+}
+
 /// Drop capability `cap` from this thread's bounding set.
 pub fn capbset_drop(cap: u8) -> Result<(), Errno> {
     // SAFETY: PR_CAPBSET_DROP takes an integer argument and touches no memory of ours.

@@ -2,9 +2,10 @@
 //!
 //! 1. The staging root shows up inside when a bind's source contains `/tmp` (where the new root
 //!    is assembled): the recursive clone of the source is taken after the new root was attached
-//!    on `/tmp`, so it carries the staging tmpfs and its submounts along. From cwd `/tmp` the
-//!    default view then shows the new root itself as the working directory, and writes there
-//!    never reach the host; `--ro-bind / /` hides the host's `/tmp` behind the staging tmpfs.
+//!    on `/tmp`, so it carries the staging tmpfs and its submounts along. A bind of `/tmp` (the
+//!    default view used to make one from cwd `/tmp`; it no longer binds a shared directory) then
+//!    shows the new root itself, and writes there never reach the host; `--ro-bind / /` hides the
+//!    host's `/tmp` behind the staging tmpfs.
 //! 2. `--file FD` with an fd the CLI does not have open prints two lines (one from the helper).
 //! 3. `--perms -1` / `--bind-data -3 DST`: the error does not name the option.
 
@@ -16,7 +17,7 @@ use nsjail_tests::{for_each_caller, unique};
 use crate::fsutil::{HostMarker, How, parse_mountinfo, run, run_plain, sh_argv, system_args};
 
 #[test]
-fn from_cwd_tmp_the_default_view_binds_the_hosts_tmp_and_not_the_staging_root() {
+fn a_bind_of_the_hosts_tmp_shows_it_and_not_the_staging_root() {
     let marker = format!("nsjail-e2e-host-marker-{}", unique());
     let _host_marker = HostMarker::new(&marker);
     for_each_caller(|c| {
@@ -25,9 +26,12 @@ fn from_cwd_tmp_the_default_view_binds_the_hosts_tmp_and_not_the_staging_root() 
             "pwd; test -e {marker} && echo host-marker-visible; echo x > {written}; \
              echo ==; cat /proc/self/mountinfo"
         );
+        let bind_tmp: Vec<String> = ["--default-view", "--bind", "/tmp", "/tmp"]
+            .map(String::from)
+            .to_vec();
         let out = run(
             c,
-            &sh_argv(&[], &script),
+            &sh_argv(&bind_tmp, &script),
             &How {
                 cwd: Some(Path::new("/tmp")),
                 env: vec![("HOME", "/")],

@@ -551,21 +551,22 @@ fn a_directory_passed_as_stdio_is_refused() {
 }
 
 #[test]
-fn a_spawn_must_carry_exactly_the_bpf_fds_it_announces() {
-    // The fd-count rule of the wire: 3 stdio fds plus one per announced BPF program.
+fn a_spawn_must_carry_exactly_the_fds_it_announces() {
+    // The fd-count rule of the wire: 3 stdio fds plus the announced extra (filesystem data)
+    // fds. (Raw BPF programs travel as bytes in the request, never as fds.)
     let mut starts = vec![(nsjail_tests::helper_bin(), None)];
     if nsjail_tests::is_root() {
         starts.push((setuid_install().helper.clone(), Some(test_user())));
     }
     for (helper, as_ids) in starts {
-        for (announced, sent) in [(1u8, 3usize), (0, 4), (2, 4), (6, 9)] {
+        for (announced, sent) in [(1u32, 3usize), (0, 4), (2, 4), (6, 8)] {
             let how = HelperStart {
                 as_ids,
                 ..Default::default()
             };
             let mut conn = HelperConn::start(&helper, &how);
             let mut req = nsjail_tests::spawn_request(&["/bin/true"]);
-            req.seccomp_fds = announced;
+            req.extra_fds = announced;
             let frame =
                 nsjail_core::wire::encode(&nsjail_core::ClientMessage::Spawn(Box::new(req)))
                     .unwrap();

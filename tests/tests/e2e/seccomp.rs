@@ -3,6 +3,7 @@
 //! call is repeated with `--seccomp none` as the control, so every check can fail.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 
 use nsjail_tests::hardening::{probe_dir, probe_result};
@@ -228,6 +229,11 @@ fn run_with_fd5(c: &nsjail_tests::Caller, bytes: &[u8], args: &[&str]) -> nsjail
     let path = dir.path().join("prog.bpf");
     std::fs::write(&path, bytes).unwrap();
     let f: OwnedFd = std::fs::File::open(&path).unwrap().into();
+    run_with_fd_as_5(c, f, args)
+}
+
+/// Run `nsjail run ARGS` as `c` with `f` as its fd 5.
+fn run_with_fd_as_5(c: &nsjail_tests::Caller, f: OwnedFd, args: &[&str]) -> nsjail_tests::Output {
     let raw = f.as_raw_fd();
     let mut cmd = c.run_cmd(args);
     // SAFETY: dup2 and fcntl only, between fork and exec.
@@ -295,5 +301,81 @@ fn add_seccomp_fd_installs_a_raw_bpf_program() {
         c.run(&["--add-seccomp-fd", "9", "--", "/bin/true"])
             .expect_code(125)
             .expect_one_error_line("nsjail: --add-seccomp-fd 9: not an open file descriptor");
+    });
+}
+
+/// A BPF program behind a source that never ends (a FIFO whose writer stays open, as a FUSE
+/// file whose read never returns would be) is read by the CLI, as the caller, within a bound:
+/// one line, exit 125, and the helper is never started (issue 10, item 8: the helper used to
+/// read it as root, and a FUSE file could block it forever).
+#[test]
+fn add_seccomp_fd_from_a_source_that_never_ends_fails_in_the_cli() {
+    for_each_caller(|c| {
+        let dir = c.scratch();
+        // A FIFO of the caller's (the CLI reopens the descriptor as the caller).
+        let fifo = |name: &str| {
+            let p = dir.path().join(name);
+            nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            std::os::unix::fs::chown(&p, Some(c.uid), Some(c.gid)).unwrap();
+            p
+        };
+        // Read-write: the FIFO always has a writer (us), so a read never sees end-of-file.
+        let never = fifo("never-ends");
+        let f: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&never)
+            .unwrap()
+            .into();
+        let out = run_with_fd_as_5(
+            c,
+            f,
+            &["--verbose", "--add-seccomp-fd", "5", "--", "/bin/true"],
+        );
+        // One line even with --verbose: no helper (nor daemon) was reached to say anything.
+        out.expect_code(125)
+            .expect_one_error_line("nsjail: --add-seccomp-fd 5: no end of file within")
+            .expect_no_panic();
+
+        // The control: a FIFO whose writer writes a program and closes works.
+        let ends = fifo("ends");
+        let r: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&ends)
+            .unwrap()
+            .into();
+        let mut w = std::fs::OpenOptions::new().write(true).open(&ends).unwrap();
+        std::io::Write::write_all(&mut w, &deny_mkdir_bpf()).unwrap();
+        drop(w);
+        let out = run_with_fd_as_5(
+            c,
+            r,
+            &[
+                "--add-seccomp-fd",
+                "5",
+                "--",
+                "/bin/sh",
+                "-c",
+                "mkdir /tmp/x 2>&1; echo rc=$?",
+            ],
+        );
+        out.expect_success();
+        assert!(
+            out.stdout.contains("Permission denied") && out.stdout.contains("rc=1"),
+            "{}",
+            out.describe()
+        );
+
+        // Too long for the kernel (more than 4096 instructions), and not a file at all.
+        let long: Vec<u8> = deny_mkdir_bpf().repeat(820);
+        run_with_fd5(c, &long, &["--add-seccomp-fd", "5", "--", "/bin/true"])
+            .expect_code(125)
+            .expect_one_error_line("nsjail: --add-seccomp-fd 5: longer than 4096 instructions");
+        let d: OwnedFd = std::fs::File::open(dir.path()).unwrap().into();
+        run_with_fd_as_5(c, d, &["--add-seccomp-fd", "5", "--", "/bin/true"])
+            .expect_code(125)
+            .expect_one_error_line("nsjail: --add-seccomp-fd 5:")
+            .expect_no_panic();
     });
 }
