@@ -169,6 +169,17 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
+/// For a part of a test that needs root (the setuid helper, a host mount): `true` when root;
+/// else that part [`skip`]s, with the reason `needs root: PART`.
+#[track_caller]
+pub fn root_part(test: &str, part: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    skip(test, &format!("needs root: {part}"));
+    false
+}
+
 /// `if !root_or_skip!() { return; }` with the test's module path in the message.
 #[macro_export]
 macro_rules! root_or_skip {

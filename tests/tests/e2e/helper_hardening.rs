@@ -165,7 +165,7 @@ fn the_helpers_environment_never_reaches_the_payload() {
         ("LD_PRELOAD".to_string(), "/nonexistent.so".to_string()),
     ];
     let mut starts = vec![(nsjail_tests::helper_bin(), None)];
-    if nsjail_tests::is_root() {
+    if nsjail_tests::root_part(module_path!(), "the setuid helper") {
         starts.push((setuid_install().helper.clone(), Some(test_user())));
     }
     for (helper, as_ids) in starts {
@@ -555,7 +555,7 @@ fn a_directory_passed_as_stdio_is_refused() {
 fn a_spawn_must_carry_exactly_the_bpf_fds_it_announces() {
     // The fd-count rule of the wire: 3 stdio fds plus one per announced BPF program.
     let mut starts = vec![(nsjail_tests::helper_bin(), None)];
-    if nsjail_tests::is_root() {
+    if nsjail_tests::root_part(module_path!(), "the setuid helper") {
         starts.push((setuid_install().helper.clone(), Some(test_user())));
     }
     for (helper, as_ids) in starts {

@@ -538,13 +538,13 @@ fn the_helper_checks_limits_itself() {
     use nsjail_core::limits::{RlimitResource, RlimitSetting};
     use nsjail_core::{ClientMessage, ErrorKind, HelperEvent};
     use nsjail_tests::{
-        HelperConn, HelperStart, devnull_stdio, helper_bin, is_root, setuid_install, spawn_request,
+        HelperConn, HelperStart, devnull_stdio, helper_bin, setuid_install, spawn_request,
         test_user,
     };
     use std::os::fd::AsRawFd;
 
     let mut helpers = vec![(helper_bin(), HelperStart::default())];
-    if is_root() {
+    if nsjail_tests::root_part(module_path!(), "the setuid helper") {
         helpers.push((
             setuid_install().helper.clone(),
             HelperStart {
