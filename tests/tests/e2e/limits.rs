@@ -846,7 +846,9 @@ fn the_sandbox_sees_its_cgroup_as_root_and_an_ordinary_user_cannot_leave_it() {
         // /sys), each tried as a way out. v1 lines name their controllers; v2 has one `0::` line.
         let script = "grep -E ':(memory|pids):|^0::' /proc/self/cgroup; \
             for f in /sys/fs/cgroup/*/cgroup.procs /sys/fs/cgroup/cgroup.procs; do \
-              [ -e \"$f\" ] && (echo $$ > \"$f\") 2>/dev/null && echo \"MOVED $f\"; done; \
+              [ -e \"$f\" ] || continue; echo \"TRIED $f\"; \
+              if err=$( (echo $$ > \"$f\") 2>&1 ); then echo \"MOVED $f\"; \
+              else echo \"REFUSED $f: ${err##*: }\"; fi; done; \
             grep -E ':(memory|pids):|^0::' /proc/self/cgroup";
         let l = run_limited(
             c,
@@ -864,19 +866,45 @@ fn the_sandbox_sees_its_cgroup_as_root_and_an_ordinary_user_cannot_leave_it() {
         );
         l.expect_status("OK");
         let lines = l.out.lines();
-        let views: Vec<&String> = lines.iter().filter(|x| x.contains(":/")).collect();
+        let tried = lines.iter().filter(|x| x.starts_with("TRIED ")).count();
+        let refused = lines
+            .iter()
+            .filter(|x| x.starts_with("REFUSED ") && x.ends_with(": Permission denied"))
+            .count();
+        let moved = lines.iter().filter(|x| x.starts_with("MOVED ")).count();
+        let first = lines.iter().position(|x| x.starts_with("TRIED "));
+        let before = &lines[..first.unwrap_or(lines.len())];
+        let last = lines
+            .iter()
+            .rposition(|x| x.starts_with("MOVED ") || x.starts_with("REFUSED "));
+        let after = &lines[last.map_or(lines.len(), |i| i + 1)..];
+        // The way out was tried: /sys is there, with cgroup.procs files to write to.
+        assert!(
+            tried >= 1 && tried == refused + moved && !before.is_empty(),
+            "[{}] the payload tried nothing:\n{}",
+            c.name(),
+            l.describe()
+        );
         if c.kind != nsjail_tests::CallerKind::Myself {
             // Its own cgroup is the root of its cgroup namespace: no host path leaks in.
             assert!(
-                views.iter().take(2).all(|v| v.ends_with(":/")),
+                before.iter().all(|v| v.ends_with(":/")),
                 "the payload sees a host cgroup path:\n{}",
                 l.describe()
             );
         }
         if c.is_user() {
+            // Every write is refused by the kernel (EACCES), and the payload stays where it was.
             assert!(
-                !l.out.stdout.contains("MOVED"),
+                refused == tried && moved == 0 && after == before,
                 "an ordinary user's payload moved itself out of its cgroup:\n{}",
+                l.describe()
+            );
+        } else if c.kind == nsjail_tests::CallerKind::Root {
+            // The control: root's payload, root on the host, may move itself.
+            assert!(
+                moved >= 1 && after != before,
+                "[root] the writes never worked, so the refusals prove nothing:\n{}",
                 l.describe()
             );
         }
