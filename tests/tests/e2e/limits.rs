@@ -764,12 +764,20 @@ fn the_caller_cannot_stop_or_kill_the_setuid_helper() {
         run.stderr.text()
     );
     let helper = helper_of(run.pid()).expect("the helper is running");
-    for sig in ["-STOP", "-KILL"] {
-        let out = c
-            .command_for("/bin/kill")
-            .args([sig, &helper.to_string()])
+    let kill = |sig: &str, pid: i32| {
+        c.command_for(nsjail_tests::tool("kill"))
+            .args([sig, &pid.to_string()])
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    // The control: the caller's signals do reach a process of its own (its CLI).
+    let out = kill("-CONT", run.pid());
+    assert!(
+        out.status.success(),
+        "the caller cannot signal its CLI: {out:?}"
+    );
+    for sig in ["-STOP", "-KILL"] {
+        let out = kill(sig, helper);
         if out.status.success() {
             // Do not leave a stopped helper behind a failed test.
             let pid = nix::unistd::Pid::from_raw(helper);
@@ -777,6 +785,12 @@ fn the_caller_cannot_stop_or_kill_the_setuid_helper() {
             run.signal(Signal::SIGKILL);
             panic!("the caller could send {sig} to its setuid helper");
         }
+        // Refused by the kernel (EPERM), to a helper that is still there (not ESRCH).
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("({helper}): Operation not permitted")),
+            "kill {sig} {helper}: {err}"
+        );
     }
     let out = run.wait();
     out.expect_no_panic();
