@@ -106,3 +106,60 @@ fn help_has_examples_and_defaults() {
         }
     });
 }
+
+/// The text form states the limits and the filters the request carries (it once printed
+/// `none` for both, whatever was asked).
+#[test]
+fn the_text_dry_run_states_the_limits_and_the_filters() {
+    let c = nsjail_tests::Caller::myself();
+    let line = |args: &[&str], key: &str| -> String {
+        let mut all = vec!["--dry-run"];
+        all.extend_from_slice(args);
+        all.extend(["--", "/bin/true"]);
+        let out = c.run(&all);
+        out.expect_success();
+        out.stdout
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("{key}:"))
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {key}: line\n{}", out.describe()))
+    };
+    // The control: nothing asked, nothing stated.
+    assert_eq!(line(&[], "limits"), "none");
+    let limits = line(
+        &[
+            "--memory-limit",
+            "64M",
+            "--time-limit",
+            "2",
+            "--wall-time-limit",
+            "1.5",
+            "--kill-grace",
+            "0.25",
+            "--pids-limit",
+            "10",
+            "--cpus",
+            "0.5",
+            "--rlimit",
+            "nofile=64",
+        ],
+        "limits",
+    );
+    assert_eq!(
+        limits,
+        "cpu time 2.000 s, wall time 1.500 s, SIGTERM at a time limit, SIGKILL 0.250 s later, \
+         memory 67108864 bytes (64 MiB), 10 processes, 0.500 CPUs, rlimit nofile 64:64"
+    );
+    let default = "nsjail's default filter (dangerous system calls and TIOCSTI denied)";
+    assert_eq!(line(&[], "seccomp"), default);
+    assert_eq!(
+        line(&["--allow-userns", "--allow-ptrace"], "seccomp"),
+        format!("{default}, allowing new user namespaces and ptrace")
+    );
+    assert_eq!(
+        line(&["--seccomp", "none"], "seccomp"),
+        "none (--seccomp none)"
+    );
+}
