@@ -7,6 +7,7 @@ mod bench;
 mod facts;
 mod fuzz;
 mod install;
+mod mutants;
 mod package;
 mod sections;
 mod throughput;
@@ -104,6 +105,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Run each cargo-fuzz target in fuzz/ for a while (stable toolchain, RUSTC_BOOTSTRAP=1).
     Fuzz(fuzz::FuzzArgs),
+    /// Mutation testing (cargo-mutants) of the trust-critical code; every survivor must be
+    /// explained in docs/testing.md. `--in-diff REV` tests only code changed since REV.
+    Mutants(mutants::MutantsArgs),
 }
 
 fn main() -> ExitCode {
@@ -143,6 +147,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Dist => package::dist(&ws).map(drop),
         Cmd::Deb => package::deb(&ws).map(drop),
         Cmd::Fuzz(args) => fuzz::fuzz(&ws, &args),
+        Cmd::Mutants(args) => mutants::mutants(&ws, &args),
     }
 }
 
