@@ -173,8 +173,8 @@ pub fn text(req: &SpawnRequest, r: &Resolved) -> String {
         (None, None) => "/".into(),
     };
     let _ = writeln!(o, "cwd:         {cwd}");
-    let _ = writeln!(o, "limits:      {}", limits_text(&req.limits));
-    let _ = writeln!(o, "seccomp:     {}", seccomp_text(req));
+    let _ = writeln!(o, "limits:      none");
+    let _ = writeln!(o, "seccomp:     none");
     let _ = writeln!(o, "mounts, in order, on an empty root:");
     for (i, m) in req.mounts.iter().enumerate() {
         let mut line = m.describe();
@@ -196,92 +196,4 @@ pub fn text(req: &SpawnRequest, r: &Resolved) -> String {
         let _ = writeln!(o, "skipped:     {s}");
     }
     o
-}
-
-/// The limits of a request as `nsjail run` options would set them, or `none`.
-fn limits_text(l: &nsjail_core::Limits) -> String {
-    use nsjail_core::limits::{RLIM_INFINITY, show_seconds};
-    let mut v = Vec::new();
-    if let Some(us) = l.cpu_time_us {
-        v.push(format!("cpu time {}", show_seconds(us)));
-    }
-    if let Some(us) = l.wall_time_us {
-        v.push(format!("wall time {}", show_seconds(us)));
-    }
-    if l.cpu_time_us.is_some() || l.wall_time_us.is_some() {
-        v.push(if l.kill_grace_us == 0 {
-            "SIGKILL at a time limit".to_string()
-        } else {
-            format!(
-                "SIGTERM at a time limit, SIGKILL {} later",
-                show_seconds(l.kill_grace_us)
-            )
-        });
-    }
-    if let Some(b) = l.memory_bytes {
-        v.push(format!("memory {b} bytes ({} MiB)", b >> 20));
-    }
-    if let Some(n) = l.pids {
-        v.push(format!("{n} processes"));
-    }
-    if let Some(m) = l.cpu_millis {
-        v.push(format!("{}.{:03} CPUs", m / 1000, m % 1000));
-    }
-    let value = |x: u64| {
-        if x == RLIM_INFINITY {
-            "unlimited".to_string()
-        } else {
-            x.to_string()
-        }
-    };
-    for r in &l.rlimits {
-        v.push(format!(
-            "rlimit {} {}:{}",
-            r.resource.name(),
-            value(r.soft),
-            value(r.hard)
-        ));
-    }
-    if v.is_empty() {
-        return "none".into();
-    }
-    if l.cgroup_version != nsjail_core::request::CgroupVersion::Auto {
-        v.push(format!("cgroup {:?}", l.cgroup_version));
-    }
-    v.join(", ")
-}
-
-/// The filters the payload would run under.
-fn seccomp_text(req: &SpawnRequest) -> String {
-    use nsjail_core::seccomp::SeccompMode;
-    let mut s = match &req.seccomp {
-        SeccompMode::Default => {
-            let mut allowed = Vec::new();
-            if req.allow_userns {
-                allowed.push("new user namespaces");
-            }
-            if req.allow_ptrace {
-                allowed.push("ptrace");
-            }
-            let mut s =
-                "nsjail's default filter (dangerous system calls and TIOCSTI denied)".to_string();
-            if !allowed.is_empty() {
-                s.push_str(&format!(", allowing {}", allowed.join(" and ")));
-            }
-            s
-        }
-        SeccompMode::Disabled => "none (--seccomp none)".into(),
-        SeccompMode::Profile(p) => format!(
-            "a profile of {} rules (other calls: {:?})",
-            p.rules.len(),
-            p.default_action
-        ),
-    };
-    if req.seccomp_fds > 0 {
-        s.push_str(&format!(
-            "; and {} program(s) from --add-seccomp-fd",
-            req.seccomp_fds
-        ));
-    }
-    s
 }
