@@ -73,3 +73,105 @@ pub fn choose(socket: Option<&Path>, helper: Option<&Path>) -> Result<Route> {
         Err(e) => Err(anyhow!("{skipped}; {e:#}")),
     }
 }
+
+/// The ways a request reaches a helper, as `$NSJAIL_WAY_IN` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WayIn {
+    /// The helper daemon, through its socket.
+    Daemon,
+    /// A helper of our own that the kernel runs as root because it is setuid root.
+    Setuid,
+    /// A helper of our own run by root, so root whatever its mode.
+    Root,
+    /// A helper of our own that runs as the caller (not setuid, or on a `nosuid` mount).
+    Plain,
+}
+
+impl WayIn {
+    pub const ALL: [WayIn; 4] = [WayIn::Daemon, WayIn::Setuid, WayIn::Root, WayIn::Plain];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WayIn::Daemon => "daemon",
+            WayIn::Setuid => "setuid",
+            WayIn::Root => "root",
+            WayIn::Plain => "plain",
+        }
+    }
+}
+
+/// The value of `$NSJAIL_WAY_IN` that only shows the way in.
+pub const SHOW_WAY_IN: &str = "show";
+
+/// Whether the kernel will run the helper at `path` as root when we execute it: a root-owned
+/// file with the setuid bit, on a filesystem not mounted `nosuid` (where the bit is ignored).
+fn runs_setuid_root(path: &Path) -> bool {
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    use std::os::unix::fs::MetadataExt;
+    let setuid_file = std::fs::metadata(path).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o4000 != 0);
+    setuid_file && statvfs(path).is_ok_and(|s| !s.flags().contains(FsFlags::ST_NOSUID))
+}
+
+impl Route {
+    /// The way in this route takes, and the details a person needs to see it was the right one.
+    pub fn way_in(&self) -> (WayIn, String) {
+        match self {
+            Route::Daemon { path, how, .. } => (
+                WayIn::Daemon,
+                format!("{}, socket from {how}", path.display()),
+            ),
+            Route::Helper { located, skipped } => {
+                let way = if nix::unistd::geteuid().is_root() {
+                    WayIn::Root
+                } else if runs_setuid_root(&located.path) {
+                    WayIn::Setuid
+                } else {
+                    WayIn::Plain
+                };
+                (
+                    way,
+                    format!(
+                        "helper {}, found by {}; {skipped}",
+                        located.path.display(),
+                        located.how
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// `$NSJAIL_WAY_IN`: when set, say on stderr which way in was taken, in one line
+/// (`nsjail: way in: WAY (DETAILS)`); when it names a way, refuse any other, so that a missing
+/// daemon socket or a helper that lost its setuid bit never falls back silently.
+pub fn say_way_in(route: &Route) -> Result<()> {
+    let Some(want) = std::env::var_os("NSJAIL_WAY_IN").filter(|v| !v.is_empty()) else {
+        return Ok(());
+    };
+    let want = want.to_string_lossy();
+    let required = match WayIn::ALL.into_iter().find(|w| w.name() == want) {
+        Some(w) => Some(w),
+        None if want == SHOW_WAY_IN => None,
+        None => {
+            let names: Vec<&str> = WayIn::ALL.iter().map(|w| w.name()).collect();
+            return Err(anyhow!(
+                "NSJAIL_WAY_IN={want}: expected {SHOW_WAY_IN} or one of {}",
+                names.join(", ")
+            ));
+        }
+    };
+    let (way, details) = route.way_in();
+    if let Some(w) = required
+        && w != way
+    {
+        return Err(anyhow!(
+            "NSJAIL_WAY_IN={} but the way in is {} ({details}): not starting",
+            w.name(),
+            way.name()
+        ));
+    }
+    // One write, so that a reader never sees half the line.
+    let line = format!("nsjail: way in: {} ({details})\n", way.name());
+    std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes())
+        .map_err(|e| anyhow!("writing the way in to stderr: {e}"))
+}

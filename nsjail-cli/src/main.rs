@@ -282,6 +282,7 @@ fn run_sandbox(
         return Ok(0);
     }
     let route = daemon::choose(run.socket.as_deref(), run.helper.as_deref())?;
+    daemon::say_way_in(&route)?;
     // Bad input ends above with no report; from here on a report is always written, XX when
     // the sandbox could not be set up.
     let mut sinks = report::Sinks::open(run)?;

@@ -369,9 +369,26 @@ mod tests {
 
     #[test]
     fn builtins_parse_and_map_onto_run_options() {
+        use clap::Parser;
         for (name, text) in BUILTINS {
             let p = profile::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            entries_to_args(&p.entries).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let args = entries_to_args(&p.entries).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // Every setting but a `false` (the default) becomes an option ...
+            assert!(!args.is_empty(), "{name} adds nothing");
+            for (key, value) in &p.entries {
+                let flag = format!("--{}", key.replace('_', "-"));
+                assert_eq!(
+                    args.iter()
+                        .any(|a| a == &flag || a.starts_with(&format!("{flag}="))),
+                    !matches!(value, ProfileValue::Bool(false)),
+                    "{name}: {key} in {args:?}"
+                );
+            }
+            // ... that `nsjail run` itself accepts.
+            let mut argv = vec!["nsjail".to_string(), "run".into()];
+            argv.extend(args.iter().cloned());
+            argv.extend(["--".into(), "true".into()]);
+            crate::args::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 

@@ -232,3 +232,95 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
         steps,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caller::Via;
+    use nix::unistd::{Gid, Uid};
+
+    fn caller(privileged: bool) -> Caller {
+        Caller {
+            uid: Uid::from_raw(1000),
+            gid: Gid::from_raw(1000),
+            privileged,
+            pid: None,
+            via: Via::Setuid,
+        }
+    }
+
+    fn map(lines: &[(u32, u32, u32)]) -> Vec<IdRange> {
+        lines
+            .iter()
+            .map(|&(inside, outside, count)| IdRange {
+                inside,
+                outside,
+                count,
+            })
+            .collect()
+    }
+
+    /// `decide_map` for uids, with `policy` and no sub-ID file (nothing is read).
+    fn decide(
+        requested: &[(u32, u32, u32)],
+        privileged: bool,
+        policy: Option<&Policy>,
+    ) -> Result<(Vec<IdRange>, bool)> {
+        let grants = policy.map(|p| p.id_ranges.uid.clone()).unwrap_or_default();
+        decide_map(
+            "uid",
+            &map(requested),
+            0,
+            1000,
+            &caller(privileged),
+            policy,
+            "",
+            &grants,
+            &Accounts::default(),
+        )
+    }
+
+    #[test]
+    fn no_map_asked_maps_the_callers_own_id_once() {
+        for privileged in [false, true] {
+            let (lines, beyond) = decide(&[], privileged, None).unwrap();
+            assert_eq!((lines, beyond), (map(&[(0, 1000, 1)]), false));
+        }
+    }
+
+    #[test]
+    fn without_privilege_only_the_callers_own_id_may_be_mapped() {
+        let (lines, beyond) = decide(&[(5, 1000, 1)], false, None).unwrap();
+        assert_eq!((lines, beyond), (map(&[(5, 1000, 1)]), false));
+        for beyond_own in [
+            &[(0, 1001, 1)][..],
+            &[(0, 1000, 2)][..],
+            &[(0, 1000, 1), (1, 100_000, 1)][..],
+        ] {
+            let e = decide(beyond_own, false, None).unwrap_err();
+            assert!(
+                matches!(&e, HelperError::Refused(m) if m.contains("needs the setuid helper")),
+                "{beyond_own:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn with_privilege_the_policy_decides_what_lies_beyond() {
+        // No policy file: own id only, and saying so is no refusal.
+        assert_eq!(
+            decide(&[(0, 1000, 1)], true, None).unwrap(),
+            (map(&[(0, 1000, 1)]), false)
+        );
+        assert!(decide(&[(0, 1000, 1), (1, 100_000, 10)], true, None).is_err());
+        // A policy granting 100000..100010 to uid 1000.
+        let p =
+            Policy::parse("[[id_ranges.uid]]\nuser = 1000\nstart = 100000\ncount = 10\n").unwrap();
+        let asked = [(0, 1000, 1), (1, 100_000, 10)];
+        assert_eq!(decide(&asked, true, Some(&p)).unwrap(), (map(&asked), true));
+        assert!(matches!(
+            decide(&[(0, 1000, 1), (1, 100_000, 11)], true, Some(&p)),
+            Err(HelperError::Policy(_))
+        ));
+    }
+}

@@ -59,3 +59,26 @@ pub fn write_maps(
     }
     Ok(steps)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_lines_are_inside_outside_count_one_a_line() {
+        let map = [
+            IdRange {
+                inside: 0,
+                outside: 1000,
+                count: 1,
+            },
+            IdRange {
+                inside: 1,
+                outside: 100_000,
+                count: 65536,
+            },
+        ];
+        assert_eq!(lines(&map), "0 1000 1\n1 100000 65536\n");
+        assert_eq!(lines(&[]), "");
+    }
+}

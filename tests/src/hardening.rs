@@ -156,6 +156,9 @@ impl PolicyEnv {
         } else {
             cmd.env("PATH", USER_PATH).env("HOME", "/");
         }
+        // The helper this environment's policy is for: never a daemon, and the CLI says so.
+        cmd.env("NSJAIL_SOCKET", "none")
+            .env(crate::WAY_IN_VAR, c.way_in().name());
         let cs = |p: &Path| CString::new(p.to_str().unwrap()).unwrap();
         let etc_src = cs(self.etc.path());
         let run_src = cs(self.run.path());

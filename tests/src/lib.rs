@@ -102,21 +102,81 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Whether this is a CI run: `$CI` set to anything but empty, `false` or `0`.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true").unwrap_or(false)
+    ci_value_is_set(std::env::var("CI").ok().as_deref())
 }
 
-/// For a test that needs root: `true` when it may go on. When not root it says
-/// `skipped: needs root` and returns `false` — unless `CI=true`, where it panics: CI never skips.
+/// The rule of [`in_ci`] for one value of `$CI`.
+pub fn ci_value_is_set(v: Option<&str>) -> bool {
+    v.is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Skipping: one rule for every test
+
+/// The skips CI allows (one reason a line, then ` # ` and why), kept in one file.
+pub const ALLOWED_SKIPS: &str = include_str!("../allowed-skips.txt");
+
+/// The reasons of [`ALLOWED_SKIPS`].
+pub fn allowed_skip_reasons() -> Vec<&'static str> {
+    ALLOWED_SKIPS
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_once(" # ").map_or(l, |(reason, _)| reason).trim())
+        .collect()
+}
+
+/// The one way a test, or a part of one, does not run: it says `TEST: skipped: REASON` (on
+/// stdout and stderr, and as a line of `$NSJAIL_E2E_SKIP_LOG` when set). Under CI ([`in_ci`])
+/// the skip fails the test unless REASON is on the allow-list ([`ALLOWED_SKIPS`]); in the guest
+/// of `cargo xtask vmtest` ([`system_install`]) every skip fails. Returns when the test may
+/// skip; the caller then returns (or leaves out the part).
+#[track_caller]
+pub fn skip(test: &str, reason: &str) {
+    let line = format!("{test}: skipped: {reason}");
+    eprintln!("{line}");
+    println!("{line}");
+    if let Some(log) = std::env::var_os("NSJAIL_E2E_SKIP_LOG").filter(|p| !p.is_empty()) {
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("open the skip log {}: {e}", Path::new(&log).display()));
+        f.write_all(format!("{line}\n").as_bytes())
+            .expect("write the skip log");
+    }
+    if system_install().is_some() {
+        panic!("{line}: the guest of cargo xtask vmtest runs every test, and skips none");
+    }
+    if in_ci() && !allowed_skip_reasons().contains(&reason) {
+        panic!(
+            "{line}: under CI a test never skips unless its reason is on the allow-list \
+             (tests/allowed-skips.txt)"
+        );
+    }
+}
+
+/// For a test that needs root: `true` when it may go on. When not root it [`skip`]s with
+/// `needs root` (never allowed under CI) and returns `false`.
+#[track_caller]
 pub fn require_root(test: &str) -> bool {
     if is_root() {
         return true;
     }
-    if in_ci() {
-        panic!("{test}: needs root, and CI=true must never skip a test");
+    skip(test, "needs root");
+    false
+}
+
+/// For a part of a test that needs root (the setuid helper, a host mount): `true` when root;
+/// else that part [`skip`]s, with the reason `needs root: PART`.
+#[track_caller]
+pub fn root_part(test: &str, part: &str) -> bool {
+    if is_root() {
+        return true;
     }
-    eprintln!("{test}: skipped: needs root");
-    println!("{test}: skipped: needs root");
+    skip(test, &format!("needs root: {part}"));
     false
 }
 
@@ -351,6 +411,49 @@ pub enum CallerKind {
     DaemonRoot,
 }
 
+/// The way a request reaches a helper, as the CLI names it in `nsjail: way in: WAY (…)` when
+/// `$NSJAIL_WAY_IN` is set, and refuses any other when the variable names one (README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WayIn {
+    /// The helper installed setuid root, started by the CLI of an ordinary user.
+    Setuid,
+    /// The helper daemon, through its socket.
+    Daemon,
+    /// A helper without privilege: an ordinary user's own build.
+    Plain,
+    /// A helper started by root's CLI.
+    Root,
+}
+
+impl WayIn {
+    /// The name the CLI uses (`$NSJAIL_WAY_IN`, and the way-in line).
+    pub fn name(self) -> &'static str {
+        match self {
+            WayIn::Setuid => "setuid",
+            WayIn::Daemon => "daemon",
+            WayIn::Plain => "plain",
+            WayIn::Root => "root",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<WayIn> {
+        [WayIn::Setuid, WayIn::Daemon, WayIn::Plain, WayIn::Root]
+            .into_iter()
+            .find(|w| w.name() == name)
+    }
+
+    /// The start of the line the CLI prints for this way in.
+    pub fn line(self) -> String {
+        format!("{WAY_IN_LINE}{} (", self.name())
+    }
+}
+
+/// How every line the CLI prints about its way in starts.
+pub const WAY_IN_LINE: &str = "nsjail: way in: ";
+
+/// The CLI's variable that states the way in (see [`WayIn`]).
+pub const WAY_IN_VAR: &str = "NSJAIL_WAY_IN";
+
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub kind: CallerKind,
@@ -448,6 +551,20 @@ impl Caller {
         matches!(self.kind, CallerKind::DaemonUser | CallerKind::DaemonRoot)
     }
 
+    /// The way in this caller's runs must take: every run through [`Caller::command_for`]
+    /// states it in `$NSJAIL_WAY_IN`, so the CLI refuses any other, and [`Running::wait`]
+    /// checks the CLI's line naming it.
+    pub fn way_in(&self) -> WayIn {
+        match self.kind {
+            CallerKind::Root => WayIn::Root,
+            CallerKind::SetuidUser => WayIn::Setuid,
+            CallerKind::PlainUser => WayIn::Plain,
+            CallerKind::Myself if is_root() => WayIn::Root,
+            CallerKind::Myself => WayIn::Plain,
+            CallerKind::DaemonUser | CallerKind::DaemonRoot => WayIn::Daemon,
+        }
+    }
+
     pub fn is_user(&self) -> bool {
         matches!(
             self.kind,
@@ -493,6 +610,7 @@ impl Caller {
                 c.env("NSJAIL_SOCKET", "none");
             }
         }
+        c.env(WAY_IN_VAR, self.way_in().name());
         c
     }
 
@@ -573,6 +691,8 @@ pub fn shell_words(args: &[&str]) -> String {
 pub struct Capture {
     buf: Arc<Mutex<Vec<u8>>>,
     eof: Arc<AtomicBool>,
+    /// Lines starting with this are left out of [`Capture::text`] (the CLI's way-in line).
+    hide: Option<&'static str>,
 }
 
 impl Capture {
@@ -580,6 +700,7 @@ impl Capture {
         let cap = Capture {
             buf: Arc::new(Mutex::new(Vec::new())),
             eof: Arc::new(AtomicBool::new(false)),
+            hide: None,
         };
         let c = cap.clone();
         thread::spawn(move || {
@@ -598,8 +719,26 @@ impl Capture {
         cap
     }
 
+    /// What was read so far, without the lines [`Capture::hide_lines`] names.
     pub fn text(&self) -> String {
+        let raw = self.raw_text();
+        match self.hide {
+            None => raw,
+            Some(prefix) => raw
+                .split_inclusive('\n')
+                .filter(|l| !l.starts_with(prefix))
+                .collect(),
+        }
+    }
+
+    /// Everything read so far.
+    pub fn raw_text(&self) -> String {
         String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+
+    /// Leave lines starting with `prefix` out of [`Capture::text`] from now on.
+    pub fn hide_lines(&mut self, prefix: &'static str) {
+        self.hide = Some(prefix);
     }
 
     pub fn is_eof(&self) -> bool {
@@ -721,8 +860,64 @@ pub struct Running {
     pub what: String,
     pub child: Child,
     pub stdout: Capture,
+    /// The process's stderr, without the CLI's way-in line when a way in was stated.
     pub stderr: Capture,
     pub deadline: Instant,
+    /// The way in this run of the CLI stated (`$NSJAIL_WAY_IN`), checked by [`Running::wait`].
+    pub way_in: Option<WayIn>,
+    /// The run goes as far as choosing its way in (`nsjail run` without `--dry-run`, `--help`
+    /// or `--version`), so the CLI must name it unless it refused its input (125).
+    pub must_say_way_in: bool,
+}
+
+/// The way in `cmd` states in `$NSJAIL_WAY_IN`, and whether it runs `nsjail run` far enough to
+/// choose one.
+fn stated_way_in(cmd: &Command) -> (Option<WayIn>, bool) {
+    let way = cmd
+        .get_envs()
+        .find(|(k, _)| *k == WAY_IN_VAR)
+        .and_then(|(_, v)| v)
+        .and_then(|v| WayIn::from_name(&v.to_string_lossy()));
+    let is_cli = Path::new(cmd.get_program()).file_name() == Some(OsStr::new("nsjail"));
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let options = args.iter().skip(1).take_while(|a| *a != "--");
+    let no_route = options.clone().any(|a| {
+        a.starts_with("--dry-run") || ["--help", "-h", "--version", "-V"].contains(&a.as_str())
+    });
+    let runs = is_cli && args.first().is_some_and(|a| a == "run") && !no_route;
+    (way, runs)
+}
+
+/// Check the CLI's way-in line in `raw_stderr` against `way` (see [`Running::wait`]).
+#[track_caller]
+pub fn check_way_in(raw_stderr: &str, way: WayIn, must_say: bool, out: &Output) {
+    let said: Vec<&str> = raw_stderr
+        .lines()
+        .filter(|l| l.starts_with(WAY_IN_LINE))
+        .collect();
+    assert!(
+        said.len() <= 1,
+        "the CLI named its way in more than once: {said:?}\n{}",
+        out.describe()
+    );
+    match said.first() {
+        Some(line) => assert!(
+            line.starts_with(&way.line()),
+            "the run was to go in by `{}`, but the CLI says: {line}\n{}",
+            way.name(),
+            out.describe()
+        ),
+        None => assert!(
+            !must_say || out.code() == Some(125),
+            "the CLI never named its way in (the run was to go in by `{}`): a run that does not \
+             say how it reached the helper may have taken another way\n{}",
+            way.name(),
+            out.describe()
+        ),
+    }
 }
 
 impl Running {
@@ -767,14 +962,29 @@ impl Running {
             });
         }
         let stdout = Capture::start(child.stdout.take().unwrap());
-        let stderr = Capture::start(child.stderr.take().unwrap());
+        let mut stderr = Capture::start(child.stderr.take().unwrap());
+        let (way_in, must_say_way_in) = stated_way_in(cmd);
+        if way_in.is_some() {
+            stderr.hide_lines(WAY_IN_LINE);
+        }
         Running {
             what: what.to_string(),
             child,
             stdout,
             stderr,
             deadline: Instant::now() + timeout,
+            way_in,
+            must_say_way_in,
         }
+    }
+
+    /// For a CLI started by other words (`ip netns exec … env -i … nsjail run …`): check, as
+    /// for a run through [`Caller::command_for`], that it went in by `way` and said so.
+    pub fn expect_way_in(mut self, way: WayIn) -> Running {
+        self.way_in = Some(way);
+        self.must_say_way_in = true;
+        self.stderr.hide_lines(WAY_IN_LINE);
+        self
     }
 
     pub fn pid(&self) -> i32 {
@@ -860,6 +1070,9 @@ impl Running {
              started survived it\n{}",
             out.describe()
         );
+        if let Some(way) = self.way_in {
+            check_way_in(&self.stderr.raw_text(), way, self.must_say_way_in, &out);
+        }
         out
     }
 }
@@ -1255,6 +1468,17 @@ pub fn as_caller_words(c: &Caller, env: &[(&str, &str)]) -> Vec<String> {
     w.extend([tool("env"), "-i".into()]);
     let path = if c.is_user() { USER_PATH } else { ROOT_PATH };
     w.push(format!("PATH={path}"));
+    // The same way in as the caller's own runs (Caller::command_for): through the daemon for
+    // the daemon callers, never through one for the others, and the CLI refuses any other way.
+    let socket = if c.via_daemon() {
+        daemon_socket_env()
+    } else {
+        Some(PathBuf::from("none"))
+    };
+    if let Some(sock) = socket {
+        w.push(format!("NSJAIL_SOCKET={}", sock.display()));
+    }
+    w.push(format!("{WAY_IN_VAR}={}", c.way_in().name()));
     if !env.iter().any(|(k, _)| *k == "HOME") {
         w.push(format!("HOME={}", if c.is_user() { "/" } else { "/root" }));
     }
@@ -1356,7 +1580,7 @@ pub fn daemon_for_callers() -> &'static CallersDaemon {
         // from a thread that never ends: it then lives exactly as long as the test process, and
         // its SIGTERM on our exit drains it.
         thread::spawn(move || {
-            let d = Daemon::start_at(&sock, &[], true);
+            let d = Daemon::start_at(&[], &sock, &[], true);
             tx.send(d.pid()).unwrap();
             let _keep = d;
             loop {
@@ -1385,32 +1609,24 @@ pub struct Daemon {
 impl Daemon {
     /// A daemon on a fresh socket with extra `args` (e.g. `--max-per-user 2`).
     pub fn start(args: &[&str]) -> Daemon {
+        Daemon::start_wrapped(&[], args)
+    }
+
+    /// A daemon started by the command `wrapper` (e.g. `ip netns exec NAME`) with the helper's
+    /// words appended.
+    pub fn start_wrapped(wrapper: &[String], args: &[&str]) -> Daemon {
         let dir = scratch_dir();
         let socket = dir.path().join("helper.sock");
-        let mut d = Daemon::start_at(&socket, args, false);
+        let mut d = Daemon::start_at(wrapper, &socket, args, false);
         d._dir = Some(dir);
         d
     }
 
-    /// A daemon on a fresh socket, started through `wrapper` (e.g. `setpriv --groups 0 --`,
-    /// which must exec the helper in the same process) with extra `args`.
-    pub fn start_through(wrapper: &[&str], args: &[&str]) -> Daemon {
-        let dir = scratch_dir();
-        let socket = dir.path().join("helper.sock");
-        let mut d = Daemon::start_cmd(wrapper, &socket, args, false);
-        d._dir = Some(dir);
-        d
-    }
-
-    fn start_at(socket: &Path, args: &[&str], die_with_thread: bool) -> Daemon {
-        Daemon::start_cmd(&[], socket, args, die_with_thread)
-    }
-
-    fn start_cmd(wrapper: &[&str], socket: &Path, args: &[&str], die_with_thread: bool) -> Daemon {
+    fn start_at(wrapper: &[String], socket: &Path, args: &[&str], die_with_thread: bool) -> Daemon {
         assert!(is_root(), "starting a daemon needs root");
         let mut cmd = match wrapper.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
                 c.args(rest).arg(helper_bin());
                 c
             }
@@ -1496,7 +1712,7 @@ impl Daemon {
     /// An `nsjail run` command as `c` that goes to this daemon.
     pub fn run_cmd(&self, c: &Caller, args: &[&str]) -> Command {
         let mut cmd = c.run_cmd(args);
-        cmd.env("NSJAIL_SOCKET", &self.socket);
+        through_daemon_at(&mut cmd, &self.socket);
         cmd
     }
 
@@ -1526,6 +1742,12 @@ impl Drop for Daemon {
             }
         }
     }
+}
+
+/// Make the CLI run `cmd` starts go through the daemon at `socket`, and state that way in.
+pub fn through_daemon_at<'a>(cmd: &'a mut Command, socket: &Path) -> &'a mut Command {
+    cmd.env("NSJAIL_SOCKET", socket)
+        .env(WAY_IN_VAR, WayIn::Daemon.name())
 }
 
 /// Connect to the Unix socket at `path` with this thread's effective ids switched to

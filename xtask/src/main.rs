@@ -7,6 +7,7 @@ mod bench;
 mod facts;
 mod fuzz;
 mod install;
+mod mutants;
 mod package;
 mod sections;
 mod tcb;
@@ -108,6 +109,9 @@ enum Cmd {
     /// Print the setuid helper's trusted base: lines of code (no tests, comments or blank
     /// lines) of the workspace crates linked into nsjail-helper, and its runtime crates.
     Tcb,
+    /// Mutation testing (cargo-mutants) of the trust-critical code; every survivor must be
+    /// explained in docs/testing.md. `--in-diff REV` tests only code changed since REV.
+    Mutants(mutants::MutantsArgs),
 }
 
 fn main() -> ExitCode {
@@ -148,6 +152,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Deb => package::deb(&ws).map(drop),
         Cmd::Fuzz(args) => fuzz::fuzz(&ws, &args),
         Cmd::Tcb => tcb::tcb(&ws),
+        Cmd::Mutants(args) => mutants::mutants(&ws, &args),
     }
 }
 

@@ -179,6 +179,15 @@ mod tests {
     }
 
     #[test]
+    fn mountinfo_escapes_are_three_octal_digits() {
+        // Every digit weighs: backslash is \134, tab \011, newline \012.
+        assert_eq!(unescape("a\\134b\\011c\\012"), "a\\b\tc\n");
+        // Fewer than three digits left, or a non-octal one: the bytes as they are.
+        assert_eq!(unescape("x\\04"), "x\\04");
+        assert_eq!(unescape("x\\048"), "x\\048");
+    }
+
+    #[test]
     fn parents() {
         let v1 = Mount {
             point: "/sys/fs/cgroup/memory".into(),

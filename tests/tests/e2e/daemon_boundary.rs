@@ -23,7 +23,8 @@ use nsjail_tests::hardening::{PolicyEnv, probe_bin, probe_result};
 use nsjail_tests::{
     Caller, Daemon, HelperConn, HelperStart, Output, Running, TIMEOUT, USER_PATH, connect_as,
     devnull_stdio, helper_bin, host_ns, install_file, pids_with_argv, poll_until, root_or_skip,
-    scratch_dir, setuid_install, shell_words, spawn_request, test_user, tool, unique,
+    scratch_dir, setuid_install, shell_words, spawn_request, test_user, through_daemon_at, tool,
+    unique,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -299,7 +300,7 @@ fn login_groups() -> Vec<u32> {
 /// on Debian).
 fn daemon_with_group_0(args: &[&str]) -> Daemon {
     let setpriv = tool("setpriv");
-    let d = Daemon::start_through(&[&setpriv, "--groups", "0", "--"], args);
+    let d = Daemon::start_wrapped(&[setpriv, "--groups".into(), "0".into(), "--".into()], args);
     assert_eq!(groups_of(d.pid()), "0", "the daemon should hold group 0");
     d
 }
@@ -1199,7 +1200,7 @@ fn the_daemon_log_says_what_happened() {
     let d = LoggingDaemon::start();
     let via = |args: &[&str]| {
         let mut cmd = user.run_cmd(args);
-        cmd.env("NSJAIL_SOCKET", &d.socket);
+        through_daemon_at(&mut cmd, &d.socket);
         Running::spawn(&mut cmd, None, "nsjail through the logging daemon")
     };
 
@@ -1310,7 +1311,7 @@ fn the_daemon_log_says_what_happened() {
 
     // A process with no_new_privs is refused, and the log says why.
     let mut cmd = user.run_cmd(&["--", "/bin/true"]);
-    cmd.env("NSJAIL_SOCKET", &d.socket);
+    through_daemon_at(&mut cmd, &d.socket);
     // SAFETY: prctl is async-signal-safe and touches no memory of ours.
     unsafe {
         cmd.pre_exec(|| {

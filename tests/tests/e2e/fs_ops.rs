@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use nsjail_tests::{Caller, Running, for_each_caller, is_root, pids_with_argv, tool, unique};
+use nsjail_tests::{Caller, Running, for_each_caller, pids_with_argv, tool, unique};
 
 use crate::fsutil::{
     How, file_with, give, host_mounts_lock, pipe_with, run, run_plain, s, sh_argv, system_args,
@@ -90,7 +90,8 @@ fn ro_bind_is_read_only_and_so_is_every_submount() {
         give(c, &sub);
         // A host mount below the bound directory: it must come along read-only too.
         let _lock = host_mounts_lock();
-        let submount = is_root().then(|| HostTmpfs::mount(&sub));
+        let submount = nsjail_tests::root_part(module_path!(), "a host mount below the bind")
+            .then(|| HostTmpfs::mount(&sub));
         if submount.is_some() {
             // The host's own mount is writable: the control.
             fs::write(sub.join("control"), "w").unwrap();

@@ -79,19 +79,46 @@ fn an_ordinary_user_cannot_bind_what_they_cannot_read() {
     }
 
     // Overlay layers are opened as the caller too: set-up may succeed, reading may not.
-    let mut opts = system_args();
-    opts.extend(strs(&[
-        "--overlay-src",
-        &s(private.path()),
-        "--tmp-overlay",
-        "/o",
-    ]));
-    let out = run_plain(&user, &sh_argv(&opts, "cat /o/secret; ls /o"));
+    let overlay = |layer: &Path| {
+        let mut opts = system_args();
+        opts.extend(strs(&["--overlay-src", &s(layer), "--tmp-overlay", "/o"]));
+        opts
+    };
+    let out = run_plain(
+        &user,
+        &sh_argv(&overlay(private.path()), "cat /o/secret; ls /o; echo ran"),
+    );
+    out.expect_no_panic();
+    eprintln!("overlay on an unreadable layer: exit {:?}", out.code());
     assert!(
         !out.stdout.contains("root-only") && !out.stdout.contains("secret"),
         "an unreadable overlay layer was read: {}",
         out.describe()
     );
+    // ... and for the kernel's reason: refused at set-up, or every read inside denied.
+    match out.code() {
+        Some(125) => {
+            out.expect_one_error_line("nsjail:");
+            assert!(
+                out.stderr.contains("Permission denied"),
+                "{}",
+                out.describe()
+            );
+        }
+        _ => assert!(
+            out.code() == Some(0)
+                && out.out().ends_with("ran")
+                && out.stderr.matches("Permission denied").count() == 2,
+            "{}",
+            out.describe()
+        ),
+    }
+    // The control: the same overlay on a layer the user can read shows its file.
+    let readable = user.scratch();
+    fs::write(readable.path().join("visible"), "layer-content\n").unwrap();
+    let out = run_plain(&user, &sh_argv(&overlay(readable.path()), "cat /o/visible"));
+    out.expect_success();
+    assert_eq!(out.out(), "layer-content", "{}", out.describe());
 
     // Nor can the payload read them through the default view.
     let out = run_plain(
@@ -129,7 +156,7 @@ fn a_source_swapped_for_a_symlink_during_set_up_reads_nothing_private() {
     symlink(private.path(), &alt).unwrap();
 
     let swapper = Swapper::start(&sw, &alt);
-    let mut outcomes = BTreeSet::new();
+    let (mut decoys, mut denied) = (0, 0);
     for i in 0..40 {
         let (src, read) = if i % 2 == 0 {
             (s(&sw.join("secret")), "cat /x")
@@ -144,11 +171,28 @@ fn a_source_swapped_for_a_symlink_during_set_up_reads_nothing_private() {
             "a root-only file was read through a swapped symlink: {}",
             out.describe()
         );
-        outcomes.insert(out.code());
+        // Each run saw one side of the swap: the caller's own directory (the decoy is read), or
+        // the symlink to the private directory, which the kernel refuses the caller (EACCES,
+        // at set-up or at the read inside).
+        if out.code() == Some(0) && out.out() == "decoy" {
+            decoys += 1;
+        } else {
+            out.expect_no_panic();
+            assert!(
+                out.stderr.contains("Permission denied"),
+                "neither the decoy nor a refusal: {}",
+                out.describe()
+            );
+            denied += 1;
+        }
     }
     let swaps = swapper.stop();
-    assert!(swaps > 0, "the swapper never swapped");
-    eprintln!("source race: {swaps} swaps, exit codes seen {outcomes:?}");
+    eprintln!("source race: {swaps} swaps, {decoys} decoys read, {denied} refused");
+    // The race was run: both sides of the swap were met, more than once.
+    assert!(
+        swaps > 0 && decoys >= 3 && denied >= 3,
+        "the race never happened: {swaps} swaps, {decoys} decoys read, {denied} refused"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -399,6 +443,7 @@ fn a_symlink_swapped_in_during_set_up_leaves_the_host_untouched() {
             let ops = creating_ops(&base, &tag);
             let swapper = Swapper::start(&sw, &alt);
             let mut codes = Vec::new();
+            let mut refusals = BTreeSet::new();
             for i in 0..36 {
                 let op = &ops[i % ops.len()];
                 let mut opts = usr_args();
@@ -411,23 +456,28 @@ fn a_symlink_swapped_in_during_set_up_leaves_the_host_untouched() {
                 };
                 let out = run(c, &sh_argv(&opts, "true"), &how);
                 out.expect_no_panic();
-                assert!(
-                    matches!(out.code(), Some(0 | 125)),
-                    "[{}] {}",
-                    c.name(),
-                    out.describe()
-                );
+                // Done inside, or refused in one line before anything ran.
+                if out.code() != Some(0) {
+                    out.expect_code(125).expect_one_error_line("nsjail:");
+                }
                 codes.push(out.code().unwrap_or(-1));
+                refusals.extend(out.stderr_lines().first().map(|l| l.to_string()));
             }
             let swaps = swapper.stop();
+            let done = codes.iter().filter(|c| **c == 0).count();
             eprintln!(
-                "[{}] race with sw -> {link_target}: {swaps} swaps, {} set-ups done, {} refused",
+                "[{}] race with sw -> {link_target}: {swaps} swaps, {done} set-ups done, {} refused",
                 c.name(),
-                codes.iter().filter(|c| **c == 0).count(),
                 codes.iter().filter(|c| **c == 125).count()
             );
-            assert!(swaps > 0, "the swapper never swapped");
             let what = format!("[{}] race with sw -> {link_target}", c.name());
+            // The race was run: set-ups went through while the swapper swapped.
+            assert!(
+                swaps > 0 && done >= 5,
+                "{what}: the race never happened: {swaps} swaps, {done} of {} set-ups done; \
+                 refusals: {refusals:?}",
+                codes.len()
+            );
             assert!(
                 tree(target.path()).is_empty(),
                 "{what}: the host directory behind the symlink got {:?}",
@@ -498,7 +548,7 @@ fn a_setuid_root_binary_inside_gains_nothing() {
                     "--bind must be nosuid: {what}"
                 );
             }
-            if !is_root() {
+            if !nsjail_tests::root_part(module_path!(), "setuid-root copies of id and touch") {
                 continue;
             }
             // Inside, the caller is root of the namespace either way; on the host, what the

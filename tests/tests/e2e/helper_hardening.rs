@@ -165,7 +165,7 @@ fn the_helpers_environment_never_reaches_the_payload() {
         ("LD_PRELOAD".to_string(), "/nonexistent.so".to_string()),
     ];
     let mut starts = vec![(nsjail_tests::helper_bin(), None)];
-    if nsjail_tests::is_root() {
+    if nsjail_tests::root_part(module_path!(), "the setuid helper") {
         starts.push((setuid_install().helper.clone(), Some(test_user())));
     }
     for (helper, as_ids) in starts {
@@ -217,12 +217,83 @@ fn status_field(pid: i32, name: &str) -> Option<String> {
         })
 }
 
+/// How one hostile start of the setuid helper ended, as the test process saw it.
+#[derive(Debug)]
+enum Hostile {
+    /// A sandbox started: the `Started` event (the init's host pid).
+    Started(i32),
+    /// Refused with an error event, the last before the end of the stream.
+    Refused(ErrorKind, String),
+    /// The stream ended (EOF) with no event at all.
+    Silent,
+}
+
+/// Read the helper's events up to `Started`, a refusal or EOF; any read error but the peer's
+/// reset after it closed (see [`HelperConn::read_events`]) fails the test.
+fn hostile_outcome(conn: &mut HelperConn, name: &str) -> Hostile {
+    loop {
+        match nsjail_core::wire::read_frame::<_, HelperEvent>(&mut conn.sock) {
+            Ok(Some(HelperEvent::Started { pid })) => return Hostile::Started(pid),
+            Ok(Some(HelperEvent::Step(_))) => continue,
+            Ok(Some(HelperEvent::Error { kind, message })) => {
+                return Hostile::Refused(kind, message);
+            }
+            Ok(Some(ev)) => panic!("{name}: {ev:?} before the sandbox started"),
+            Ok(None) => return Hostile::Silent,
+            Err(nsjail_core::wire::WireError::Io(e))
+                if e.kind() == std::io::ErrorKind::ConnectionReset =>
+            {
+                return Hostile::Silent;
+            }
+            Err(e) => panic!("{name}: reading the helper's events: {e}"),
+        }
+    }
+}
+
+/// A sandbox started under a hostile limit runs locked down as always: init and payload with
+/// no capability, `no_new_privs`, only the caller's uid mapped, and the payload filtered.
+fn expect_locked_down(name: &str, init: i32, payload: i32, uid: u32) {
+    let field = |pid: i32, f: &str| {
+        status_field(pid, f).unwrap_or_else(|| panic!("{name}: no {f} for pid {pid}"))
+    };
+    for pid in [init, payload] {
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(
+                field(pid, set),
+                "0000000000000000",
+                "{name}: {set} of {pid}"
+            );
+        }
+        assert_eq!(field(pid, "NoNewPrivs"), "1", "{name}: pid {pid}");
+        let map = fs::read_to_string(format!("/proc/{pid}/uid_map"))
+            .unwrap_or_else(|e| panic!("{name}: uid_map of {pid}: {e}"));
+        let words: Vec<&str> = map.split_whitespace().collect();
+        assert_eq!(
+            words,
+            ["0", &uid.to_string(), "1"],
+            "{name}: uid_map of {pid}"
+        );
+    }
+    assert_eq!(
+        field(payload, "Seccomp"),
+        "2",
+        "{name}: the payload runs without its filter"
+    );
+}
+
 #[test]
 fn hostile_rlimits_make_the_helper_fail_closed() {
     root_or_skip!();
     let (uid, _) = test_user();
     let helper = setuid_install().helper.clone();
-    for (resource, value, name) in RLIMITS {
+    // The hostile limits, then harmless ones (the control: the same start runs a sandbox).
+    let harmless: [(libc::__rlimit_resource_t, u64, &str); 2] = [
+        (libc::RLIMIT_NOFILE, 1024, "NOFILE=1024"),
+        (libc::RLIMIT_FSIZE, 1 << 30, "FSIZE=1GiB"),
+    ];
+    let (mut refused, mut started) = (0, 0);
+    for (resource, value, name) in RLIMITS.into_iter().chain(harmless) {
+        let control = harmless.iter().any(|h| h.2 == name);
         let secs = format!("5{}.5", unique());
         let how = HelperStart {
             as_ids: Some(test_user()),
@@ -234,98 +305,95 @@ fn hostile_rlimits_make_the_helper_fail_closed() {
         let raw: Vec<i32> = null.iter().map(|f| f.as_raw_fd()).collect();
         let _ = conn.send(&spawn_frame(&["/bin/sleep", &secs]), &raw);
         drop(null);
-        // Either a refusal before anything ran, or a sandbox locked down as always.
-        let mut started = None;
-        let mut events = Vec::new();
-        loop {
-            match nsjail_core::wire::read_frame::<_, HelperEvent>(&mut conn.sock) {
-                Ok(Some(HelperEvent::Started { pid })) => {
-                    started = Some(pid);
-                    break;
-                }
-                Ok(Some(HelperEvent::Step(_))) => continue,
-                Ok(Some(ev)) => {
-                    events.push(ev);
-                    break;
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
-        let ctx = format!("{name}: events {events:?}");
-        eprintln!(
-            "{name}: {}",
-            if started.is_some() {
-                "started".to_string()
-            } else {
-                format!("refused {events:?}")
-            }
-        );
-        match started {
-            None => {
-                // Fail closed: told why in one line, or (when even that was impossible) the
-                // helper exited without starting anything.
-                if let Some(HelperEvent::Error { kind, message }) = events.first() {
-                    assert!(
-                        matches!(kind, ErrorKind::BadRequest | ErrorKind::Setup)
-                            && !message.contains('\n'),
-                        "{ctx}"
-                    );
-                }
-                assert!(
-                    pids_with_argv(&["/bin/sleep", &secs]).is_empty(),
-                    "{ctx}: something runs"
-                );
-            }
-            Some(init) => {
-                // The payload may not manage to exec under such a limit; if it does, it runs
-                // with no capability, no_new_privs, the filter and only the caller's uid.
+        let outcome = hostile_outcome(&mut conn, name);
+        eprintln!("{name}: {outcome:?}");
+        let sleepers = || pids_with_argv(&["/bin/sleep", &secs]);
+        match &outcome {
+            Hostile::Started(init) => {
+                started += usize::from(!control);
+                // The payload may fail to exec under such a limit; then the helper says so.
                 let mut payload = None;
-                poll_until(Duration::from_secs(10), || {
-                    payload = pids_with_argv(&["/bin/sleep", &secs]).first().copied();
-                    payload.is_some() || !alive(init, proc_stat(init).map(|s| s.3).unwrap_or(0))
+                let appeared = poll_until(Duration::from_secs(10), || {
+                    payload = sleepers().first().copied();
+                    payload.is_some()
                 });
-                for pid in [Some(init), payload].into_iter().flatten() {
-                    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-                        if let Some(v) = status_field(pid, set) {
-                            assert_eq!(v, "0000000000000000", "{ctx}: {set} of pid {pid}");
-                        }
-                    }
-                    if let Some(v) = status_field(pid, "NoNewPrivs") {
-                        assert_eq!(v, "1", "{ctx}: pid {pid}");
-                    }
-                    if let Ok(map) = fs::read_to_string(format!("/proc/{pid}/uid_map")) {
-                        let words: Vec<&str> = map.split_whitespace().collect();
-                        assert_eq!(
-                            words,
-                            ["0", &uid.to_string(), "1"],
-                            "{ctx}: uid_map of {pid}"
+                match payload {
+                    Some(p) => expect_locked_down(name, *init, p, uid),
+                    None => {
+                        let (events, err) = conn.read_until_end();
+                        assert!(
+                            !control
+                                && err.is_none()
+                                && matches!(
+                                    events.first(),
+                                    Some(HelperEvent::Error {
+                                        kind: ErrorKind::NotExecutable
+                                            | ErrorKind::NotFound
+                                            | ErrorKind::Setup,
+                                        ..
+                                    })
+                                ),
+                            "{name}: started, no payload after 10 s ({appeared}), and the helper \
+                             said {events:?} {err:?}"
                         );
                     }
                 }
-                if let Some(p) = payload
-                    && let Some(v) = status_field(p, "Seccomp")
-                {
-                    assert_eq!(v, "2", "{ctx}: the payload runs without its filter");
-                }
             }
+            Hostile::Refused(kind, message) => {
+                refused += usize::from(!control);
+                // Fail closed: told why, in one line.
+                assert!(
+                    matches!(kind, ErrorKind::BadRequest | ErrorKind::Setup)
+                        && !message.trim().is_empty()
+                        && !message.contains('\n'),
+                    "{name}: {kind:?} {message:?}"
+                );
+            }
+            Hostile::Silent => refused += usize::from(!control),
+        }
+        assert!(
+            !control || matches!(outcome, Hostile::Started(_)),
+            "{name} (harmless): {outcome:?}"
+        );
+        if !matches!(outcome, Hostile::Started(_)) {
+            assert!(sleepers().is_empty(), "{name}: refused, yet something runs");
         }
         drop(conn.sock);
         let mut run = conn.run;
+        let status = run
+            .wait_timeout(TIMEOUT)
+            .unwrap_or_else(|| panic!("{name}: the helper did not exit"));
+        let stderr = run.stderr.text();
+        // How it ended: a refusal it could report exits 2 (0 when the sandbox's own set-up
+        // failed: the helper served the request, and reported that); one it could not (no event) exits 1
+        // with one line on stderr — or, for a dynamically linked helper (a debug build) whose
+        // loader could not open a library, 127 with the loader's line; a served sandbox 0.
+        // A crash (a signal) is never closed.
+        let lines: Vec<&str> = stderr.lines().collect();
+        let one_line = |start: &str| lines.len() == 1 && lines[0].contains(start);
+        let closed = match outcome {
+            Hostile::Started(_) => status.code() == Some(0) && lines.is_empty(),
+            Hostile::Refused(..) => matches!(status.code(), Some(0 | 2)) && lines.is_empty(),
+            Hostile::Silent => {
+                (status.code() == Some(1) && one_line("nsjail-helper: "))
+                    || (status.code() == Some(127)
+                        && one_line("error while loading shared libraries"))
+            }
+        };
         assert!(
-            run.wait_timeout(TIMEOUT).is_some(),
-            "{name}: the helper did not exit"
+            closed,
+            "{name}: the helper ended {status} after {outcome:?}; stderr {stderr:?}"
         );
         assert!(
-            poll_until(Duration::from_secs(20), || pids_with_argv(&[
-                "/bin/sleep",
-                &secs
-            ])
-            .is_empty()),
+            poll_until(Duration::from_secs(20), || sleepers().is_empty()),
             "{name}: the sandbox outlived its helper"
         );
-        let stderr = run.stderr.text();
-        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
     }
+    // Both ways are taken by the hostile limits alone.
+    assert!(
+        refused >= 5 && started >= 2,
+        "refused {refused}, started {started}: the limits no longer test both ways"
+    );
 }
 
 #[test]
@@ -523,7 +591,8 @@ fn a_directory_passed_as_stdio_is_refused() {
                 cmd.stdin(std::process::Stdio::null());
             }
             let mut child = cmd.spawn().unwrap();
-            let stderr = nsjail_tests::Capture::start(child.stderr.take().unwrap());
+            let mut stderr = nsjail_tests::Capture::start(child.stderr.take().unwrap());
+            stderr.hide_lines(nsjail_tests::WAY_IN_LINE);
             let mut status = None;
             let ended = poll_until(TIMEOUT, || {
                 status = child.try_wait().unwrap();
@@ -555,7 +624,7 @@ fn a_spawn_must_carry_exactly_the_fds_it_announces() {
     // The fd-count rule of the wire: 3 stdio fds plus the announced extra (filesystem data)
     // fds. (Raw BPF programs travel as bytes in the request, never as fds.)
     let mut starts = vec![(nsjail_tests::helper_bin(), None)];
-    if nsjail_tests::is_root() {
+    if nsjail_tests::root_part(module_path!(), "the setuid helper") {
         starts.push((setuid_install().helper.clone(), Some(test_user())));
     }
     for (helper, as_ids) in starts {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use nsjail_core::wire::{HEADER_LEN, MAX_BODY, PROTOCOL_VERSION, encode};
 use nsjail_core::{ClientMessage, ErrorKind, HelperEvent};
 use nsjail_tests::{
-    HelperConn, HelperStart, TIMEOUT, devnull_stdio, helper_bin, is_root, setuid_install,
-    spawn_frame, test_user,
+    HelperConn, HelperStart, TIMEOUT, devnull_stdio, helper_bin, setuid_install, spawn_frame,
+    test_user,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -217,7 +217,7 @@ fn helper_refuses_malformed_input_with_stdio_closed() {
     ] {
         feed(&helper_bin(), &how, bad, "stdio closed");
     }
-    if is_root() {
+    if nsjail_tests::root_part(module_path!(), "the setuid helper") {
         let how = HelperStart {
             as_ids: Some(test_user()),
             close_stdio: true,

@@ -538,13 +538,13 @@ fn the_helper_checks_limits_itself() {
     use nsjail_core::limits::{RlimitResource, RlimitSetting};
     use nsjail_core::{ClientMessage, ErrorKind, HelperEvent};
     use nsjail_tests::{
-        HelperConn, HelperStart, devnull_stdio, helper_bin, is_root, setuid_install, spawn_request,
+        HelperConn, HelperStart, devnull_stdio, helper_bin, setuid_install, spawn_request,
         test_user,
     };
     use std::os::fd::AsRawFd;
 
     let mut helpers = vec![(helper_bin(), HelperStart::default())];
-    if is_root() {
+    if nsjail_tests::root_part(module_path!(), "the setuid helper") {
         helpers.push((
             setuid_install().helper.clone(),
             HelperStart {
@@ -767,12 +767,20 @@ fn the_caller_cannot_stop_or_kill_the_setuid_helper() {
         run.stderr.text()
     );
     let helper = helper_of(run.pid()).expect("the helper is running");
-    for sig in ["-STOP", "-KILL"] {
-        let out = c
-            .command_for("/bin/kill")
-            .args([sig, &helper.to_string()])
+    let kill = |sig: &str, pid: i32| {
+        c.command_for(nsjail_tests::tool("kill"))
+            .args([sig, &pid.to_string()])
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    // The control: the caller's signals do reach a process of its own (its CLI).
+    let out = kill("-CONT", run.pid());
+    assert!(
+        out.status.success(),
+        "the caller cannot signal its CLI: {out:?}"
+    );
+    for sig in ["-STOP", "-KILL"] {
+        let out = kill(sig, helper);
         if out.status.success() {
             // Do not leave a stopped helper behind a failed test.
             let pid = nix::unistd::Pid::from_raw(helper);
@@ -780,6 +788,12 @@ fn the_caller_cannot_stop_or_kill_the_setuid_helper() {
             run.signal(Signal::SIGKILL);
             panic!("the caller could send {sig} to its setuid helper");
         }
+        // Refused by the kernel (EPERM), to a helper that is still there (not ESRCH).
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("({helper}): Operation not permitted")),
+            "kill {sig} {helper}: {err}"
+        );
     }
     let out = run.wait();
     out.expect_no_panic();
@@ -847,9 +861,17 @@ fn the_sandbox_sees_its_cgroup_as_root_and_an_ordinary_user_cannot_leave_it() {
     for_each_caller(|c| {
         // Every cgroup.procs of the host, made visible on purpose (the default view has no
         // /sys), each tried as a way out. v1 lines name their controllers; v2 has one `0::` line.
+        // First the controls: the payload finds its own cgroups (the files that list it, as
+        // its pid namespace shows pids) and writes itself into them again, a move to where it
+        // already is.
         let script = "grep -E ':(memory|pids):|^0::' /proc/self/cgroup; \
+            own=$(grep -lx $$ $(find /sys/fs/cgroup -name cgroup.procs 2>/dev/null) 2>/dev/null); \
+            for f in $own; do echo \"OWN $f\"; \
+              if (echo $$ > \"$f\") 2>/dev/null; then echo \"REJOINED $f\"; fi; done; \
             for f in /sys/fs/cgroup/*/cgroup.procs /sys/fs/cgroup/cgroup.procs; do \
-              [ -e \"$f\" ] && (echo $$ > \"$f\") 2>/dev/null && echo \"MOVED $f\"; done; \
+              [ -e \"$f\" ] || continue; echo \"TRIED $f\"; \
+              if err=$( (echo $$ > \"$f\") 2>&1 ); then echo \"MOVED $f\"; \
+              else echo \"REFUSED $f: ${err##*: }\"; fi; done; \
             grep -E ':(memory|pids):|^0::' /proc/self/cgroup";
         let l = run_limited(
             c,
@@ -867,19 +889,53 @@ fn the_sandbox_sees_its_cgroup_as_root_and_an_ordinary_user_cannot_leave_it() {
         );
         l.expect_status("OK");
         let lines = l.out.lines();
-        let views: Vec<&String> = lines.iter().filter(|x| x.contains(":/")).collect();
+        let tried = lines.iter().filter(|x| x.starts_with("TRIED ")).count();
+        let refused = lines.iter().filter(|x| x.starts_with("REFUSED ")).count();
+        let denied = lines
+            .iter()
+            .filter(|x| x.starts_with("REFUSED ") && x.ends_with(": Permission denied"))
+            .count();
+        let moved = lines.iter().filter(|x| x.starts_with("MOVED ")).count();
+        let own = lines.iter().filter(|x| x.starts_with("OWN ")).count();
+        let rejoined = lines.iter().filter(|x| x.starts_with("REJOINED ")).count();
+        let first = lines
+            .iter()
+            .position(|x| x.starts_with("OWN ") || x.starts_with("TRIED "));
+        let before = &lines[..first.unwrap_or(lines.len())];
+        let last = lines
+            .iter()
+            .rposition(|x| x.starts_with("MOVED ") || x.starts_with("REFUSED "));
+        let after = &lines[last.map_or(lines.len(), |i| i + 1)..];
+        // The way out was tried: /sys is there, with cgroup.procs files to write to, and the
+        // payload's own among them.
+        assert!(
+            tried >= 1 && tried == refused + moved && !before.is_empty() && own >= 1,
+            "[{}] the payload tried nothing, or never found its own cgroup:\n{}",
+            c.name(),
+            l.describe()
+        );
         if c.kind != nsjail_tests::CallerKind::Myself {
             // Its own cgroup is the root of its cgroup namespace: no host path leaks in.
             assert!(
-                views.iter().take(2).all(|v| v.ends_with(":/")),
+                before.iter().all(|v| v.ends_with(":/")),
                 "the payload sees a host cgroup path:\n{}",
                 l.describe()
             );
         }
         if c.is_user() {
+            // Every write is refused by the kernel (EACCES), and the payload stays where it was.
             assert!(
-                !l.out.stdout.contains("MOVED"),
+                denied == tried && moved == 0 && after == before,
                 "an ordinary user's payload moved itself out of its cgroup:\n{}",
+                l.describe()
+            );
+        } else if c.kind == nsjail_tests::CallerKind::Root {
+            // The control: root's payload, root on the host, may write itself into its own
+            // cgroup, so a refusal elsewhere is the kernel's rule, not a write that cannot work.
+            // (On v1 it may even leave: it is root on the host.)
+            assert!(
+                rejoined == own,
+                "[root] the payload could not write itself into its own cgroup:\n{}",
                 l.describe()
             );
         }

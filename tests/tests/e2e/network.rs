@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use nsjail_tests::{
-    Caller, Output, Running, as_caller_words, for_each_caller, root_or_skip, shell_words, tool,
-    unique,
+    Caller, Daemon, Output, Running, as_caller_words, for_each_caller, root_or_skip, shell_words,
+    tool, unique,
 };
 
 const PORT: u16 = 8081;
@@ -23,6 +23,9 @@ const GATEWAY: &str = "192.0.2.1";
 struct TestNet {
     name: String,
     servers: Vec<Running>,
+    /// The daemon callers' helper daemon, started in this namespace (a daemon serves sandboxes
+    /// from its own network namespace, as the system's does for callers on the host's).
+    daemon: std::sync::OnceLock<Daemon>,
 }
 
 fn ip(args: &[&str]) {
@@ -54,6 +57,7 @@ impl TestNet {
         let net = TestNet {
             name,
             servers: Vec::new(),
+            daemon: std::sync::OnceLock::new(),
         };
         let n = net.name.as_str();
         ip(&["-n", n, "link", "set", "lo", "up"]);
@@ -133,7 +137,17 @@ time.sleep(600)
 
     /// `nsjail run ARGS` as `c`, started inside the test namespace.
     fn nsjail(&self, c: &Caller, args: &[&str]) -> Running {
-        let mut words = as_caller_words(c, &[]);
+        let socket;
+        let mut env = Vec::new();
+        if c.via_daemon() {
+            let d = self.daemon.get_or_init(|| {
+                let wrapper = [tool("ip"), "netns".into(), "exec".into(), self.name.clone()];
+                Daemon::start_wrapped(&wrapper, &[])
+            });
+            socket = d.socket.display().to_string();
+            env.push(("NSJAIL_SOCKET", socket.as_str()));
+        }
+        let mut words = as_caller_words(c, &env);
         words.push(c.nsjail.to_string_lossy().into_owned());
         words.push("run".into());
         words.extend(args.iter().map(|s| s.to_string()));
@@ -147,11 +161,13 @@ time.sleep(600)
                 shell_words(args)
             ),
         )
+        .expect_way_in(c.way_in())
     }
 }
 
 impl Drop for TestNet {
     fn drop(&mut self) {
+        drop(self.daemon.take());
         for s in self.servers.drain(..) {
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(s.pid()),

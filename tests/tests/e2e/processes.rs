@@ -8,10 +8,11 @@ fn an_orphaned_grandchild_is_reaped_inside() {
         // The inner shell starts a sleep in the background and exits: the sleep is orphaned and
         // reparented to PID 1 inside. Once it exits, only PID 1 can reap it. Poll (bounded) for
         // its /proc entry to vanish; a zombie keeps it.
-        let script = "p=$(/bin/sh -c '/bin/sleep 0.3 >/dev/null 2>&1 </dev/null & echo $!'); \
-            echo ORPHAN $p; \
+        // The orphan's parent is read at once: its shell has exited by then (the command
+        // substitution waited for it), and the orphan lives on for a second.
+        let script = "p=$(/bin/sh -c '/bin/sleep 1 >/dev/null 2>&1 </dev/null & echo $!'); \
+            echo ORPHAN $p; echo PPID $(cut -d' ' -f4 /proc/$p/stat); \
             i=0; while [ -e /proc/$p ] && [ $i -lt 400 ]; do \
-              if [ $i -eq 2 ]; then echo PPID $(cut -d' ' -f4 /proc/$p/stat); fi; \
               i=$((i+1)); /bin/sleep 0.05; done; \
             if [ -e /proc/$p ]; then echo LEFT $(cat /proc/$p/stat); else echo REAPED; fi; \
             for f in /proc/[0-9]*/stat; do cut -d' ' -f1-3 $f 2>/dev/null; done";
@@ -23,19 +24,17 @@ fn an_orphaned_grandchild_is_reaped_inside() {
             c.name(),
             out.describe()
         );
-        if let Some(ppid) = out
+        let ppid = out
             .lines()
             .iter()
-            .find_map(|l| l.strip_prefix("PPID ").map(str::to_string))
-        {
-            assert_eq!(
-                ppid,
-                "1",
-                "[{}] the orphan was not reparented to PID 1:\n{}",
-                c.name(),
-                out.describe()
-            );
-        }
+            .find_map(|l| l.strip_prefix("PPID ").map(str::to_string));
+        assert_eq!(
+            ppid.as_deref(),
+            Some("1"),
+            "[{}] the orphan was not reparented to PID 1:\n{}",
+            c.name(),
+            out.describe()
+        );
         for l in out.lines() {
             let w: Vec<&str> = l.split_whitespace().collect();
             if w.len() == 3 && w[0].parse::<u32>().is_ok() {

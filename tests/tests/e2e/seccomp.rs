@@ -76,11 +76,19 @@ fn nested_user_namespaces_need_allow_userns() {
                 allowed.describe()
             );
         }
-        // A shell's `unshare -U` (util-linux) is refused the same way.
+        // A shell's `unshare -U` (util-linux) is refused the same way (EPERM) ...
         let out = c.sh(&[], "unshare -U true; echo rc=$?");
         assert!(
-            out.stdout.contains("rc=1"),
+            out.out() == "rc=1" && out.stderr.contains("Operation not permitted"),
             "[{}] {}",
+            c.name(),
+            out.describe()
+        );
+        // ... and allowed with --allow-userns (the control).
+        let out = c.sh(&["--allow-userns"], "unshare -U true; echo rc=$?");
+        assert!(
+            out.out() == "rc=0" && out.stderr.is_empty(),
+            "[{}] with --allow-userns: {}",
             c.name(),
             out.describe()
         );

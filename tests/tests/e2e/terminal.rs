@@ -120,6 +120,8 @@ fn a_shell_inside_behaves_like_one_outside() {
         );
         let t = session(c, dir.path(), &outer);
         t.wait_prompts(1);
+        // The CLI went in by the caller's way (as_caller_words states it; the CLI says it).
+        t.wait_for(&c.way_in().line());
 
         // Line editing: the typed line is edited by the shell inside (Left, then insert).
         t.keys(&["-l", "echo $((6*7))X"]);
