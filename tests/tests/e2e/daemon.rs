@@ -534,7 +534,18 @@ fn under_load_every_sandbox_succeeds_and_the_daemon_returns_to_its_start() {
         .unwrap_or(2000);
     let concurrent = 50;
     let user = Caller::setuid_user();
-    let d = Daemon::start(&[]);
+    // In a mount namespace of its own (private propagation): the count of its mounts is then
+    // the daemon's doing alone, not that of whatever else mounts on the host meanwhile.
+    let d = Daemon::start_wrapped(
+        &[
+            tool("unshare"),
+            "--mount".into(),
+            "--propagation".into(),
+            "private".into(),
+            "--".into(),
+        ],
+        &[],
+    );
     // One sandbox first, so one-time costs (the allocator's first pages) are in the baseline.
     d.run(&user, &["--", "/bin/true"]).expect_success();
     assert!(poll_until(TIMEOUT, || d.children().is_empty()));

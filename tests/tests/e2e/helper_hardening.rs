@@ -363,6 +363,11 @@ fn hostile_rlimits_make_the_helper_fail_closed() {
         let status = run
             .wait_timeout(TIMEOUT)
             .unwrap_or_else(|| panic!("{name}: the helper did not exit"));
+        // All of what it said: the reader of its stderr may still be behind its exit.
+        assert!(
+            run.stderr.wait_eof(TIMEOUT),
+            "{name}: the helper's stderr stayed open after its exit"
+        );
         let stderr = run.stderr.text();
         // How it ended: a refusal it could report exits 2 (0 when the sandbox's own set-up
         // failed: the helper served the request, and reported that); one it could not (no event) exits 1
