@@ -141,6 +141,11 @@ fn set_up(
         sys::exit_now(SETUP_FAILED);
     }
     reporter.step(|| format!("ids: switched to uid {uid} gid {gid} inside"));
+    // A session keyring of the sandbox's own, owned by the caller, made now that the ids are
+    // theirs: the inherited one is the caller's (setuid) or the daemon's, which systemd gives
+    // every service (KeyringMode=private), so every user's sandboxes would share it and read,
+    // change or revoke each other's keys (found in review). It goes with the sandbox.
+    sys::join_new_session_keyring().map_err(sys("keyctl(KEYCTL_JOIN_SESSION_KEYRING)"))?;
 
     // 3. A new session: the payload loses the caller's controlling terminal, so it cannot push
     //    input into it with TIOCSTI (bubblewrap CVE-2017-5226, firejail CVE-2016-9016).

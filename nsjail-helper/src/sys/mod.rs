@@ -291,6 +291,21 @@ pub fn peer_pidfd(sock: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)`: give this process a new, empty, anonymous
+/// session keyring, owned by its current ids, instead of the one it inherited.
+pub fn join_new_session_keyring() -> Result<(), Errno> {
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING takes a name pointer that may be null (an anonymous
+    // keyring); no other memory of ours is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_JOIN_SESSION_KEYRING as libc::c_long,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
 /// Bring the loopback interface of the current network namespace up.
 pub fn loopback_up() -> Result<(), Errno> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};

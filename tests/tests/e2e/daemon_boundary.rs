@@ -1334,3 +1334,82 @@ fn the_daemon_log_says_what_happened() {
     );
     d.stop();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Keyrings: every sandbox gets a session keyring of its own
+
+/// The payload of the keyring test: `add DESC` puts a `user` key in its session keyring and
+/// reads it back; `search DESC` looks for it from its session keyring; `both DESC` does both in
+/// one sandbox (the search's control). The syscalls go through ctypes (x86-64 numbers), so
+/// nothing beyond python3 is needed.
+const KEYRING_PROBE: &str = r#"
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_add_key, SYS_keyctl = 248, 250
+KEY_SPEC_SESSION_KEYRING, KEYCTL_SEARCH, KEYCTL_READ = -3, 10, 11
+mode, desc = sys.argv[1], sys.argv[2].encode()
+def syscall(*a):
+    r = libc.syscall(*[ctypes.c_long(x) if isinstance(x, int) else x for x in a])
+    return r if r >= 0 else -ctypes.get_errno()
+if mode in ("add", "both"):
+    k = syscall(SYS_add_key, b"user", desc, b"s3cret", 6, KEY_SPEC_SESSION_KEYRING)
+    buf = ctypes.create_string_buffer(64)
+    n = syscall(SYS_keyctl, KEYCTL_READ, k, buf, 64) if k > 0 else k
+    print("read", buf.raw[:n].decode() if n > 0 else "errno=%d" % -n)
+if mode in ("search", "both"):
+    k = syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_SESSION_KEYRING, b"user", desc, 0)
+    print("search", "found" if k > 0 else "errno=%d" % -k)
+"#;
+
+/// A daemon with a session keyring of its own, as systemd gives a service with
+/// `KeyringMode=private` (the shipped unit): `keyctl(KEYCTL_JOIN_SESSION_KEYRING)` in a
+/// python3 wrapper that then execs the helper.
+fn daemon_with_a_session_keyring() -> Daemon {
+    let python = tool("python3");
+    let wrapper = "import ctypes, os, sys; ctypes.CDLL(None).syscall(250, 1, b'nsjail-e2e-daemon'); \
+                   os.execv(sys.argv[1], sys.argv[1:])";
+    Daemon::start_wrapped(&[python, "-c".into(), wrapper.into()], &[])
+}
+
+/// Found in review: through the daemon, every sandbox of every user shared the daemon's
+/// session keyring, so a key one user's payload added could be read, changed or revoked by
+/// another's (with the default filter off, which the policy allows by default).
+#[test]
+fn every_sandbox_has_a_session_keyring_of_its_own() {
+    root_or_skip!();
+    let d = daemon_with_a_session_keyring();
+    let user = Caller::daemon_user();
+    let desc = format!("nsjail-e2e-key-{}", unique());
+    let probe = |c: &Caller, mode: &str| {
+        d.run(
+            c,
+            &[
+                "--seccomp",
+                "none",
+                "--",
+                "/usr/bin/python3",
+                "-c",
+                KEYRING_PROBE,
+                mode,
+                &desc,
+            ],
+        )
+        .expect_success()
+        .stdout
+        .clone()
+    };
+    // The control: a sandbox reads back its own key, and finds it from its session keyring.
+    assert_eq!(probe(&user, "both"), "read s3cret\nsearch found\n");
+    // A key left by one sandbox is not in the next one's session keyring, the same user's
+    // or root's.
+    assert_eq!(probe(&user, "add"), "read s3cret\n");
+    for c in [&user, &Caller::daemon_root()] {
+        assert_eq!(
+            probe(c, "search"),
+            format!("search errno={}\n", libc::ENOKEY),
+            "[{}] found a key another sandbox added",
+            c.name()
+        );
+    }
+    d.stop();
+}
