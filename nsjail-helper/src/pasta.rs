@@ -213,8 +213,10 @@ fn exec_pasta(
             return say("fcntl", e);
         }
     }
-    if let Err(e) = os::default_sigpipe() {
-        return say("sigaction(SIGPIPE)", e);
+    // A clean slate: the helper ignores several signals, and ignored stays ignored across exec
+    // (pasta refuses to start with SIGPIPE ignored).
+    if let Err(e) = os::default_signals() {
+        return say("rt_sigaction (default signals)", e);
     }
     let mut keep = [netns.as_raw_fd(), ready_w.as_raw_fd()];
     keep.sort_unstable();
