@@ -116,7 +116,13 @@ pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<
         let p = load_policy()?;
         steps.push(match &p {
             Some(_) => format!("policy: {POLICY_PATH}"),
-            None => format!("policy: {POLICY_PATH} absent: everyone, own ids only"),
+            None if caller.uid.is_root() => {
+                format!("policy: {POLICY_PATH} absent: everyone, own ids only")
+            }
+            None => format!(
+                "policy: {POLICY_PATH} absent: everyone, own ids only, no --cap-add or \
+                 --allow-userns"
+            ),
         });
         p
     } else {
@@ -148,7 +154,13 @@ pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<
         groups,
     };
     effective.check_access(&who, &db)?;
-    effective.check_features(req)?;
+    // Capabilities and nested user namespaces need the policy's grant when the helper has
+    // privilege the caller lacks (issue 10, item 6): on a host whose admin turned off
+    // unprivileged user namespaces, a setuid helper would otherwise hand every user
+    // CAP_SYS_ADMIN in a namespace it owns as root.
+    let beyond_kernel = caller.privileged && !caller.uid.is_root();
+    let allowed = effective.allow.resolve(beyond_kernel);
+    Policy::check_features(&allowed, req, POLICY_PATH)?;
     let limits = effective.limits_within(&req.limits)?;
 
     let ranges = &effective.id_ranges;
@@ -180,12 +192,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller, raw: Vec<OwnedFd>) -> Result<
         programs.push(seccomp::read_raw(fd, i)?);
     }
     drop(raw);
-    let plan = seccomp::plan(
-        req,
-        effective.allow.seccomp_none,
-        effective.allow.userns,
-        programs,
-    )?;
+    let plan = seccomp::plan(req, allowed.seccomp_none, allowed.userns, programs)?;
     steps.push(format!("seccomp: {}", plan.description));
     steps.push(format!(
         "capabilities: {} (inside the sandbox only)",

@@ -62,15 +62,8 @@ pub fn completions() -> Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
-/// The placeholder installed as the example policy until the admin policy exists.
-const POLICY_EXAMPLE: &str = "\
-# nsjail admin policy (example).
-#
-# The setuid helper does not read a policy yet: it maps only the caller's own uid and gid and
-# grants nothing an unprivileged user namespace would not. When the admin policy exists it is
-# read from /etc/nsjail/policy.toml (root-owned, writable by root only); this file will then
-# show its settings.
-";
+/// The example policy, with every key and its default (`dist/policy.toml.example`).
+const POLICY_EXAMPLE: &str = include_str!("../../dist/policy.toml.example");
 
 /// Every data file (not the binaries), as `(path under the prefix, bytes, mode)`.
 pub fn data_files(ws_root: &Path) -> Result<Vec<(String, Vec<u8>, u32)>> {

@@ -33,6 +33,7 @@ mod policy;
 mod processes;
 mod profiles;
 mod report;
+mod safe_defaults;
 mod seccomp;
 mod signals;
 mod stdio;
