@@ -90,6 +90,37 @@ fn nested_user_namespaces_need_allow_userns() {
 }
 
 #[test]
+fn pidfd_getfd_process_madvise_and_kcmp_belong_to_the_ptrace_group() {
+    // Each reaches into another process as ptrace does (pidfd_getfd copies its fds,
+    // process_madvise changes its memory, kcmp compares its kernel objects): denied with
+    // ptrace, allowed with --allow-ptrace. On this process itself the kernel allows all three
+    // (process_madvise answers EINVAL to the flags), so only the filter says EPERM.
+    for_each_caller(|c| {
+        let dir = probe_dir(c);
+        for (check, kernel) in [
+            ("pidfd_getfd", "ok"),
+            ("process_madvise", "EINVAL"),
+            ("kcmp", "ok"),
+        ] {
+            for (opts, want) in [
+                (&[][..], "EPERM"),
+                (&["--allow-ptrace"][..], kernel),
+                (&["--seccomp", "none"][..], kernel),
+            ] {
+                let out = c.probe(dir.path(), opts, check, None);
+                assert_eq!(
+                    probe_result(&out, check),
+                    want,
+                    "[{}] {check} with {opts:?}\n{}",
+                    c.name(),
+                    out.describe()
+                );
+            }
+        }
+    });
+}
+
+#[test]
 fn foreign_abis_kill_the_process() {
     // Without a grant of nested user namespaces, `--seccomp none` still installs the filter
     // that denies them, which must kill foreign ABIs too (an i386 clone could make one): the
