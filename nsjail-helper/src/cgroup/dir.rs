@@ -124,7 +124,7 @@ pub fn open_parent(parent: &Path) -> Result<OwnedFd> {
             });
         }
     }
-    nix::fcntl::open(
+    let fd = nix::fcntl::open(
         parent,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
         Mode::empty(),
@@ -132,7 +132,36 @@ pub fn open_parent(parent: &Path) -> Result<OwnedFd> {
     .map_err(|e| HelperError::Sys {
         call: format!("open {}", parent.display()),
         source: e,
-    })
+    })?;
+    check_root_made(&fd, parent)?;
+    Ok(fd)
+}
+
+/// The directory open as `fd` is root's and no one else may write it. On v1 our parent lies
+/// below the caller's own cgroup, which may be delegated to the caller: an `nsjail` they made
+/// there first would be theirs, with its files, and so would be the right to rename or remove
+/// what we put in it. Checked on the open fd, through which everything below is made.
+fn check_root_made(fd: &OwnedFd, path: &Path) -> Result<()> {
+    let st = nix::sys::stat::fstat(fd).map_err(|e| HelperError::Sys {
+        call: format!("fstat {}", path.display()),
+        source: e,
+    })?;
+    if st.st_uid != 0 {
+        return Err(HelperError::Refused(format!(
+            "{}: owned by uid {}, not root: refusing to put a sandbox's cgroup in it",
+            path.display(),
+            st.st_uid
+        )));
+    }
+    if st.st_mode & 0o022 != 0 {
+        return Err(HelperError::Refused(format!(
+            "{}: writable by group or others (mode {:04o}): refusing to put a sandbox's cgroup \
+             in it",
+            path.display(),
+            st.st_mode & 0o7777
+        )));
+    }
+    Ok(())
 }
 
 pub fn make_dir(

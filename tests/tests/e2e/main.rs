@@ -6,6 +6,7 @@
 
 mod caller_state;
 mod caps;
+mod cgroup_placement;
 mod cgroup_v2;
 mod daemon;
 mod default_view;
