@@ -233,6 +233,14 @@ fn run_daemon(cfg: Config) -> i32 {
     if let Err(e) = sys::reset_signals() {
         return fail(format!("resetting signal dispositions: {}", e.desc()));
     }
+    // Sandboxes go under the service's own cgroup (see cgroup::daemon_leaf).
+    match cgroup::daemon_leaf() {
+        Ok(Some(what)) => {
+            let _ = writeln!(std::io::stderr(), "nsjail-helper: cgroup: {what}");
+        }
+        Ok(None) => {}
+        Err(e) => return fail(format!("cgroup: {e}")),
+    }
     match daemon::run(cfg) {
         Ok(()) => 0,
         Err(msg) => fail(msg),
