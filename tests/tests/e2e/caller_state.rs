@@ -839,7 +839,6 @@ fn the_payload_keeps_the_callers_oom_score_the_helper_does_not() {
 fn the_callers_timer_slack_does_not_delay_the_wall_clock_limit() {
     root_or_skip!();
     const SLACK_NS: u64 = 20_000_000_000;
-    let began = Instant::now();
     let (cli, helper, printed) = cli_with(
         &["--wall-time-limit", "1"],
         "cat /proc/self/timerslack_ns",
@@ -849,6 +848,9 @@ fn the_callers_timer_slack_does_not_delay_the_wall_clock_limit() {
         },
     );
     let h = fs::read_to_string(format!("/proc/{helper}/timerslack_ns")).unwrap_or_default();
+    // From the payload's first output (the sandbox is running) to the end: at most the 1 s
+    // limit, plus the supervisor's reaction.
+    let began = Instant::now();
     let out = cli.wait();
     let took = began.elapsed();
     let ctx = format!(
@@ -862,7 +864,7 @@ fn the_callers_timer_slack_does_not_delay_the_wall_clock_limit() {
         "{ctx}"
     );
     assert_eq!(out.code(), Some(128 + 9), "{ctx}");
-    assert!(took < Duration::from_secs(6), "{ctx}");
+    assert!(took < Duration::from_secs(5), "{ctx}");
 }
 
 #[test]
