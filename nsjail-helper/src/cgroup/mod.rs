@@ -158,7 +158,7 @@ impl Cgroup {
                 .iter()
                 .find(|(ctrls, _)| ctrls.is_empty())
                 .map(|(_, p)| p.as_str());
-            Self::create_v2(limits, &parent_dir(mount, own_v2), pids_extra, step)?
+            Self::create_v2(limits, &parent_dir(mount, own_v2), has_v1, pids_extra, step)?
         } else {
             Self::create_v1(limits, &mounts, &own, pids_extra, step)?
         };
@@ -168,11 +168,13 @@ impl Cgroup {
     fn create_v2(
         limits: &Limits,
         parent: &Parent,
+        mounts_v1: bool,
         pids_extra: u64,
         step: &mut dyn FnMut(String),
     ) -> Result<Cgroup> {
         let dir = &parent.dir;
         let available = available_v2(dir);
+        let hybrid = mounts_v1;
         let mut want = Vec::new();
         let mut optional = Vec::new();
         for (ctrl, flag) in [
@@ -183,17 +185,30 @@ impl Cgroup {
             let have = available.iter().any(|c| c == ctrl);
             match (flag, have) {
                 (Some(flag), false) => {
+                    // Never enabled higher up: the cgroups above are not the caller's.
+                    let hint = if hybrid {
+                        "; on a hybrid host use --cgroup-version 1".to_string()
+                    } else {
+                        let accounting = match ctrl {
+                            "memory" => "MemoryAccounting",
+                            "pids" => "TasksAccounting",
+                            _ => "CPUAccounting",
+                        };
+                        format!(
+                            "; an administrator can offer it there (systemd: {accounting}=yes \
+                             for that slice)"
+                        )
+                    };
                     return Err(HelperError::Refused(format!(
                         "{flag} needs the {ctrl} controller, which cgroup v2 does not offer in \
                          {} (where this sandbox's cgroup goes: the nearest cgroup above yours \
-                         without processes; available: {}){}",
+                         without processes; available: {}){hint}",
                         dir.display(),
                         if available.is_empty() {
                             "none".to_string()
                         } else {
                             available.join(" ")
                         },
-                        "; on a hybrid host use --cgroup-version 1"
                     )));
                 }
                 (Some(_), true) => want.push(ctrl.to_string()),
@@ -265,8 +280,9 @@ impl Cgroup {
             ceilings.pids,
         );
         if let Some(n) = pids.filter(|_| d.has("pids")) {
-            d.write("pids.max", &n.to_string())?;
-            set.push(format!("pids.max {n}"));
+            let v = pids_max(n);
+            d.write("pids.max", &v)?;
+            set.push(format!("pids.max {v}"));
         }
         let cpu = min_some(limits.cpu_millis, ceilings.cpu);
         if let Some(m) = cpu.filter(|_| d.has("cpu")) {
@@ -388,8 +404,9 @@ impl Cgroup {
                     "pids" => {
                         if let Some(n) = limits.pids {
                             let n = n.saturating_add(pids_extra);
-                            d.write("pids.max", &n.to_string())?;
-                            set.push(format!("pids.max {n}"));
+                            let v = pids_max(n);
+                            d.write("pids.max", &v)?;
+                            set.push(format!("pids.max {v}"));
                         }
                     }
                     "cpu" => {
@@ -645,6 +662,19 @@ fn signal_listed(d: &Dir, sig: Signal, spare: Option<i32>) {
     }
 }
 
+/// The most tasks the kernel ever has (`PID_MAX_LIMIT`): `pids.max` takes no more.
+const PID_MAX_LIMIT: u64 = 4 << 20;
+
+/// The `pids.max` value for `n` tasks: `max` from `PID_MAX_LIMIT` on, which is the same (and
+/// `--pids-limit 4194304` plus our init would otherwise be refused by the kernel).
+fn pids_max(n: u64) -> String {
+    if n >= PID_MAX_LIMIT {
+        "max".to_string()
+    } else {
+        n.to_string()
+    }
+}
+
 /// The smaller of two optional limits.
 fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
@@ -714,5 +744,25 @@ fn describe(d: &Dir, set: &[String]) -> String {
         format!("cgroup: {} (accounting)", d.path.display())
     } else {
         format!("cgroup: {} ({})", d.path.display(), set.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_values() {
+        assert_eq!(pids_max(17), "17");
+        assert_eq!(pids_max(4_194_304 + 1), "max");
+        assert_eq!(min_some(Some(3), None), Some(3));
+        assert_eq!(min_some(None, Some(4)), Some(4));
+        assert_eq!(min_some(Some(5), Some(4)), Some(4));
+        assert_eq!(min_some(None, None), None);
+        assert_eq!(parse_max("max\n"), None);
+        assert_eq!(parse_max("2344\n"), Some(2344));
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_cpu_max("50000 100000\n"), Some(500));
+        assert_eq!(parse_cpu_max("1 3"), Some(334));
     }
 }
