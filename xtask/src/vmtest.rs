@@ -128,8 +128,9 @@ fi
 echo "vmtest: not run in the guest (run on the host): desktop:: network:: terminal::"
 # A sandbox's cgroup goes to the nearest cgroup above its caller's without processes, here
 # system.slice, and the helper enables controllers only there: as an administrator who lets
-# users use --cpus would, have systemd offer the cpu controller in it.
-systemctl set-property --runtime nsjail-vmtest.service CPUAccounting=yes
+# users use --cpus would, have systemd offer the cpu controller in it (on cgroup v2 a CPU
+# weight needs the controller; CPUAccounting= does not).
+systemctl set-property --runtime nsjail-vmtest.service CPUWeight=100
 NSJAIL_BIN_DIR="$D/bin" NSJAIL_E2E_SYSTEM="$mode" NSJAIL_E2E_LOAD_SEQUENTIAL=200 CI=true RUST_BACKTRACE=1 \
   "$D/e2e" --test-threads=1 --color never --skip desktop:: --skip network:: --skip terminal:: \
   $(cat "$D/filters")

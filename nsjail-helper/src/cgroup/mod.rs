@@ -168,13 +168,12 @@ impl Cgroup {
     fn create_v2(
         limits: &Limits,
         parent: &Parent,
-        mounts_v1: bool,
+        hybrid: bool,
         pids_extra: u64,
         step: &mut dyn FnMut(String),
     ) -> Result<Cgroup> {
         let dir = &parent.dir;
         let available = available_v2(dir);
-        let hybrid = mounts_v1;
         let mut want = Vec::new();
         let mut optional = Vec::new();
         for (ctrl, flag) in [
@@ -189,14 +188,16 @@ impl Cgroup {
                     let hint = if hybrid {
                         "; on a hybrid host use --cgroup-version 1".to_string()
                     } else {
-                        let accounting = match ctrl {
-                            "memory" => "MemoryAccounting",
-                            "pids" => "TasksAccounting",
-                            _ => "CPUAccounting",
+                        // (CPUAccounting= no longer needs the cpu controller on v2: a weight
+                        // does.)
+                        let setting = match ctrl {
+                            "memory" => "MemoryAccounting=yes",
+                            "pids" => "TasksAccounting=yes",
+                            _ => "CPUWeight=100",
                         };
                         format!(
-                            "; an administrator can offer it there (systemd: {accounting}=yes \
-                             for that slice)"
+                            "; an administrator can offer it there (systemd: {setting} for that \
+                             slice)"
                         )
                     };
                     return Err(HelperError::Refused(format!(
@@ -269,8 +270,9 @@ impl Cgroup {
         if let Some(b) = memory.filter(|_| d.has("memory")) {
             d.write("memory.max", &b.to_string())?;
             set.push(format!("memory.max {b}"));
-            // Swap off: the limit is the limit. Kernels without swap support lack the file.
-            if d.exists("memory.swap.max") {
+            // Swap off when a limit was asked for: the limit is the limit. Kernels without
+            // swap support lack the file.
+            if limits.memory_bytes.is_some() && d.exists("memory.swap.max") {
                 d.write("memory.swap.max", "0")?;
                 set.push("memory.swap.max 0".into());
             }
