@@ -21,7 +21,10 @@
 //! - unless `--allow-userns`: `clone` and `unshare` with `CLONE_NEWUSER`, and `clone3` with
 //!   `ENOSYS` (its flags are in memory, out of seccomp's sight; C libraries then fall back to
 //!   `clone`, as under Docker's profile);
-//! - unless `--allow-ptrace`: `ptrace`, `process_vm_readv`, `process_vm_writev`.
+//! - unless `--allow-ptrace`: `ptrace`, `process_vm_readv`, `process_vm_writev`, and the
+//!   newer calls that reach into another process the same way: `pidfd_getfd` (copies its fds),
+//!   `process_madvise` (changes its memory), `kcmp` (compares its kernel objects, an oracle on
+//!   their addresses).
 //!
 //! And every system call through a foreign ABI (i386 `int 0x80`, x32) kills the process.
 
@@ -156,6 +159,9 @@ const PTRACE: &[Rule<'static>] = &[
     deny(libc::SYS_ptrace),
     deny(libc::SYS_process_vm_readv),
     deny(libc::SYS_process_vm_writev),
+    deny(libc::SYS_pidfd_getfd),
+    deny(libc::SYS_process_madvise),
+    deny(libc::SYS_kcmp),
 ];
 
 /// Compile at build time; a rule list that does not compile fails the build.
@@ -256,6 +262,9 @@ mod tests {
             libc::SYS_ptrace,
             libc::SYS_process_vm_readv,
             libc::SYS_process_vm_writev,
+            libc::SYS_pidfd_getfd,
+            libc::SYS_process_madvise,
+            libc::SYS_kcmp,
         ] {
             assert_eq!(call(p, n, [0; 6]), eperm, "syscall {n}");
         }
@@ -370,7 +379,14 @@ mod tests {
                 call(p, libc::SYS_clone, [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]),
                 ALLOW
             );
-            assert_eq!(call(p, libc::SYS_ptrace, [0; 6]), want_pt);
+            for n in [
+                libc::SYS_ptrace,
+                libc::SYS_pidfd_getfd,
+                libc::SYS_process_madvise,
+                libc::SYS_kcmp,
+            ] {
+                assert_eq!(call(p, n, [0; 6]), want_pt, "syscall {n}");
+            }
             // Foreign ABIs, always.
             let i386 = Data {
                 nr: 20,
