@@ -125,15 +125,18 @@ fn run_in_cgroup(c: &Caller, cgroup: &Path, plant: bool, args: &[&str]) -> Outpu
         },
         shell_words(&all)
     );
-    Running::spawn(&mut cmd, None, &what).wait()
+    Running::spawn(&mut cmd, None, &what)
+        .expect_way_in(c.way_in())
+        .wait()
 }
 
 #[test]
 fn v1_an_nsjail_directory_the_caller_made_is_refused() {
     root_or_skip!();
     let Some((mount, own)) = v1_hierarchy("memory") else {
-        println!(
-            "v1_an_nsjail_directory_the_caller_made_is_refused: skipped: no cgroup v1 memory hierarchy"
+        nsjail_tests::skip(
+            "v1_an_nsjail_directory_the_caller_made_is_refused",
+            "no cgroup v1 memory hierarchy",
         );
         return;
     };
@@ -286,15 +289,18 @@ fn run_in_v2_cgroup(c: &Caller, cgroup: &Path, args: &[&str]) -> Output {
         cgroup.display(),
         shell_words(args)
     );
-    Running::spawn(&mut cmd, None, &what).wait()
+    Running::spawn(&mut cmd, None, &what)
+        .expect_way_in(c.way_in())
+        .wait()
 }
 
 #[test]
 fn v2_a_sandbox_goes_to_the_nearest_root_owned_cgroup_without_processes() {
     root_or_skip!();
     let Some(mount) = v2_mount() else {
-        println!(
-            "v2_a_sandbox_goes_to_the_nearest_root_owned_cgroup_without_processes: skipped: no cgroup v2 hierarchy"
+        nsjail_tests::skip(
+            "v2_a_sandbox_goes_to_the_nearest_root_owned_cgroup_without_processes",
+            "no cgroup v2 hierarchy",
         );
         return;
     };
@@ -356,7 +362,7 @@ fn systemd_v2(test: &str) -> bool {
         && v2_mount().is_some_and(|m| controllers(&m).iter().any(|c| c == "pids"))
         && Path::new("/usr/bin/systemd-run").is_file();
     if !ok {
-        println!("{test}: skipped: not systemd on a pure cgroup v2 hierarchy with pids");
+        nsjail_tests::skip(test, "not systemd on a pure cgroup v2 hierarchy with pids");
     }
     ok
 }
@@ -478,7 +484,9 @@ fn v2_the_limit_on_the_callers_slice_bounds_every_sandbox() {
             "[{}] (systemd-run --scope --slice={slice}) nsjail run",
             c.name()
         );
-        Running::spawn(&mut cmd, None, &what).wait()
+        Running::spawn(&mut cmd, None, &what)
+            .expect_way_in(c.way_in())
+            .wait()
     };
     for (tasks_max, bounded) in [("infinity", false), ("40", true)] {
         let _limit = TasksMax::set(&slice, tasks_max);
@@ -516,7 +524,10 @@ fn v2_the_limit_on_the_helper_service_bounds_every_sandbox() {
         return;
     }
     if nsjail_tests::system_install() != Some(nsjail_tests::SystemInstall::Systemd) {
-        println!("{test}: skipped: the helper is not installed as a systemd service here");
+        nsjail_tests::skip(
+            test,
+            "the helper is not installed as a systemd service here",
+        );
         return;
     }
     let unit = "nsjail-helper.service";

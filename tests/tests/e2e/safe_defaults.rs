@@ -145,11 +145,10 @@ fn the_defaults_hold_where_unprivileged_user_namespaces_are_off() {
             system_install().is_none(),
             "the Debian guest's kernel must have kernel.unprivileged_userns_clone"
         );
-        eprintln!(
-            "the_defaults_hold_where_unprivileged_user_namespaces_are_off: skipped: this kernel \
-             has no kernel.unprivileged_userns_clone (cargo xtask vmtest runs it)"
+        nsjail_tests::skip(
+            "the_defaults_hold_where_unprivileged_user_namespaces_are_off",
+            "no kernel.unprivileged_userns_clone",
         );
-        println!("the_defaults_hold_where_unprivileged_user_namespaces_are_off: skipped: no knob");
         return;
     }
     let _off = Sysctl::set(KNOB, "0");
