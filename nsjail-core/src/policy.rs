@@ -233,6 +233,21 @@ fn over_ceiling(key: &str, requested: u64, max: u64) -> String {
     )
 }
 
+/// toml quotes what it did not expect (a key, say) as it was written: control characters in it
+/// must not break the one-line message.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 /// Which sub-ID ranges each user may map, besides their own uid and gid.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -437,10 +452,7 @@ impl Policy {
                     format!(" (line {line})")
                 })
                 .unwrap_or_default();
-            PolicyError::Parse(crate::seccomp::oci::one_line(&format!(
-                "policy: {first}{at}: {}",
-                e.message()
-            )))
+            PolicyError::Parse(one_line(&format!("policy: {first}{at}: {}", e.message())))
         })?;
         for (field, path) in [
             ("id_ranges.subuid", &p.id_ranges.subuid),

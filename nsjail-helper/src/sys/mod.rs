@@ -704,12 +704,12 @@ pub fn new_mount(fstype: &CStr, options: &[(&CStr, &CStr)], attrs: u64) -> Resul
 
 /// Install a seccomp filter for this thread (`seccomp(SECCOMP_SET_MODE_FILTER)`). Needs
 /// `no_new_privs` (or `CAP_SYS_ADMIN`); the kernel checks the program itself.
-pub fn seccomp_install(prog: &[crate::seccomp::bpf::Insn], flags: u32) -> Result<(), Errno> {
-    // The compiler's instruction type is laid out exactly as the kernel's sock_filter.
+pub fn seccomp_install(prog: &[nsjail_core::seccomp::Insn], flags: u32) -> Result<(), Errno> {
+    // The request's instruction type is laid out exactly as the kernel's sock_filter.
     const _: () = assert!(
-        std::mem::size_of::<crate::seccomp::bpf::Insn>()
+        std::mem::size_of::<nsjail_core::seccomp::Insn>()
             == std::mem::size_of::<libc::sock_filter>()
-            && std::mem::align_of::<crate::seccomp::bpf::Insn>()
+            && std::mem::align_of::<nsjail_core::seccomp::Insn>()
                 == std::mem::align_of::<libc::sock_filter>()
     );
     let len = libc::c_ushort::try_from(prog.len()).map_err(|_| Errno::EINVAL)?;

@@ -40,6 +40,7 @@ mod profiles;
 mod report;
 mod safe_defaults;
 mod seccomp;
+mod seccomp_request;
 mod signals;
 mod stdio;
 mod terminal;
