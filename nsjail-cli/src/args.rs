@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nsjail_core::caps::{self, CapSet};
 use nsjail_core::landlock::LandlockMode;
-use nsjail_core::limits::{self, RlimitSetting};
+use nsjail_core::limits::RlimitSetting;
 use nsjail_core::request::{CgroupVersion, DEFAULT_HOSTNAME};
 use nsjail_core::{IdMapping, IdRange, Limits, Namespaces, SpawnRequest};
+
+use crate::limit_args;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -369,19 +371,19 @@ pub enum CgroupVersionArg {
 }
 
 fn rlimit_arg(s: &str) -> Result<RlimitSetting, String> {
-    limits::parse_rlimit(s).map_err(|e| e.to_string())
+    limit_args::parse_rlimit(s).map_err(|e| e.to_string())
 }
 
 fn seconds_arg(s: &str) -> Result<u64, String> {
-    limits::parse_seconds(s).map_err(|e| e.to_string())
+    limit_args::parse_seconds(s).map_err(|e| e.to_string())
 }
 
 fn size_arg(s: &str) -> Result<u64, String> {
-    limits::parse_size(s).map_err(|e| e.to_string())
+    limit_args::parse_size(s).map_err(|e| e.to_string())
 }
 
 fn cpus_arg(s: &str) -> Result<u64, String> {
-    limits::parse_cpus(s).map_err(|e| e.to_string())
+    limit_args::parse_cpus(s).map_err(|e| e.to_string())
 }
 
 fn parse_caps(s: &str) -> Result<CapSet, String> {
@@ -467,7 +469,7 @@ impl RunArgs {
         req.caps = self.caps();
         req.uid_map = self.map_uid.clone();
         req.gid_map = self.map_gid.clone();
-        // `seccomp` needs the profile file read: see `profile::seccomp_mode`.
+        // `seccomp` needs the profile file read: see `seccomp::choose`.
         req
     }
 

@@ -3,12 +3,14 @@
 use std::fmt::Write;
 
 use nsjail_core::SpawnRequest;
-use nsjail_core::limits::{
-    RLIM_INFINITY, RlimitResource, RlimitSetting, human_seconds, human_size,
-};
+use nsjail_core::limits::{RLIM_INFINITY, RlimitResource, RlimitSetting, human_size};
 use nsjail_core::request::{CgroupVersion, Limits};
-use nsjail_core::seccomp::{SeccompAction, SeccompMode};
+use nsjail_core::seccomp::SeccompMode;
+use nsjail_seccomp::SeccompProfile;
+use nsjail_seccomp::profile::SeccompAction;
 use serde::Serialize;
+
+use nsjail_cli::limit_args::human_seconds;
 
 /// What the CLI resolved besides the request itself.
 #[derive(Debug, Serialize)]
@@ -31,6 +33,8 @@ pub struct Resolved<'a> {
     /// The Landlock ruleset that mirrors the view (optional binds of missing sources left out,
     /// as the helper leaves them out).
     pub landlock: &'a nsjail_core::landlock::Ruleset,
+    /// The `--seccomp` profile as read, in words (the request carries only its BPF).
+    pub seccomp_profile: Option<String>,
     /// Whether the payload would get a new pseudo-terminal (stdin is a terminal).
     pub terminal: bool,
 }
@@ -220,7 +224,11 @@ pub fn text(req: &SpawnRequest, r: &Resolved) -> String {
     let _ = writeln!(o, "cwd:         {cwd}");
     let _ = writeln!(o, "limits:      {}", describe_limits(&req.limits));
     let _ = writeln!(o, "rlimits:     {}", describe_rlimits(&req.limits.rlimits));
-    let _ = writeln!(o, "seccomp:     {}", describe_seccomp(req));
+    let _ = writeln!(
+        o,
+        "seccomp:     {}",
+        describe_seccomp(req, r.seccomp_profile.as_deref())
+    );
     let _ = writeln!(
         o,
         "caps:        {}",
@@ -322,7 +330,17 @@ fn describe_rlimits(r: &[RlimitSetting]) -> String {
     format!("{}; the rest as yours", v.join(", "))
 }
 
-fn describe_seccomp(req: &SpawnRequest) -> String {
+/// A `--seccomp` profile in words: its rules and its default, and how long its program is.
+pub fn describe_profile(p: &SeccompProfile, insns: usize) -> String {
+    format!(
+        "the --seccomp profile: {} rule{}, any other system call: {} ({insns} BPF instructions)",
+        p.rules.len(),
+        if p.rules.len() == 1 { "" } else { "s" },
+        describe_action(p.default_action)
+    )
+}
+
+fn describe_seccomp(req: &SpawnRequest, profile: Option<&str>) -> String {
     let mut s = match &req.seccomp {
         SeccompMode::Default => {
             let mut allowed = Vec::new();
@@ -340,11 +358,14 @@ fn describe_seccomp(req: &SpawnRequest) -> String {
             s
         }
         SeccompMode::Disabled => "none (--seccomp none)".into(),
-        SeccompMode::Profile(p) => format!(
-            "the --seccomp profile: {} rule{}, any other system call: {}",
-            p.rules.len(),
-            if p.rules.len() == 1 { "" } else { "s" },
-            describe_action(p.default_action)
+        SeccompMode::Profile(p) => profile.map_or_else(
+            || {
+                format!(
+                    "a compiled profile ({} BPF instructions)",
+                    p.bpf.len() / nsjail_core::seccomp::BPF_INSN_BYTES
+                )
+            },
+            str::to_string,
         ),
     };
     let n = req.seccomp_programs.len();
@@ -385,6 +406,7 @@ mod tests {
             skipped: Vec::new(),
             notes: &[],
             landlock: &nsjail_core::landlock::Ruleset::default(),
+            seccomp_profile: None,
             terminal: false,
         };
         text(req, &r)
@@ -431,6 +453,38 @@ mod tests {
         assert_eq!(
             line(&t, "seccomp:"),
             "seccomp:     none (--seccomp none); plus 2 raw BPF programs (--add-seccomp-fd)"
+        );
+    }
+
+    #[test]
+    fn a_seccomp_profile_is_described_as_read_and_as_compiled() {
+        use nsjail_seccomp::oci::{OciContext, parse};
+        let profile = parse(
+            br#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+                 "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}"#,
+            &OciContext::default(),
+        )
+        .unwrap();
+        let compiled = profile.compile().unwrap();
+        let mut req = SpawnRequest::new(vec!["true".into()]);
+        req.seccomp = SeccompMode::Profile(nsjail_core::seccomp::BpfProgram {
+            bpf: compiled.bytes(),
+            flags: compiled.flags,
+        });
+        let n = compiled.insns.len();
+        let described = describe_profile(&profile, n);
+        assert_eq!(
+            described,
+            format!(
+                "the --seccomp profile: 2 rules, any other system call: fails with EPERM \
+                 ({n} BPF instructions)"
+            )
+        );
+        assert_eq!(describe_seccomp(&req, Some(&described)), described);
+        // Without the profile at hand, what the request carries.
+        assert_eq!(
+            describe_seccomp(&req, None),
+            format!("a compiled profile ({n} BPF instructions)")
         );
     }
 }

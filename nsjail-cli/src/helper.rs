@@ -2,7 +2,6 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -94,9 +93,10 @@ pub fn start(path: &Path) -> Result<(Child, OwnedFd)> {
         .arg("--fd")
         .arg(theirs.as_raw_fd().to_string())
         .env_clear()
-        // Its own process group: terminal signals (Ctrl-C, Ctrl-\) reach only us, and we
-        // forward them; the helper must not die of them before it could clean up.
-        .process_group(0)
+        // Not a process group of its own: the helper makes itself a session (setsid, which a
+        // group leader cannot do), out of reach of our terminal's signals (Ctrl-C, Ctrl-\,
+        // Ctrl-Z), which reach only us and we forward. Until it has, the ones we forward are
+        // blocked in it (we blocked them before the fork) and it discards them.
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

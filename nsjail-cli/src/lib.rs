@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod limit_args;
 
 /// The built-in profiles, by name (also installed as files by `cargo xtask dist`).
 pub const BUILTIN_PROFILES: [(&str, &str); 6] = [

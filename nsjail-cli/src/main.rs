@@ -8,10 +8,12 @@ mod desktop;
 mod dryrun;
 mod helper;
 mod net;
-mod profile;
+mod profile_toml;
 mod profiles;
 mod report;
+mod seccomp;
 mod session;
+mod status_report;
 mod terminal;
 mod usage;
 mod view;
@@ -20,11 +22,11 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::status_report::RunReport;
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use nsjail_core::exit::SETUP_FAILED;
-use nsjail_core::report::RunReport;
 
 use crate::args::{Cli, Command, DryRun, ProfileCommand, RunArgs};
 
@@ -139,7 +141,7 @@ fn run_sandbox(
 ) -> anyhow::Result<i32> {
     // The raw BPF programs first: an fd that never ends fails here, in one line, before
     // anything else is said or started.
-    let bpf_programs = profile::read_bpf_programs(&run.add_seccomp_fd)?;
+    let bpf_programs = seccomp::read_bpf_programs(&run.add_seccomp_fd)?;
     let env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let cwd_path = std::env::current_dir().ok();
@@ -212,7 +214,8 @@ fn run_sandbox(
     // With a terminal on stdin the payload gets a pseudo-terminal (see terminal.rs): the
     // sandbox's own where it has a /dev/pts.
     req.terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
-    req.seccomp = profile::seccomp_mode(run)?;
+    let seccomp = seccomp::choose(run)?;
+    req.seccomp = seccomp.mode;
     req.seccomp_programs = bpf_programs;
     net::apply(run, &mut req)?;
     desktop::drop_caller_bus_variable(&mut req.env, &run.setenv);
@@ -270,6 +273,10 @@ fn run_sandbox(
             skipped,
             notes: &view.notes,
             landlock: &landlock,
+            seccomp_profile: seccomp
+                .profile
+                .as_ref()
+                .map(|(p, len)| dryrun::describe_profile(p, *len)),
             terminal: nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
         };
         if let Some(h) = header {

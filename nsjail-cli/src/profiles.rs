@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::ArgAction;
-use nsjail_core::profile::{self, Profile, ProfileValue};
 use nsjail_core::{BindKind, MountOp, OverlayKind};
+
+use crate::profile_toml::{self as profile, Profile, ProfileValue};
 
 /// Profiles shipped with nsjail: compiled in, and installed as files by `cargo xtask dist`.
 pub use nsjail_cli::BUILTIN_PROFILES as BUILTINS;

@@ -6,8 +6,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
+use crate::status_report::RunReport;
 use anyhow::{Context, Result};
-use nsjail_core::report::RunReport;
 
 use crate::args::RunArgs;
 

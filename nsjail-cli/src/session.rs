@@ -346,12 +346,13 @@ fn send_spawn(
 /// `asked` is what the request asked for; a limit it did not ask for came from the admin's
 /// policy.
 pub fn limit_message(info: &ExitInfo, asked: &nsjail_core::Limits) -> Option<String> {
+    use nsjail_cli::limit_args::human_seconds;
     use nsjail_core::LimitHit;
-    use nsjail_core::limits::{human_seconds, human_size};
+    use nsjail_core::limits::human_size;
     let figure = |v: Option<String>| v.unwrap_or_else(|| "the admin's ceiling".to_string());
     let how = match info.termination {
         Termination::Signaled(9) => "killed".to_string(),
-        Termination::Signaled(s) => match nsjail_core::report::signal_name(s) {
+        Termination::Signaled(s) => match crate::status_report::signal_name(s) {
             Some(name) => format!("ended by {name}"),
             None => format!("ended by signal {s}"),
         },

@@ -1,7 +1,9 @@
-//! Shared vocabulary of nsjail: the one description of a sandbox (the spawn request), the
-//! helper's events, the wire framing between the CLI and the helper, request validation and the
-//! exit-code rules, seccomp profiles, capabilities and the admin policy. Nothing here touches the
-//! operating system beyond reading bytes.
+//! What both sides of nsjail trust: the one description of a sandbox (the spawn request, with
+//! its seccomp programs as bytes), the helper's events, the wire framing between the CLI and the
+//! helper, request validation, the exit-code rules, capabilities and the admin policy. It is
+//! linked into the setuid helper, so what only the CLI needs (profiles, OCI seccomp profiles,
+//! the status report, option parsing) lives in the CLI or in `nsjail-seccomp`. Nothing here
+//! touches the operating system beyond reading bytes.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -15,8 +17,6 @@ pub mod limits;
 pub mod message;
 pub mod mounts;
 pub mod policy;
-pub mod profile;
-pub mod report;
 pub mod request;
 pub mod seccomp;
 pub mod validate;

@@ -5,7 +5,10 @@
 //! helper's job; deciding what a caller may do is here, so it can be tested without a system.
 //!
 //! No policy file means [`Policy::default`]: everyone may use the helper, only their own uid and
-//! gid are mapped, and every feature that needs no privilege beyond that is allowed.
+//! gid are mapped, and every feature is allowed but the two that hand a payload the kernel
+//! surface an admin may have withheld from users: capabilities (`--cap-add`) and nested user
+//! namespaces (`--allow-userns`). Those need an explicit grant, except where the helper gives
+//! nothing the kernel would not give the caller anyway (see [`Features::resolve`]).
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -73,22 +76,23 @@ pub struct Access {
     pub groups: Option<Vec<Principal>>,
 }
 
-/// Switches for features an administrator may want to withhold. Each defaults to allowed, as
-/// without a policy: none of them needs privilege beyond the caller's own user namespace.
+/// Switches for features an administrator may want to withhold, as the policy file has them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Features {
-    /// `--share-net`: keep the host's network namespace.
+    /// `--share-net`: keep the host's network namespace. Default: allowed.
     pub share_net: bool,
     /// `--cap-add`: keep capabilities (inside the sandbox's user namespace) in the payload.
-    pub cap_add: bool,
-    /// `--allow-userns`: let the payload create nested user namespaces. When false they stay
-    /// denied even without the default filter (`--seccomp none`, a replacing profile).
-    pub userns: bool,
+    /// Default (`None`, the key left out): see [`Features::resolve`].
+    pub cap_add: Option<bool>,
+    /// `--allow-userns`: let the payload create nested user namespaces. When not allowed they
+    /// stay denied even without the default filter (`--seccomp none`, a replacing profile).
+    /// Default: see [`Features::resolve`].
+    pub userns: Option<bool>,
     /// `--seccomp none`: run without a filter. When false, a `--seccomp FILE` profile is added
-    /// on top of the default filter instead of replacing it.
+    /// on top of the default filter instead of replacing it. Default: allowed.
     pub seccomp_none: bool,
-    /// Binding device nodes into the sandbox (filesystem views, issue 3).
+    /// Binding device nodes into the sandbox (`--dev-bind`). Default: allowed.
     pub device_binds: bool,
 }
 
@@ -96,10 +100,40 @@ impl Default for Features {
     fn default() -> Self {
         Features {
             share_net: true,
-            cap_add: true,
-            userns: true,
+            cap_add: None,
+            userns: None,
             seccomp_none: true,
             device_binds: true,
+        }
+    }
+}
+
+/// The features one caller may use, decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allowed {
+    pub share_net: bool,
+    pub cap_add: bool,
+    pub userns: bool,
+    pub seccomp_none: bool,
+    pub device_binds: bool,
+}
+
+impl Features {
+    /// What a caller may use. `beyond_kernel`: the helper has privilege the caller lacks (a
+    /// setuid-root helper or a root daemon serving anyone but root). Then `cap_add` and
+    /// `userns` left out of the policy are refused: capabilities in a user namespace and
+    /// nested user namespaces reach kernel code an administrator may have withheld from users
+    /// (`kernel.unprivileged_userns_clone=0` and the like), which a helper owning the
+    /// namespace as root would otherwise hand out. Otherwise (a helper without privilege, a
+    /// root caller) they are allowed: the kernel would give the caller as much without nsjail.
+    /// A key the policy sets holds for everyone.
+    pub fn resolve(&self, beyond_kernel: bool) -> Allowed {
+        Allowed {
+            share_net: self.share_net,
+            cap_add: self.cap_add.unwrap_or(!beyond_kernel),
+            userns: self.userns.unwrap_or(!beyond_kernel),
+            seccomp_none: self.seccomp_none,
+            device_binds: self.device_binds,
         }
     }
 }
@@ -199,6 +233,21 @@ fn over_ceiling(key: &str, requested: u64, max: u64) -> String {
     )
 }
 
+/// toml quotes what it did not expect (a key, say) as it was written: control characters in it
+/// must not break the one-line message.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 /// Which sub-ID ranges each user may map, besides their own uid and gid.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -236,8 +285,16 @@ pub struct Grant {
 pub enum Refusal {
     #[error("the nsjail policy does not allow uid {0} to use the helper")]
     NotAllowed(u32),
-    #[error("the nsjail policy does not allow {0}")]
-    Feature(&'static str),
+    #[error(
+        "the nsjail policy does not allow {flag}: an administrator can grant it with `allow.{key} = true` in {path}"
+    )]
+    Feature {
+        flag: &'static str,
+        /// The key under `[allow]` that grants it.
+        key: &'static str,
+        /// The policy file.
+        path: &'static str,
+    },
     #[error("{}", over_ceiling(limit, *requested, *max))]
     OverCeiling {
         limit: &'static str,
@@ -395,10 +452,7 @@ impl Policy {
                     format!(" (line {line})")
                 })
                 .unwrap_or_default();
-            PolicyError::Parse(crate::seccomp::oci::one_line(&format!(
-                "policy: {first}{at}: {}",
-                e.message()
-            )))
+            PolicyError::Parse(one_line(&format!("policy: {first}{at}: {}", e.message())))
         })?;
         for (field, path) in [
             ("id_ranges.subuid", &p.id_ranges.subuid),
@@ -469,20 +523,25 @@ impl Policy {
         }
     }
 
-    /// The features the request uses must be allowed.
-    pub fn check_features(&self, req: &SpawnRequest) -> Result<(), Refusal> {
-        let f = &self.allow;
+    /// The features the request uses must be allowed (`f`, from [`Features::resolve`]);
+    /// `path` is the policy file a refusal names.
+    pub fn check_features(
+        f: &Allowed,
+        req: &SpawnRequest,
+        path: &'static str,
+    ) -> Result<(), Refusal> {
+        let refuse = |flag, key| Err(Refusal::Feature { flag, key, path });
         if !req.namespaces.net && !f.share_net {
-            return Err(Refusal::Feature("--share-net"));
+            return refuse("--share-net", "share_net");
         }
         if !req.caps.is_empty() && !f.cap_add {
-            return Err(Refusal::Feature("--cap-add"));
+            return refuse("--cap-add", "cap_add");
         }
         if req.allow_userns && !f.userns {
-            return Err(Refusal::Feature("--allow-userns"));
+            return refuse("--allow-userns", "userns");
         }
         if req.seccomp == SeccompMode::Disabled && !f.seccomp_none {
-            return Err(Refusal::Feature("--seccomp none"));
+            return refuse("--seccomp none", "seccomp_none");
         }
         let dev_bind = |op: &crate::mounts::MountOp| {
             matches!(
@@ -494,7 +553,7 @@ impl Policy {
             )
         };
         if req.mounts.iter().any(dev_bind) && !f.device_binds {
-            return Err(Refusal::Feature("--dev-bind"));
+            return refuse("--dev-bind", "device_binds");
         }
         Ok(())
     }
@@ -655,8 +714,18 @@ mod tests {
         }
     }
 
+    const PATH: &str = "/etc/nsjail/policy.toml";
+
+    fn feature(flag: &'static str, key: &'static str) -> Refusal {
+        Refusal::Feature {
+            flag,
+            key,
+            path: PATH,
+        }
+    }
+
     #[test]
-    fn an_empty_policy_is_the_default_and_allows_everything() {
+    fn an_empty_policy_is_the_default_and_grants_no_capabilities_or_user_namespaces() {
         let p = Policy::parse("").unwrap();
         assert_eq!(p, Policy::default());
         assert!(
@@ -665,10 +734,39 @@ mod tests {
         );
         let mut req = SpawnRequest::new(vec!["x".into()]);
         req.namespaces.net = false;
-        req.caps = CapSet::ALL;
-        req.allow_userns = true;
         req.seccomp = SeccompMode::Disabled;
-        assert!(p.check_features(&req).is_ok());
+        let users = p.allow.resolve(true);
+        assert!(Policy::check_features(&users, &req, PATH).is_ok());
+        let mut caps = req.clone();
+        caps.caps = CapSet::ALL;
+        let mut userns = req.clone();
+        userns.allow_userns = true;
+        assert_eq!(
+            Policy::check_features(&users, &caps, PATH),
+            Err(feature("--cap-add", "cap_add"))
+        );
+        assert_eq!(
+            Policy::check_features(&users, &userns, PATH),
+            Err(feature("--allow-userns", "userns"))
+        );
+        // The refusal names the key that grants it, in one line.
+        let msg = feature("--cap-add", "cap_add").to_string();
+        assert_eq!(
+            msg,
+            "the nsjail policy does not allow --cap-add: an administrator can grant it with \
+             `allow.cap_add = true` in /etc/nsjail/policy.toml"
+        );
+        // Where the helper gives nothing beyond the kernel (no privilege, or a root caller),
+        // both stay allowed.
+        let same = p.allow.resolve(false);
+        assert!(Policy::check_features(&same, &caps, PATH).is_ok());
+        assert!(Policy::check_features(&same, &userns, PATH).is_ok());
+        // A grant holds for users; an explicit refusal holds for everyone.
+        let granted = Policy::parse("[allow]\ncap_add = true\nuserns = true\n").unwrap();
+        assert!(Policy::check_features(&granted.allow.resolve(true), &caps, PATH).is_ok());
+        assert!(Policy::check_features(&granted.allow.resolve(true), &userns, PATH).is_ok());
+        let denied = Policy::parse("allow.cap_add = false\n").unwrap();
+        assert!(Policy::check_features(&denied.allow.resolve(false), &caps, PATH).is_err());
         assert_eq!(p.id_ranges.subuid, "/etc/subuid");
         assert_eq!(p.limits.max_sandboxes_per_user, None);
     }
@@ -696,24 +794,31 @@ mod tests {
             Err(Refusal::NotAllowed(1001))
         );
         let base = SpawnRequest::new(vec!["x".into()]);
-        assert!(p.check_features(&base).is_ok());
+        let f = p.allow.resolve(false);
+        assert!(Policy::check_features(&f, &base, PATH).is_ok());
         let mut r = base.clone();
         r.namespaces.net = false;
-        assert_eq!(p.check_features(&r), Err(Refusal::Feature("--share-net")));
+        assert_eq!(
+            Policy::check_features(&f, &r, PATH),
+            Err(feature("--share-net", "share_net"))
+        );
         let mut r = base.clone();
         r.caps.insert(21);
-        assert_eq!(p.check_features(&r), Err(Refusal::Feature("--cap-add")));
+        assert_eq!(
+            Policy::check_features(&f, &r, PATH),
+            Err(feature("--cap-add", "cap_add"))
+        );
         let mut r = base.clone();
         r.allow_userns = true;
         assert_eq!(
-            p.check_features(&r),
-            Err(Refusal::Feature("--allow-userns"))
+            Policy::check_features(&f, &r, PATH),
+            Err(feature("--allow-userns", "userns"))
         );
         let mut r = base;
         r.seccomp = SeccompMode::Disabled;
         assert_eq!(
-            p.check_features(&r),
-            Err(Refusal::Feature("--seccomp none"))
+            Policy::check_features(&f, &r, PATH),
+            Err(feature("--seccomp none", "seccomp_none"))
         );
         assert_eq!(p.limits.max_sandboxes_per_user, Some(2));
         assert_eq!(p.id_ranges.subgid, "");

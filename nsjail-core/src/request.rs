@@ -44,7 +44,8 @@ pub struct SpawnRequest {
     /// into the sandbox's new network namespace; `None`: only `lo` (or the host's namespace
     /// when `namespaces.net` is false).
     pub pasta: Option<Pasta>,
-    /// The payload's seccomp filter: the default deny list, none, or a custom profile.
+    /// The payload's seccomp filter: the default deny list, none, or the caller's profile as a
+    /// BPF program the CLI compiled (which the policy lets replace the default filter or not).
     pub seccomp: SeccompMode,
     /// Raw BPF programs (`--add-seccomp-fd`), as the caller's fds held them: the CLI reads them
     /// (as the caller, bounded in size and time), the helper checks only their framing and

@@ -9,7 +9,7 @@ use crate::message::MAX_SECCOMP_PROGRAMS;
 use crate::mounts::{MountOp, OverlayKind};
 use crate::request::IdRange;
 use crate::request::{Limits, SpawnRequest};
-use crate::seccomp::{MAX_BPF_INSNS, ProfileError, SeccompMode};
+use crate::seccomp::{ALLOWED_FLAGS, MAX_BPF_INSNS, SeccompMode};
 
 /// Largest number of arguments or environment entries a request may carry.
 pub const MAX_LIST: usize = 16 * 1024;
@@ -97,8 +97,13 @@ pub enum ValidationError {
          of 8-byte instructions, at most {MAX_BPF_INSNS} of them)"
     )]
     BadSeccompProgram { n: usize, len: usize },
-    #[error("{0}")]
-    Profile(#[from] ProfileError),
+    #[error(
+        "--seccomp profile: {0} bytes is not a BPF program (a non-empty whole number of 8-byte \
+         instructions, at most {MAX_BPF_INSNS} of them)"
+    )]
+    BadSeccompProfile(usize),
+    #[error("--seccomp profile: unsupported filter flags {0:#x}")]
+    BadSeccompFlags(u32),
     #[error("{0}")]
     Caps(#[from] CapError),
     #[error("--map-{kind}: {reason}")]
@@ -229,7 +234,12 @@ pub fn check(req: &SpawnRequest) -> Result<(), ValidationError> {
         }
     }
     if let SeccompMode::Profile(p) = &req.seccomp {
-        p.check()?;
+        if !crate::seccomp::is_bpf_framing(&p.bpf) {
+            return Err(ValidationError::BadSeccompProfile(p.bpf.len()));
+        }
+        if p.flags & !ALLOWED_FLAGS != 0 {
+            return Err(ValidationError::BadSeccompFlags(p.flags));
+        }
     }
     req.caps.check()?;
     check_map("uid", &req.uid_map, req.ids.uid)?;
@@ -572,6 +582,35 @@ mod tests {
     }
 
     #[test]
+    fn a_compiled_profile_is_checked_for_framing_and_flags_only() {
+        use crate::seccomp::{BpfProgram, FLAG_LOG, FLAG_SPEC_ALLOW};
+        let mut r = ok();
+        let profile = |len: usize, flags: u32| {
+            SeccompMode::Profile(BpfProgram {
+                bpf: vec![0xffu8; len],
+                flags,
+            })
+        };
+        for (len, flags) in [
+            (8, 0),
+            (MAX_BPF_INSNS * 8, FLAG_LOG),
+            (16, FLAG_LOG | FLAG_SPEC_ALLOW),
+        ] {
+            r.seccomp = profile(len, flags);
+            assert_eq!(check(&r), Ok(()), "{len} bytes, flags {flags:#x}");
+        }
+        for bad in [0, 7, 9, MAX_BPF_INSNS * 8 + 8] {
+            r.seccomp = profile(bad, 0);
+            assert_eq!(check(&r), Err(ValidationError::BadSeccompProfile(bad)));
+        }
+        // TSYNC (1), NEW_LISTENER (8) and the rest: never.
+        for flags in [1, 8, 16, 1 << 31] {
+            r.seccomp = profile(8, flags);
+            assert_eq!(check(&r), Err(ValidationError::BadSeccompFlags(flags)));
+        }
+    }
+
+    #[test]
     fn raw_bpf_programs_are_checked_for_framing_only() {
         let mut r = ok();
         for good in [8, 16, MAX_BPF_INSNS * 8] {
@@ -588,13 +627,18 @@ mod tests {
         }
     }
 
-    /// The largest request with raw programs in it still fits in one frame: every program at
-    /// the kernel's limit, beside a large environment and a full filesystem view.
+    /// The largest request with BPF programs in it still fits in one frame: the compiled
+    /// profile and every raw program at the kernel's limit (192 KiB of BPF), beside a large
+    /// environment (300 variables, 33 KiB) and a full filesystem view.
     #[test]
     fn the_largest_raw_programs_fit_in_a_frame() {
         let mut r = ok();
         r.seccomp_programs = vec![vec![0xffu8; MAX_BPF_INSNS * 8]; MAX_SECCOMP_PROGRAMS];
-        r.env = (0..512)
+        r.seccomp = SeccompMode::Profile(crate::seccomp::BpfProgram {
+            bpf: vec![0xffu8; MAX_BPF_INSNS * 8],
+            flags: 0,
+        });
+        r.env = (0..300)
             .map(|i| (format!("VARIABLE_{i}"), "v".repeat(100)))
             .collect();
         r.mounts = (0..200)

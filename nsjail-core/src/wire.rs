@@ -15,7 +15,7 @@ use crate::message::ClientMessage;
 
 pub const MAGIC: [u8; 4] = *b"NSJL";
 /// Bumped on every incompatible change of any type that travels.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 pub const HEADER_LEN: usize = 12;
 /// The largest body either side accepts.
 pub const MAX_BODY: usize = 256 * 1024;

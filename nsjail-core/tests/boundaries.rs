@@ -305,9 +305,21 @@ fn device_binds_are_allowed_unless_the_policy_withholds_them() {
         kind: nsjail_core::BindKind::Dev,
         optional: false,
     });
-    assert_eq!(Policy::default().check_features(&r), Ok(()));
+    const PATH: &str = "/etc/nsjail/policy.toml";
+    let allowed = |p: &Policy| p.allow.resolve(true);
+    assert_eq!(
+        Policy::check_features(&allowed(&Policy::default()), &r, PATH),
+        Ok(())
+    );
     let p = Policy::parse("[allow]\ndevice_binds = false\n").unwrap();
-    assert_eq!(p.check_features(&r), Err(Refusal::Feature("--dev-bind")));
+    assert_eq!(
+        Policy::check_features(&allowed(&p), &r, PATH),
+        Err(Refusal::Feature {
+            flag: "--dev-bind",
+            key: "device_binds",
+            path: PATH
+        })
+    );
 }
 
 #[test]

@@ -243,7 +243,12 @@ fn prepare_exec(req: &SpawnRequest, landlock: nsjail_core::landlock::Ruleset) ->
         argv,
         env,
         program: req.program.clone(),
-        rlimits: crate::rlimits::with_defaults(&req.limits.rlimits),
+        // The caller's limits first (what a normal child of the caller would have; the helper
+        // raised its own), then the request's on top.
+        rlimits: crate::inherit::payload_rlimits()
+            .into_iter()
+            .chain(crate::rlimits::with_defaults(&req.limits.rlimits))
+            .collect(),
         landlock,
     })
 }
@@ -327,7 +332,6 @@ fn start(
             if ctty {
                 foreground();
             }
-            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
             exec_payload(&exec, lock, landlock, &reporter)
         }
         Ok(Some(payload)) => {
@@ -377,6 +381,18 @@ fn exec_payload(
     landlock: Option<crate::landlock::Prepared>,
     reporter: &Reporter,
 ) -> ! {
+    // Every signal at its default action and none blocked, as a shell starts a program: the
+    // helper ignores the terminal's and the timers' signals for itself, and an ignored signal
+    // would stay ignored across exec.
+    if let Err(e) = sys::default_signals()
+        .and_then(|()| sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None))
+    {
+        reporter.setup_failed(&sys("rt_sigaction (default signals)")(e).to_string());
+        sys::exit_now(SETUP_FAILED);
+    }
+    if let Some(mask) = crate::inherit::payload_umask() {
+        nix::sys::stat::umask(mask);
+    }
     if let Err(e) = crate::rlimits::apply(&exec.rlimits) {
         reporter.setup_failed(&e.to_string());
         sys::exit_now(SETUP_FAILED);

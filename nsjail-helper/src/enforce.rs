@@ -11,7 +11,9 @@
 //! sandbox's cgroup gets the cpu controller where there is one (see `cgroup`): the sandbox then
 //! competes for CPU as one group, however many processes it runs, and eight spinners cannot
 //! crowd out the supervisor's wake-up (under emulation, with them competing as eight tasks, it
-//! came ~25 ms late and the sandbox overshot by 50 ms).
+//! came ~25 ms late and the sandbox overshot by 50 ms). On v2, where that group sits beside the
+//! supervisor's own (the caller's) cgroup, it also gets a low `cpu.weight`, so that the
+//! supervisor wins the wake-ups it needs.
 //!
 //! An earlier version also held the sandbox to what was left through the kernel's CFS bandwidth
 //! control (cpu.max rewritten at every check). It made the limit exact even with the supervisor

@@ -115,7 +115,13 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
         let p = load_policy()?;
         steps.push(match &p {
             Some(_) => format!("policy: {POLICY_PATH}"),
-            None => format!("policy: {POLICY_PATH} absent: everyone, own ids only"),
+            None if caller.uid.is_root() => {
+                format!("policy: {POLICY_PATH} absent: everyone, own ids only")
+            }
+            None => format!(
+                "policy: {POLICY_PATH} absent: everyone, own ids only, no --cap-add or \
+                 --allow-userns"
+            ),
         });
         p
     } else {
@@ -144,7 +150,13 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
         groups,
     };
     effective.check_access(&who, &db)?;
-    effective.check_features(req)?;
+    // Capabilities and nested user namespaces need the policy's grant when the helper has
+    // privilege the caller lacks (issue 10, item 6): on a host whose admin turned off
+    // unprivileged user namespaces, a setuid helper would otherwise hand every user
+    // CAP_SYS_ADMIN in a namespace it owns as root.
+    let beyond_kernel = caller.privileged && !caller.uid.is_root();
+    let allowed = effective.allow.resolve(beyond_kernel);
+    Policy::check_features(&allowed, req, POLICY_PATH)?;
     // Landlock: the request's mode, the policy's requirement, the kernel's ABI.
     let landlock = match nsjail_core::landlock::decide(
         req.landlock,
@@ -194,12 +206,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
     // The `--add-seccomp-fd` programs came as bytes in the request (read by the CLI, as the
     // caller): nothing the caller chose is read here.
     let programs = seccomp::raw_programs(req)?;
-    let plan = seccomp::plan(
-        req,
-        effective.allow.seccomp_none,
-        effective.allow.userns,
-        programs,
-    )?;
+    let plan = seccomp::plan(req, allowed.seccomp_none, allowed.userns, programs)?;
     steps.push(format!("seccomp: {}", plan.description));
     steps.push(format!(
         "capabilities: {} (inside the sandbox only)",

@@ -20,6 +20,7 @@ mod daemon;
 mod enforce;
 mod error;
 mod grants;
+mod inherit;
 mod init;
 mod interp;
 mod landlock;
@@ -96,20 +97,26 @@ fn run() -> i32 {
     // Nothing of the caller's environment (LD_*, RUST_*, PATH, locale…) may steer us; the
     // payload's environment travels in the request.
     sys::clear_environment();
-    umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
 
     let fd = match parse_args(&activation) {
         Ok(Mode::Fd(fd)) => fd,
-        Ok(Mode::Daemon(cfg)) => return run_daemon(cfg),
+        Ok(Mode::Daemon(cfg)) => {
+            umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+            return run_daemon(cfg);
+        }
         Err(msg) => return fail(msg),
     };
-    // Keep 0–2 (the runtime reopened them on /dev/null if they were closed) and the socket;
-    // close every other fd the caller left open for us.
+    // The caller's signals, timers, session, resource limits and scheduling stop here (see
+    // inherit.rs); what it had is given back to the payload. Before anything exists that a
+    // death would leave behind.
+    if let Err(e) = inherit::take_over(nix::unistd::geteuid().is_root()) {
+        return fail(e);
+    }
+    // Keep 0–2 (the C library reopened them if they were closed: a setuid program gets 0 on
+    // /dev/full, 1 and 2 on /dev/null) and the socket; close every other fd the caller left
+    // open for us.
     if let Err(e) = sys::close_fds_from_except(3, &[fd]) {
         return fail(format!("close_range: {}", e.desc()));
-    }
-    if let Err(e) = sys::reset_signals() {
-        return fail(format!("resetting signal dispositions: {}", e.desc()));
     }
     let sock = match checked_socket(fd) {
         Ok(s) => s,
@@ -229,6 +236,14 @@ fn run_daemon(cfg: Config) -> i32 {
     }
     if let Err(e) = sys::reset_signals() {
         return fail(format!("resetting signal dispositions: {}", e.desc()));
+    }
+    // Sandboxes go under the service's own cgroup (see cgroup::daemon_leaf).
+    match cgroup::daemon_leaf() {
+        Ok(Some(what)) => {
+            let _ = writeln!(std::io::stderr(), "nsjail-helper: cgroup: {what}");
+        }
+        Ok(None) => {}
+        Err(e) => return fail(format!("cgroup: {e}")),
     }
     match daemon::run(cfg) {
         Ok(()) => 0,

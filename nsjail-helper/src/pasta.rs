@@ -18,7 +18,12 @@
 //!
 //! pasta is in the host's pid namespace, so nothing in the sandbox can see, signal or trace it;
 //! the caller cannot trace it either (its capabilities are in a namespace owned by root). It is
-//! killed when the sandbox ends, and dies with the helper (parent-death signal).
+//! killed when the sandbox ends, and dies with the helper: its parent-death signal is armed the
+//! instant after the fork and again after each credential change (which clears it), each time
+//! followed by a check that the parent is still the helper (a parent that died before the
+//! signal was armed sends none). pasta runs with `--no-netns-quit`: its own "quit when the
+//! namespace goes away" cannot work here, since it holds the namespace open itself through the
+//! fd it was given; its life is the helper's to end.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -144,10 +149,13 @@ pub fn start(
     let path = cstring(binary)?;
     let env: [CString; 0] = [];
 
+    let helper = nix::unistd::getpid();
     match os::fork().map_err(sys("fork (pasta)"))? {
         None => {
             // The new process: never returns.
-            let code = exec_pasta(&path, &argv, &env, &userns, &netns, &ready_w, &err_w, ids);
+            let code = exec_pasta(
+                helper, &path, &argv, &env, &userns, &netns, &ready_w, &err_w, ids,
+            );
             os::exit_now(code)
         }
         Some(child) => {
@@ -169,6 +177,7 @@ pub fn start(
 /// hand pasta only the fds it needs, exec. Returns an exit code only on failure.
 #[allow(clippy::too_many_arguments)]
 fn exec_pasta(
+    helper: Pid,
     path: &CString,
     argv: &[CString],
     env: &[CString],
@@ -183,6 +192,19 @@ fn exec_pasta(
         let _ = nix::unistd::write(err_w, msg.as_bytes());
         126
     };
+    // Die with the helper, from the first instruction on; a helper that died before this line
+    // sends no signal, so check it is still our parent.
+    let bound_to_helper = || {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+            .map_err(|e| say("prctl(PR_SET_PDEATHSIG)", e))?;
+        if nix::unistd::getppid() != helper {
+            return Err(126);
+        }
+        Ok(())
+    };
+    if let Err(code) = bound_to_helper() {
+        return code;
+    }
     if let Err(e) = setns(userns.as_fd(), CloneFlags::CLONE_NEWUSER) {
         return say("setns(user namespace)", e);
     }
@@ -194,9 +216,9 @@ fn exec_pasta(
     if let Err(e) = nix::unistd::setresuid(uid, uid, uid) {
         return say("setresuid", e);
     }
-    // A credential change clears the parent-death signal: arm it after.
-    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
-        return say("prctl(PR_SET_PDEATHSIG)", e);
+    // A credential change clears the parent-death signal: arm it again, and check again.
+    if let Err(code) = bound_to_helper() {
+        return code;
     }
     let devnull = match open("/dev/null", OFlag::O_RDWR, Mode::empty()) {
         Ok(fd) => fd,
@@ -213,8 +235,10 @@ fn exec_pasta(
             return say("fcntl", e);
         }
     }
-    if let Err(e) = os::default_sigpipe() {
-        return say("sigaction(SIGPIPE)", e);
+    // A clean slate: the helper ignores several signals, and ignored stays ignored across exec
+    // (pasta refuses to start with SIGPIPE ignored).
+    if let Err(e) = os::default_signals() {
+        return say("rt_sigaction (default signals)", e);
     }
     let mut keep = [netns.as_raw_fd(), ready_w.as_raw_fd()];
     keep.sort_unstable();

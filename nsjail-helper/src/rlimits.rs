@@ -19,7 +19,7 @@ pub fn with_defaults(asked: &[RlimitSetting]) -> Vec<RlimitSetting> {
     v
 }
 
-fn resource(r: RlimitResource) -> Resource {
+pub fn resource(r: RlimitResource) -> Resource {
     match r {
         RlimitResource::As => Resource::RLIMIT_AS,
         RlimitResource::Core => Resource::RLIMIT_CORE,

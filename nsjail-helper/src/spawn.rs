@@ -181,6 +181,12 @@ pub fn spawn(
             Err(e) => return Err(kill(e)),
         }
     }
+    // The caller's scheduling (nice, policy, CPUs, I/O priority, OOM score, timer slack), which
+    // the helper did not keep for itself, for the sandbox and everything in it.
+    match crate::inherit::give_to(pid) {
+        Ok(lines) => lines.into_iter().for_each(&mut *step),
+        Err(e) => return Err(kill(e)),
+    }
     // The sandbox's network must be there before its payload runs.
     let pasta = match &req.pasta {
         None => None,

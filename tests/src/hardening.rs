@@ -105,6 +105,9 @@ fn ensure_mount_point(dir: &str) {
 
 /// A private `/etc/nsjail` (and `/run/nsjail`) for one or more runs.
 pub struct PolicyEnv {
+    /// The daemon the daemon callers reach under this policy, started on first use (and, being
+    /// the first field, stopped before the directories go).
+    daemon: std::sync::OnceLock<crate::Daemon>,
     pub etc: TempDir,
     pub run: TempDir,
 }
@@ -116,6 +119,7 @@ impl PolicyEnv {
         ensure_mount_point("/etc/nsjail");
         ensure_mount_point("/run/nsjail");
         PolicyEnv {
+            daemon: std::sync::OnceLock::new(),
             etc: scratch_dir(),
             run: scratch_dir(),
         }
@@ -231,6 +235,83 @@ impl PolicyEnv {
         Running::spawn(&mut cmd, None, &what)
     }
 }
+
+impl PolicyEnv {
+    /// A helper daemon (`nsjail-helper --daemon`, as root) that reads this environment's
+    /// policy: started on first use in this environment's mount namespace, on a socket of its
+    /// own, and stopped when the environment is dropped.
+    pub fn daemon(&self) -> &crate::Daemon {
+        self.daemon.get_or_init(|| {
+            let dir = scratch_dir();
+            let socket = dir.path().join("helper.sock");
+            let mut cmd = self.command(&Caller::root(), crate::helper_bin());
+            cmd.arg("--daemon").arg("--socket").arg(&socket);
+            let what = format!(
+                "nsjail-helper --daemon under a test policy ({})",
+                socket.display()
+            );
+            let run = Running::spawn_with_timeout(
+                &mut cmd,
+                None,
+                &what,
+                std::time::Duration::from_secs(86_400),
+            );
+            let d = crate::Daemon {
+                run: Some(run),
+                socket,
+                _dir: Some(dir),
+            };
+            d.wait_listening();
+            d
+        })
+    }
+
+    /// `nsjail run ARGS...` as `c` under this policy, whichever way `c` goes in: root and the
+    /// setuid user start the helper in this environment's mount namespace, the daemon callers
+    /// reach [`PolicyEnv::daemon`].
+    pub fn run_as(&self, c: &Caller, cwd: Option<&Path>, args: &[&str]) -> Output {
+        if !c.via_daemon() {
+            return self.run(c, cwd, args);
+        }
+        let d = self.daemon();
+        let mut cmd = d.run_cmd(c, args);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let what = format!(
+            "[{} via a daemon under a test policy] nsjail run {}",
+            c.name(),
+            shell_words(args)
+        );
+        Running::spawn(&mut cmd, None, &what).wait()
+    }
+
+    /// `nsjail run OPTS -- sh -c SCRIPT` as `c` under this policy.
+    pub fn sh_as(&self, c: &Caller, opts: &[&str], script: &str) -> Output {
+        let mut args: Vec<&str> = opts.to_vec();
+        args.extend(["--", "/bin/sh", "-c", script]);
+        self.run_as(c, None, &args)
+    }
+
+    /// [`Caller::probe`] under this policy.
+    pub fn probe_as(
+        &self,
+        c: &Caller,
+        dir: &Path,
+        opts: &[&str],
+        check: &str,
+        arg: Option<&str>,
+    ) -> Output {
+        let mut args: Vec<&str> = opts.to_vec();
+        args.extend(["--", "./nsjail-probe", check]);
+        args.extend(arg);
+        self.run_as(c, Some(dir), &args)
+    }
+}
+
+/// A policy that grants `--cap-add` and `--allow-userns`, which the setuid helper and the
+/// daemon refuse their users without one.
+pub const GRANT_CAPS_AND_USERNS: &str = "[allow]\ncap_add = true\nuserns = true\n";
 
 impl Default for PolicyEnv {
     fn default() -> Self {

@@ -16,7 +16,7 @@ use clap::Args;
 use crate::{Workspace, show, step};
 
 /// Every fuzz target in `fuzz/fuzz_targets`.
-pub const TARGETS: [&str; 3] = ["wire_request", "wire_stream", "oci_seccomp"];
+pub const TARGETS: [&str; 4] = ["wire_request", "wire_stream", "oci_seccomp", "bpf_accept"];
 
 #[derive(Args)]
 pub struct FuzzArgs {

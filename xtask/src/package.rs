@@ -241,9 +241,9 @@ pub fn policy_example(policy_md: &str) -> Result<String> {
     let mut out = String::from(
         "# nsjail admin policy: every key, with an example value, commented out. As it is, this\n\
          # file grants the defaults (everyone may use the helper, only their own ids are mapped,\n\
-         # every feature is allowed, no ceilings). Copy it to /etc/nsjail/policy.toml (root:root,\n\
-         # mode 0644) and uncomment what you need; docs/policy.md next to this file explains each\n\
-         # key.\n\n",
+         # --cap-add and --allow-userns for root only, every other feature allowed, no ceilings).\n\
+         # Copy it to /etc/nsjail/policy.toml (root:root, mode 0644) and uncomment what you need;\n\
+         # docs/policy.md next to this file explains each key.\n\n",
     );
     for line in body[..end].trim_matches('\n').lines() {
         match line {

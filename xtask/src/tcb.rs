@@ -3,7 +3,9 @@
 //! Two figures: the lines of code of every workspace crate linked into `nsjail-helper` (no
 //! tests, comments or blank lines), and the crates from crates.io it links at run time (its
 //! normal dependencies, transitively; proc-macros and build scripts run only at build time and
-//! are left out, with everything only they depend on).
+//! are left out, with everything only they depend on). An optional dependency counts only when
+//! a feature that is on turns it on: `cargo metadata` also lists those that only a weak feature
+//! (`dep?/feature`) names, which are never built (rust-lang/cargo#10801).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -126,7 +128,13 @@ fn linked_crates(ws: &Workspace) -> Result<Vec<Linked>> {
             let Some(dep_id) = dep["pkg"].as_str() else {
                 continue;
             };
-            if normal && packages.get(dep_id).is_some_and(|p| !is_proc_macro(p)) {
+            let Some(dep_name) = dep["name"].as_str() else {
+                continue;
+            };
+            let active = packages
+                .get(id)
+                .is_none_or(|p| optional_dep_active(p, &node["features"], dep_name));
+            if normal && active && packages.get(dep_id).is_some_and(|p| !is_proc_macro(p)) {
                 stack.push(dep_id);
             }
         }
@@ -150,6 +158,53 @@ fn linked_crates(ws: &Workspace) -> Result<Vec<Linked>> {
         (a.workspace_src.is_none(), &a.name).cmp(&(b.workspace_src.is_none(), &b.name))
     });
     Ok(linked)
+}
+
+/// Whether the normal dependency `dep_name` (as the resolve graph names it: the crate name in
+/// code) of package `pkg` is built with the features `enabled` (the resolve node's): always
+/// when it is not optional, else when an enabled feature is its own implicit feature or lists
+/// `dep:NAME` or `NAME/feature`. A weak `NAME?/feature` turns nothing on.
+fn optional_dep_active(pkg: &Value, enabled: &Value, dep_name: &str) -> bool {
+    let keys: Vec<&str> = pkg["dependencies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["kind"].is_null())
+        .filter_map(|d| d["rename"].as_str().or(d["name"].as_str()).map(|k| (k, d)))
+        .filter(|(k, _)| k.replace('-', "_") == dep_name)
+        .map(|(k, d)| (k, d["optional"].as_bool().unwrap_or(false)))
+        .filter_map(|(k, optional)| optional.then_some(k))
+        .collect();
+    let required = pkg["dependencies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["kind"].is_null() && !d["optional"].as_bool().unwrap_or(false))
+        .filter_map(|d| d["rename"].as_str().or(d["name"].as_str()))
+        .any(|k| k.replace('-', "_") == dep_name);
+    if required || keys.is_empty() {
+        return true;
+    }
+    let enabled: Vec<&str> = enabled
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    enabled.iter().any(|f| {
+        keys.contains(f)
+            || pkg["features"][*f]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .any(|item| {
+                    keys.iter().any(|k| {
+                        item.strip_prefix("dep:") == Some(*k)
+                            || item.split_once('/').is_some_and(|(d, _)| d == *k)
+                    })
+                })
+    })
 }
 
 /// Lines of code under `dir` (every `.rs` file but `tests.rs` and files under `tests/`).
@@ -285,6 +340,41 @@ fn g() {}
 "#;
         // use, fn f, let, '{', }, fn g
         assert_eq!(code_lines(text), 6);
+    }
+
+    #[test]
+    fn an_optional_dependency_counts_only_when_a_feature_turns_it_on() {
+        let pkg = serde_json::json!({
+            "dependencies": [
+                {"name": "indexmap", "rename": null, "optional": true, "kind": null},
+                {"name": "toml-writer", "rename": null, "optional": true, "kind": null},
+                {"name": "toml_parser", "rename": null, "optional": true, "kind": null},
+                {"name": "serde_core", "rename": null, "optional": false, "kind": null},
+                {"name": "itertools", "rename": null, "optional": false, "kind": "dev"},
+            ],
+            "features": {
+                "std": ["indexmap?/std", "toml_parser?/std"],
+                "preserve_order": ["dep:indexmap", "std"],
+                "display": ["dep:toml-writer"],
+                "parse": ["toml_parser/alloc"],
+            }
+        });
+        let on = |fs: &[&str]| serde_json::json!(fs);
+        // Only weakly named: not built.
+        assert!(!optional_dep_active(&pkg, &on(&["std"]), "indexmap"));
+        assert!(!optional_dep_active(&pkg, &on(&["std"]), "toml_writer"));
+        assert!(!optional_dep_active(&pkg, &on(&["std"]), "toml_parser"));
+        // Turned on by `dep:`, by `name/feature`, or by its implicit feature.
+        assert!(optional_dep_active(
+            &pkg,
+            &on(&["std", "preserve_order"]),
+            "indexmap"
+        ));
+        assert!(optional_dep_active(&pkg, &on(&["display"]), "toml_writer"));
+        assert!(optional_dep_active(&pkg, &on(&["parse"]), "toml_parser"));
+        assert!(optional_dep_active(&pkg, &on(&["indexmap"]), "indexmap"));
+        // Not optional: always.
+        assert!(optional_dep_active(&pkg, &on(&[]), "serde_core"));
     }
 
     #[test]

@@ -126,6 +126,11 @@ fi
 # The desktop, network and terminal tests need an X server, pasta and tmux, which this minimal
 # guest does not have; they run on the host in the same CI run. Everything else runs here.
 echo "vmtest: not run in the guest (run on the host): desktop:: network:: terminal::"
+# A sandbox's cgroup goes to the nearest cgroup above its caller's without processes, here
+# system.slice, and the helper enables controllers only there: as an administrator who lets
+# users use --cpus would, have systemd offer the cpu controller in it (on cgroup v2 a CPU
+# weight needs the controller; CPUAccounting= does not).
+systemctl set-property --runtime nsjail-vmtest.service CPUWeight=100
 # Every test that runs here runs whole: a skip fails the test itself (the harness refuses skips
 # when NSJAIL_E2E_SYSTEM is set), and, in case a skip got past that, fails the run from its log.
 skips=/tmp/nsjail-e2e-skips.log

@@ -17,7 +17,7 @@ use crate::error::{HelperError, Result};
 /// One directory of the sandbox's cgroup (v2: the only one; v1: one per hierarchy).
 pub struct Dir {
     pub path: PathBuf,
-    /// `<parent>/nsjail`, open, to remove this directory by name.
+    /// The directory it was made in, open, to remove it by name.
     pub parent: OwnedFd,
     pub fd: OwnedFd,
     /// v1: the hierarchy's controllers; v2: the controllers enabled for it.
@@ -105,6 +105,21 @@ pub fn write_path(path: &Path, value: &str) -> Result<()> {
         })
 }
 
+/// Open an existing parent (v2), which must be root's.
+pub fn open_existing(parent: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        parent,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(|e| HelperError::Sys {
+        call: format!("open {}", parent.display()),
+        source: e,
+    })?;
+    check_root_made(&fd, parent)?;
+    Ok(fd)
+}
+
 /// `mkdir -p`-like for the parent (`…/nsjail`, mode 0755), then open it.
 pub fn open_parent(parent: &Path) -> Result<OwnedFd> {
     if let Some(above) = parent.parent()
@@ -124,7 +139,7 @@ pub fn open_parent(parent: &Path) -> Result<OwnedFd> {
             });
         }
     }
-    nix::fcntl::open(
+    let fd = nix::fcntl::open(
         parent,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
         Mode::empty(),
@@ -132,7 +147,36 @@ pub fn open_parent(parent: &Path) -> Result<OwnedFd> {
     .map_err(|e| HelperError::Sys {
         call: format!("open {}", parent.display()),
         source: e,
-    })
+    })?;
+    check_root_made(&fd, parent)?;
+    Ok(fd)
+}
+
+/// The directory open as `fd` is root's and no one else may write it. On v1 our parent lies
+/// below the caller's own cgroup, which may be delegated to the caller: an `nsjail` they made
+/// there first would be theirs, with its files, and so would be the right to rename or remove
+/// what we put in it. Checked on the open fd, through which everything below is made.
+fn check_root_made(fd: &OwnedFd, path: &Path) -> Result<()> {
+    let st = nix::sys::stat::fstat(fd).map_err(|e| HelperError::Sys {
+        call: format!("fstat {}", path.display()),
+        source: e,
+    })?;
+    if st.st_uid != 0 {
+        return Err(HelperError::Refused(format!(
+            "{}: owned by uid {}, not root: refusing to put a sandbox's cgroup in it",
+            path.display(),
+            st.st_uid
+        )));
+    }
+    if st.st_mode & 0o022 != 0 {
+        return Err(HelperError::Refused(format!(
+            "{}: writable by group or others (mode {:04o}): refusing to put a sandbox's cgroup \
+             in it",
+            path.display(),
+            st.st_mode & 0o7777
+        )));
+    }
+    Ok(())
 }
 
 pub fn make_dir(
@@ -166,14 +210,14 @@ pub fn make_dir(
     })
 }
 
-/// `<our pid>-<our start time in clock ticks since boot>`.
-pub fn sandbox_name() -> Result<String> {
+/// `<prefix><our pid>-<our start time in clock ticks since boot>`.
+pub fn sandbox_name(prefix: &str) -> Result<String> {
     let pid = std::process::id() as i32;
     let start = start_time(pid).ok_or_else(|| HelperError::Sys {
         call: "read /proc/self/stat".into(),
         source: Errno::EIO,
     })?;
-    Ok(format!("{pid}-{start}"))
+    Ok(format!("{prefix}{pid}-{start}"))
 }
 
 /// Field 22 of `/proc/PID/stat`: when the process started.
@@ -183,8 +227,9 @@ fn start_time(pid: i32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Remove the empty sandbox cgroups under `parent` whose creating helper no longer exists.
-pub fn clean_stale(parent_fd: &OwnedFd, parent: &Path, ours: &str) {
+/// Remove the empty sandbox cgroups (`<prefix><pid>-<start>`) under `parent` whose creating
+/// helper no longer exists.
+pub fn clean_stale(parent_fd: &OwnedFd, parent: &Path, prefix: &str, ours: &str) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
@@ -194,7 +239,7 @@ pub fn clean_stale(parent_fd: &OwnedFd, parent: &Path, ours: &str) {
         if name == ours {
             continue;
         }
-        let Some((pid, start)) = name.split_once('-') else {
+        let Some((pid, start)) = name.strip_prefix(prefix).and_then(|n| n.split_once('-')) else {
             continue;
         };
         let (Ok(pid), Ok(start)) = (pid.parse::<i32>(), start.parse::<u64>()) else {
@@ -228,6 +273,7 @@ mod tests {
     #[test]
     fn our_start_time_is_readable() {
         assert!(start_time(std::process::id() as i32).is_some());
-        assert!(sandbox_name().unwrap().contains('-'));
+        assert!(sandbox_name("").unwrap().contains('-'));
+        assert!(sandbox_name("nsjail-").unwrap().starts_with("nsjail-"));
     }
 }

@@ -20,26 +20,115 @@ pub struct Mount {
 /// Controllers of v1 that a sandbox may use.
 const V1_CONTROLLERS: [&str; 5] = ["memory", "pids", "cpu", "cpuacct", "freezer"];
 
-/// The parent directory for sandbox cgroups in one hierarchy: `nsjail` below our own cgroup on
-/// v1, below the mount's root on v2. (Issue 4's policy `cgroup_parent` replaces this.)
-pub fn parent_dir(mount: &Mount, own: Option<&str>) -> PathBuf {
-    let mut p = mount.point.clone();
-    if !mount.v2
-        && let Some(own) = own
-    {
-        // Our cgroup as /proc/self/cgroup shows it, relative to what the mount shows as root.
-        let rel = own
-            .strip_prefix(mount.root.trim_end_matches('/'))
-            .unwrap_or(own);
-        p.push(rel.trim_start_matches('/'));
-    }
-    p.push(PARENT_NAME);
-    p
+/// Where the sandbox cgroups of one hierarchy go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parent {
+    /// The directory they are made in.
+    pub dir: PathBuf,
+    /// v2: the cgroups from just below `dir` down to our own (included). A sandbox moved up to
+    /// `dir` leaves them, so their limits are carried over to it as ceilings.
+    pub between: Vec<PathBuf>,
 }
 
-/// The controllers the cgroup2 root offers to its children.
-pub fn available_v2(point: &Path) -> Vec<String> {
-    std::fs::read_to_string(point.join("cgroup.controllers"))
+/// The one function that decides where a sandbox's cgroup goes, in one hierarchy. Always in the
+/// subtree the caller was in, so whatever bounds the caller (a systemd slice, a service, a job
+/// runner) bounds the sandbox too.
+///
+/// - **v1**: `nsjail` below our own cgroup (which is the caller's).
+/// - **v2**: a cgroup with processes cannot hand controllers to children, and the caller's own
+///   cgroup holds the caller. So: the nearest cgroup above ours that holds no processes and that
+///   no one but root can write, it and everything above it (e.g. the caller's `user-UID.slice`,
+///   or the helper service's own cgroup once the daemon has moved into a leaf); the root of the
+///   hierarchy when there is none. Skipping what others can write keeps sandboxes out of a
+///   subtree delegated to the caller (`user@UID.service`), where the caller could move their
+///   processes out of the sandbox's cgroup.
+pub fn parent_dir(mount: &Mount, own: Option<&str>) -> Parent {
+    let mut p = mount.point.clone();
+    let Some(own) = own else {
+        if !mount.v2 {
+            p.push(PARENT_NAME);
+        }
+        return Parent {
+            dir: p,
+            between: Vec::new(),
+        };
+    };
+    // Our cgroup as /proc/self/cgroup shows it, relative to what the mount shows as root.
+    let rel = own
+        .strip_prefix(mount.root.trim_end_matches('/'))
+        .unwrap_or(own);
+    if !mount.v2 {
+        p.push(rel.trim_start_matches('/'));
+        p.push(PARENT_NAME);
+        return Parent {
+            dir: p,
+            between: Vec::new(),
+        };
+    }
+    let levels = v2_levels(&mount.point, rel);
+    let i = choose_v2(&levels);
+    Parent {
+        dir: levels[i].path.clone(),
+        between: levels[i + 1..].iter().map(|l| l.path.clone()).collect(),
+    }
+}
+
+/// One cgroup on the way from the v2 root down to ours, as [`choose_v2`] weighs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Level {
+    pub path: PathBuf,
+    /// The directory and its `cgroup.procs` are root's and writable by no one else.
+    pub root_owned: bool,
+    /// Its `cgroup.procs` lists a process (or could not be read).
+    pub has_procs: bool,
+}
+
+/// The levels from the mount's root (first) to our own cgroup `rel` (last).
+fn v2_levels(point: &Path, rel: &str) -> Vec<Level> {
+    let mut path = point.to_path_buf();
+    let mut out = vec![level(&path)];
+    for part in rel.split('/').filter(|c| !c.is_empty()) {
+        path.push(part);
+        out.push(level(&path));
+    }
+    out
+}
+
+fn level(path: &Path) -> Level {
+    use std::os::unix::fs::MetadataExt;
+    let root_made = |p: &Path| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0)
+    };
+    let procs = path.join("cgroup.procs");
+    Level {
+        path: path.to_path_buf(),
+        root_owned: root_made(path) && root_made(&procs),
+        has_procs: std::fs::read_to_string(&procs).map_or(true, |s| !s.trim().is_empty()),
+    }
+}
+
+/// Which of `levels` (root first, ours last) hosts the sandboxes: the deepest one above ours
+/// that holds no processes, with it and every level above it root's; the root otherwise.
+pub fn choose_v2(levels: &[Level]) -> usize {
+    let mut best = 0;
+    for (i, l) in levels
+        .iter()
+        .enumerate()
+        .take(levels.len().saturating_sub(1))
+    {
+        if !l.root_owned {
+            break;
+        }
+        if i > 0 && !l.has_procs {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The controllers a v2 cgroup offers to its children (its `cgroup.controllers`).
+pub fn available_v2(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("cgroup.controllers"))
         .map(|s| s.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default()
 }
@@ -196,11 +285,11 @@ mod tests {
             controllers: vec!["memory".into()],
         };
         assert_eq!(
-            parent_dir(&v1, Some("/process_api/abc")),
+            parent_dir(&v1, Some("/process_api/abc")).dir,
             PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/nsjail")
         );
         assert_eq!(
-            parent_dir(&v1, Some("/")),
+            parent_dir(&v1, Some("/")).dir,
             PathBuf::from("/sys/fs/cgroup/memory/nsjail")
         );
         let bound = Mount {
@@ -208,19 +297,70 @@ mod tests {
             ..v1.clone()
         };
         assert_eq!(
-            parent_dir(&bound, Some("/sub/x")),
+            parent_dir(&bound, Some("/sub/x")).dir,
             PathBuf::from("/sys/fs/cgroup/memory/x/nsjail")
         );
-        let v2 = Mount {
-            point: "/sys/fs/cgroup".into(),
-            root: "/".into(),
-            v2: true,
-            controllers: vec![],
-        };
-        assert_eq!(
-            parent_dir(&v2, Some("/user.slice/x.scope")),
-            PathBuf::from("/sys/fs/cgroup/nsjail")
-        );
+    }
+
+    fn lv(path: &str, root_owned: bool, has_procs: bool) -> Level {
+        Level {
+            path: path.into(),
+            root_owned,
+            has_procs,
+        }
+    }
+
+    #[test]
+    fn v2_parents() {
+        // A login session: the slice above the session scope.
+        let session = [
+            lv("/", true, true),
+            lv("/user.slice", true, false),
+            lv("/user.slice/user-1000.slice", true, false),
+            lv("/user.slice/user-1000.slice/session-3.scope", true, true),
+        ];
+        assert_eq!(choose_v2(&session), 2);
+        // A terminal of the desktop, in the user's own (delegated) service manager: above it.
+        let desktop = [
+            lv("/", true, true),
+            lv("/user.slice", true, false),
+            lv("/user.slice/user-1000.slice", true, false),
+            lv(
+                "/user.slice/user-1000.slice/user@1000.service",
+                false,
+                false,
+            ),
+            lv(
+                "/user.slice/user-1000.slice/user@1000.service/app.slice",
+                false,
+                false,
+            ),
+            lv(
+                "/user.slice/user-1000.slice/user@1000.service/app.slice/t.scope",
+                false,
+                true,
+            ),
+        ];
+        assert_eq!(choose_v2(&desktop), 2);
+        // A service calling the setuid helper: its slice. The daemon in its leaf: its service.
+        let service = [
+            lv("/", true, true),
+            lv("/system.slice", true, false),
+            lv("/system.slice/ci.service", true, true),
+        ];
+        assert_eq!(choose_v2(&service), 1);
+        let daemon = [
+            lv("/", true, true),
+            lv("/system.slice", true, false),
+            lv("/system.slice/nsjail-helper.service", true, false),
+            lv("/system.slice/nsjail-helper.service/daemon", true, true),
+        ];
+        assert_eq!(choose_v2(&daemon), 2);
+        // In the root, or nothing better above: the root.
+        assert_eq!(choose_v2(&[lv("/", true, true)]), 0);
+        assert_eq!(choose_v2(&[lv("/", true, true), lv("/a", true, true)]), 0);
+        // Our own cgroup is never chosen, even without processes listed.
+        assert_eq!(choose_v2(&[lv("/", true, true), lv("/a", true, false)]), 0);
     }
 
     #[test]

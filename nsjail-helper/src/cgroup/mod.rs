@@ -2,7 +2,7 @@
 //! before it is released, usage read at the end, every process killed, the directory removed.
 //!
 //! **v2** (one unified hierarchy, every current systemd distribution) is the primary path: one
-//! directory `<cgroup2 mount>/nsjail/<name>`, the controllers it needs enabled in the parent's
+//! directory `<parent>/nsjail-<name>`, the controllers it needs enabled in the parent's
 //! `cgroup.subtree_control`, the first process born inside it with `CLONE_INTO_CGROUP`, killed
 //! whole with `cgroup.kill`.
 //!
@@ -11,12 +11,16 @@
 //! written to each `cgroup.procs` before it is released from the sync pipe, killed by freezing,
 //! signalling every member and thawing.
 //!
-//! Where the parent is: [`parent_dir`] is the one function that decides (the admin policy of
-//! issue 4 will plug its `cgroup_parent` in there). On v1 the default is *below the helper's own
-//! cgroup* in each hierarchy, which is the caller's: a sandbox never leaves the subtree its caller
-//! was in, so whatever accounts for or bounds the caller (a systemd slice, a job runner) still
-//! does. v2 forbids that (a cgroup with processes cannot hand controllers to children), so there
-//! the default is `nsjail` under the root of the cgroup2 mount.
+//! Where the parent is: [`parent_dir`] is the one function that decides, and it never leaves
+//! the subtree the caller was in, so whatever accounts for or bounds the caller (a systemd
+//! slice, a service, a job runner) bounds the sandbox too. On v1 that is *below the helper's own
+//! cgroup* (the caller's). v2 forbids that (a cgroup with processes cannot hand controllers to
+//! children), so there it is the nearest cgroup above ours without processes that only root can
+//! write, e.g. the caller's `user-UID.slice`, or the daemon's service (the daemon moves itself
+//! into a leaf at start, [`daemon_leaf`]); controllers are enabled there and nowhere above, and a
+//! controller it does not offer is refused. The limits of the cgroups the sandbox leaves on the
+//! way up (the caller's own scope or service, say `TasksMax=` of a service that runs the setuid
+//! helper) are carried over to it as ceilings.
 //!
 //! The name is `<helper pid>-<helper start time>`: unique over time, and it tells a later helper
 //! whether the one that made a directory is still alive. When a helper is killed outright (only
@@ -35,15 +39,71 @@ use nix::sys::signal::Signal;
 use nix::unistd::{Pid, UnlinkatFlags, unlinkat};
 use nsjail_core::request::{CgroupVersion, Limits};
 
-use self::dir::{Dir, clean_stale, make_dir, open_parent, sandbox_name, write_path};
-use self::hierarchy::{Mount, available_v2, parent_dir, read_mounts, read_own_cgroups};
+use self::dir::{Dir, clean_stale, make_dir, open_existing, open_parent, sandbox_name, write_path};
+use self::hierarchy::{Mount, Parent, available_v2, parent_dir, read_mounts, read_own_cgroups};
 use crate::error::{HelperError, Result};
 use crate::sys;
 
-/// The directory every sandbox cgroup of ours lives in, under the parent.
+/// v1: the directory every sandbox cgroup of ours lives in, under the parent.
 pub const PARENT_NAME: &str = "nsjail";
+/// v2: the prefix of a sandbox cgroup's name, made right in the parent.
+pub const V2_PREFIX: &str = "nsjail-";
 /// `cpu.cfs_period_us` / the period of `cpu.max`: the kernel's default, 100 ms.
 const CPU_PERIOD_US: u64 = 100_000;
+
+/// v2: `cpu.weight` of a sandbox with a CPU-time limit (the default is 100), so that its
+/// supervisor beside it wins every wake-up.
+const TIME_LIMITED_WEIGHT: &str = "10";
+
+/// The leaf the daemon moves into at start (v2).
+pub const DAEMON_LEAF: &str = "daemon";
+
+/// For the daemon, at start: on v2, if it is alone in its cgroup (as systemd starts a service,
+/// with `Delegate=yes` making that cgroup the service's to manage), move into a leaf child
+/// `daemon`, so that the service's cgroup holds no process and can hold the sandboxes: they then
+/// stay under the service, bounded by its limits (`TasksMax=`, `MemoryMax=`). A daemon sharing
+/// its cgroup (started by hand from a shell) stays where it is; its sandboxes go to the nearest
+/// cgroup above without processes, as on the setuid path. Returns what it did, for the log.
+pub fn daemon_leaf() -> Result<Option<String>> {
+    let mounts = read_mounts()?;
+    let Some(mount) = mounts.iter().find(|m| m.v2) else {
+        return Ok(None);
+    };
+    let Some(own) = read_own_cgroups()
+        .into_iter()
+        .find(|(ctrls, _)| ctrls.is_empty())
+        .map(|(_, p)| p)
+    else {
+        return Ok(None);
+    };
+    let rel = own
+        .strip_prefix(mount.root.trim_end_matches('/'))
+        .unwrap_or(&own)
+        .trim_start_matches('/');
+    if rel.is_empty() {
+        // The root cgroup may hold processes and children with controllers alike.
+        return Ok(None);
+    }
+    let here = mount.point.join(rel);
+    let me = std::process::id().to_string();
+    let procs = std::fs::read_to_string(here.join("cgroup.procs")).unwrap_or_default();
+    if procs.split_whitespace().ne([me.as_str()]) {
+        return Ok(None);
+    }
+    let leaf = open_parent(&here.join(DAEMON_LEAF))?;
+    let dir = Dir {
+        path: here.join(DAEMON_LEAF),
+        parent: open_existing(&here)?,
+        fd: leaf,
+        controllers: Vec::new(),
+    };
+    dir.write("cgroup.procs", &me)?;
+    Ok(Some(format!(
+        "moved into {} so that sandboxes can go under {}",
+        dir.path.display(),
+        here.display()
+    )))
+}
 
 /// A sandbox's cgroup. Dropping it kills whatever is still inside and removes it.
 pub struct Cgroup {
@@ -82,6 +142,8 @@ impl Cgroup {
         let mounts = read_mounts()?;
         let own = read_own_cgroups();
         let v2_mount = mounts.iter().find(|m| m.v2);
+        // Whether v2 is this host's hierarchy for limits is the root's to say; where a sandbox
+        // goes, and what it may use there, [`parent_dir`]'s.
         let v2_controllers = v2_mount.map(|m| available_v2(&m.point)).unwrap_or_default();
         let has_v1 = mounts.iter().any(|m| !m.v2);
         let version = match limits.cgroup_version {
@@ -95,7 +157,12 @@ impl Cgroup {
             let mount = v2_mount.ok_or_else(|| {
                 HelperError::Refused("no cgroup2 filesystem is mounted on this host".into())
             })?;
-            Self::create_v2(limits, mount, &v2_controllers, pids_extra, step)?
+            // Our v2 cgroup: the line without controllers.
+            let own_v2 = own
+                .iter()
+                .find(|(ctrls, _)| ctrls.is_empty())
+                .map(|(_, p)| p.as_str());
+            Self::create_v2(limits, &parent_dir(mount, own_v2), has_v1, pids_extra, step)?
         } else {
             Self::create_v1(limits, &mounts, &own, pids_extra, step)?
         };
@@ -104,11 +171,13 @@ impl Cgroup {
 
     fn create_v2(
         limits: &Limits,
-        mount: &Mount,
-        available: &[String],
+        parent: &Parent,
+        hybrid: bool,
         pids_extra: u64,
         step: &mut dyn FnMut(String),
     ) -> Result<Cgroup> {
+        let dir = &parent.dir;
+        let available = available_v2(dir);
         let mut want = Vec::new();
         let mut optional = Vec::new();
         for (ctrl, flag) in [
@@ -119,19 +188,32 @@ impl Cgroup {
             let have = available.iter().any(|c| c == ctrl);
             match (flag, have) {
                 (Some(flag), false) => {
+                    // Never enabled higher up: the cgroups above are not the caller's.
+                    let hint = if hybrid {
+                        "; on a hybrid host use --cgroup-version 1".to_string()
+                    } else {
+                        // (CPUAccounting= no longer needs the cpu controller on v2: a weight
+                        // does.)
+                        let setting = match ctrl {
+                            "memory" => "MemoryAccounting=yes",
+                            "pids" => "TasksAccounting=yes",
+                            _ => "CPUWeight=100",
+                        };
+                        format!(
+                            "; an administrator can offer it there (systemd: {setting} for that \
+                             slice)"
+                        )
+                    };
                     return Err(HelperError::Refused(format!(
-                        "{flag} needs the {ctrl} controller, which cgroup v2 does not offer on \
-                         this host (available: {}){}",
+                        "{flag} needs the {ctrl} controller, which cgroup v2 does not offer in \
+                         {} (where this sandbox's cgroup goes: the nearest cgroup above yours \
+                         without processes; available: {}){hint}",
+                        dir.display(),
                         if available.is_empty() {
                             "none".to_string()
                         } else {
                             available.join(" ")
                         },
-                        if ctrl == "memory" || ctrl == "pids" || ctrl == "cpu" {
-                            "; on a hybrid host use --cgroup-version 1"
-                        } else {
-                            ""
-                        }
                     )));
                 }
                 (Some(_), true) => want.push(ctrl.to_string()),
@@ -144,65 +226,92 @@ impl Cgroup {
                 _ => {}
             }
         }
-        let parent = parent_dir(mount, None);
-        let enable = want
-            .iter()
-            .map(|c| format!("+{c}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        // The controllers must be handed down by the parent's parent, then by the parent.
-        let grand = parent.parent();
-        if !want.is_empty()
-            && let Some(grand) = grand
-        {
-            write_path(&grand.join("cgroup.subtree_control"), &enable)?;
+        // The limits of the cgroups the sandbox leaves on the way up, as ceilings.
+        let ceilings = Ceilings::of(&parent.between);
+        for (ctrl, has) in [
+            ("memory", ceilings.memory.is_some()),
+            ("pids", ceilings.pids.is_some()),
+            ("cpu", ceilings.cpu.is_some()),
+        ] {
+            if has && available.iter().any(|c| c == ctrl) && !want.iter().any(|c| c == ctrl) {
+                want.push(ctrl.to_string());
+            }
         }
-        let name = sandbox_name()?;
-        let parent_fd = open_parent(&parent)?;
+        // Controllers are enabled in the parent only: never above it, in cgroups that are not
+        // the caller's to have changed.
         if !want.is_empty() {
-            write_path(&parent.join("cgroup.subtree_control"), &enable)?;
+            let enable = want
+                .iter()
+                .map(|c| format!("+{c}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            write_path(&dir.join("cgroup.subtree_control"), &enable)?;
         }
         // Controllers that only help are enabled one by one, and a refusal is no error (the
         // cpu controller, for one, cannot be enabled while a realtime task sits in a non-root
         // cgroup on some kernels).
         for ctrl in optional {
-            let on = format!("+{ctrl}");
-            let enabled = grand
-                .is_none_or(|g| write_path(&g.join("cgroup.subtree_control"), &on).is_ok())
-                && write_path(&parent.join("cgroup.subtree_control"), &on).is_ok();
-            if enabled {
+            if write_path(&dir.join("cgroup.subtree_control"), &format!("+{ctrl}")).is_ok()
+                && !want.iter().any(|c| c == ctrl)
+            {
                 want.push(ctrl.to_string());
             }
         }
-        clean_stale(&parent_fd, &parent, &name);
-        let dir = make_dir(parent_fd, &parent, &name, want)?;
+        let name = sandbox_name(V2_PREFIX)?;
+        let parent_fd = open_existing(dir)?;
+        clean_stale(&parent_fd, dir, V2_PREFIX, &name);
+        let made = make_dir(parent_fd, dir, &name, want)?;
         let cg = Cgroup {
             version: 2,
-            dirs: vec![dir],
+            dirs: vec![made],
             name,
             joined_at_clone: false,
             removed: false,
         };
         let mut set = Vec::new();
         let d = &cg.dirs[0];
-        if let Some(b) = limits.memory_bytes {
+        let memory = min_some(limits.memory_bytes, ceilings.memory);
+        if let Some(b) = memory.filter(|_| d.has("memory")) {
             d.write("memory.max", &b.to_string())?;
             set.push(format!("memory.max {b}"));
-            // Swap off: the limit is the limit. Kernels without swap support lack the file.
-            if d.exists("memory.swap.max") {
+            // Swap off when a limit was asked for: the limit is the limit. Kernels without
+            // swap support lack the file.
+            if limits.memory_bytes.is_some() && d.exists("memory.swap.max") {
                 d.write("memory.swap.max", "0")?;
                 set.push("memory.swap.max 0".into());
             }
         }
-        if let Some(n) = limits.pids {
-            let n = n.saturating_add(pids_extra);
-            d.write("pids.max", &n.to_string())?;
-            set.push(format!("pids.max {n}"));
+        let pids = min_some(
+            limits.pids.map(|n| n.saturating_add(pids_extra)),
+            ceilings.pids,
+        );
+        if let Some(n) = pids.filter(|_| d.has("pids")) {
+            let v = pids_max(n);
+            d.write("pids.max", &v)?;
+            set.push(format!("pids.max {v}"));
         }
-        if let Some(m) = limits.cpu_millis {
-            let v = format!("{} {CPU_PERIOD_US}", m * CPU_PERIOD_US / 1000);
+        // A CPU-time limit is enforced by the supervisor, which sits beside the sandbox under
+        // the parent (in the caller's cgroup): it must win every wake-up against the sandbox's
+        // group, or the limit is checked late. With the default weight it came late enough in
+        // the emulated guest for the limit to overshoot by 60 ms; the sandbox still gets any
+        // CPU that nobody else beside it wants.
+        if limits.cpu_time_us.is_some() && d.has("cpu") && d.exists("cpu.weight") {
+            d.write("cpu.weight", TIME_LIMITED_WEIGHT)?;
+            set.push(format!("cpu.weight {TIME_LIMITED_WEIGHT}"));
+        }
+        let cpu = min_some(limits.cpu_millis, ceilings.cpu);
+        if let Some(m) = cpu.filter(|_| d.has("cpu")) {
+            let v = format!("{} {CPU_PERIOD_US}", (m * CPU_PERIOD_US / 1000).max(1000));
             d.write("cpu.max", &v)?;
             set.push(format!("cpu.max {v}"));
+        }
+        if let Some(below) = parent.between.first() {
+            step(format!(
+                "cgroup: in {}, the nearest cgroup above yours ({}) without processes{}",
+                dir.display(),
+                parent.between.last().unwrap_or(below).display(),
+                ceilings.describe()
+            ));
         }
         step(describe(&cg.dirs[0], &set));
         Ok(cg)
@@ -266,7 +375,7 @@ impl Cgroup {
                 }
             }
         }
-        let name = sandbox_name()?;
+        let name = sandbox_name("")?;
         let mut cg = Cgroup {
             version: 1,
             dirs: Vec::new(),
@@ -279,9 +388,9 @@ impl Cgroup {
                 .iter()
                 .find(|(ctrls, _)| ctrls.iter().any(|c| mount.controllers.contains(c)))
                 .map(|(_, p)| p.as_str());
-            let parent = parent_dir(mount, own_path);
+            let parent = parent_dir(mount, own_path).dir;
             let parent_fd = open_parent(&parent)?;
-            clean_stale(&parent_fd, &parent, &name);
+            clean_stale(&parent_fd, &parent, "", &name);
             // The whole hierarchy's controllers are there; remember all, use `used`.
             let dir = make_dir(parent_fd, &parent, &name, mount.controllers.clone())?;
             cg.dirs.push(dir);
@@ -310,8 +419,9 @@ impl Cgroup {
                     "pids" => {
                         if let Some(n) = limits.pids {
                             let n = n.saturating_add(pids_extra);
-                            d.write("pids.max", &n.to_string())?;
-                            set.push(format!("pids.max {n}"));
+                            let v = pids_max(n);
+                            d.write("pids.max", &v)?;
+                            set.push(format!("pids.max {v}"));
                         }
                     }
                     "cpu" => {
@@ -567,10 +677,107 @@ fn signal_listed(d: &Dir, sig: Signal, spare: Option<i32>) {
     }
 }
 
+/// The most tasks the kernel ever has (`PID_MAX_LIMIT`): `pids.max` takes no more.
+const PID_MAX_LIMIT: u64 = 4 << 20;
+
+/// The `pids.max` value for `n` tasks: `max` from `PID_MAX_LIMIT` on, which is the same (and
+/// `--pids-limit 4194304` plus our init would otherwise be refused by the kernel).
+fn pids_max(n: u64) -> String {
+    if n >= PID_MAX_LIMIT {
+        "max".to_string()
+    } else {
+        n.to_string()
+    }
+}
+
+/// The smaller of two optional limits.
+fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The tightest limits of some v2 cgroups (`memory.max`, `pids.max`, `cpu.max` as thousandths
+/// of a CPU); `None` where none has one.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Ceilings {
+    memory: Option<u64>,
+    pids: Option<u64>,
+    cpu: Option<u64>,
+}
+
+impl Ceilings {
+    fn of(cgroups: &[std::path::PathBuf]) -> Ceilings {
+        let mut c = Ceilings::default();
+        for d in cgroups {
+            let read = |f: &str| std::fs::read_to_string(d.join(f)).ok();
+            c.memory = min_some(c.memory, read("memory.max").and_then(|s| parse_max(&s)));
+            c.pids = min_some(c.pids, read("pids.max").and_then(|s| parse_max(&s)));
+            c.cpu = min_some(c.cpu, read("cpu.max").and_then(|s| parse_cpu_max(&s)));
+        }
+        c
+    }
+
+    fn describe(&self) -> String {
+        let mut v = Vec::new();
+        if let Some(b) = self.memory {
+            v.push(format!("memory.max {b}"));
+        }
+        if let Some(n) = self.pids {
+            v.push(format!("pids.max {n}"));
+        }
+        if let Some(m) = self.cpu {
+            v.push(format!("{m}/1000 of a cpu"));
+        }
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; ceilings carried from the cgroups it left: {}",
+                v.join(", ")
+            )
+        }
+    }
+}
+
+/// A `memory.max`/`pids.max` value: a number, or `max` (none).
+fn parse_max(s: &str) -> Option<u64> {
+    s.trim().parse().ok()
+}
+
+/// `cpu.max` (`QUOTA PERIOD`, or `max PERIOD`) as thousandths of a CPU.
+fn parse_cpu_max(s: &str) -> Option<u64> {
+    let mut w = s.split_whitespace();
+    let quota: u64 = w.next()?.parse().ok()?;
+    let period: u64 = w.next()?.parse().ok()?;
+    (period > 0).then(|| (quota * 1000).div_ceil(period))
+}
+
 fn describe(d: &Dir, set: &[String]) -> String {
     if set.is_empty() {
         format!("cgroup: {} (accounting)", d.path.display())
     } else {
         format!("cgroup: {} ({})", d.path.display(), set.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_values() {
+        assert_eq!(pids_max(17), "17");
+        assert_eq!(pids_max(4_194_304 + 1), "max");
+        assert_eq!(min_some(Some(3), None), Some(3));
+        assert_eq!(min_some(None, Some(4)), Some(4));
+        assert_eq!(min_some(Some(5), Some(4)), Some(4));
+        assert_eq!(min_some(None, None), None);
+        assert_eq!(parse_max("max\n"), None);
+        assert_eq!(parse_max("2344\n"), Some(2344));
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_cpu_max("50000 100000\n"), Some(500));
+        assert_eq!(parse_cpu_max("1 3"), Some(334));
     }
 }

@@ -1,16 +1,20 @@
-//! The payload's seccomp filters: decided and compiled in the helper before `clone`, installed
-//! by the payload's process as the very last step before `execve`.
+//! The payload's seccomp filters: decided in the helper before `clone`, installed by the
+//! payload's process as the very last step before `execve`.
+//!
+//! The helper compiles nothing. nsjail's default filter is a constant ([`default`], compiled
+//! when the helper is built); a `--seccomp FILE` profile and the `--add-seccomp-fd` programs
+//! arrive as BPF bytes, compiled or read by the CLI as the caller, and are checked here only
+//! for their framing. What the instructions do is the kernel's to check when it loads them: a
+//! process with `no_new_privs` may install any filter on itself.
 
-pub mod bpf;
 pub mod default;
 
 use std::borrow::Cow;
 
 use nix::errno::Errno;
 use nsjail_core::SpawnRequest;
-use nsjail_core::seccomp::{ArgCmp, CmpOp, SeccompAction, SeccompMode, SeccompProfile};
+use nsjail_core::seccomp::{self as wire, Insn, MAX_BPF_INSNS, SeccompMode};
 
-use self::bpf::{Action, Cond, Insn, Op, Rule, Width};
 use crate::error::{HelperError, Result};
 
 /// One program to install, with its `SECCOMP_FILTER_FLAG_*` bits.
@@ -28,64 +32,6 @@ pub struct SeccompPlan {
     pub description: String,
 }
 
-fn action(a: SeccompAction) -> Action {
-    match a {
-        SeccompAction::Allow => Action::Allow,
-        SeccompAction::Errno(e) => Action::Errno(e),
-        SeccompAction::KillThread => Action::KillThread,
-        SeccompAction::KillProcess => Action::KillProcess,
-        SeccompAction::Trap => Action::Trap,
-        SeccompAction::Log => Action::Log,
-    }
-}
-
-fn cond(a: &ArgCmp) -> Cond {
-    let (op, value) = match a.op {
-        CmpOp::Eq => (Op::Eq, a.value),
-        CmpOp::Ne => (Op::Ne, a.value),
-        CmpOp::Lt => (Op::Lt, a.value),
-        CmpOp::Le => (Op::Le, a.value),
-        CmpOp::Gt => (Op::Gt, a.value),
-        CmpOp::Ge => (Op::Ge, a.value),
-        // libseccomp: `value` is the mask, `valueTwo` the datum.
-        CmpOp::MaskedEq => (Op::MaskedEq { mask: a.value }, a.value_two),
-    };
-    Cond {
-        arg: a.index,
-        width: Width::Full64,
-        op,
-        value,
-    }
-}
-
-/// Compile a custom profile (already checked by `validate`).
-pub fn compile_profile(p: &SeccompProfile) -> Result<Vec<Insn>> {
-    let conds: Vec<Vec<Cond>> = p
-        .rules
-        .iter()
-        .map(|r| r.args.iter().map(cond).collect())
-        .collect();
-    let rules: Vec<Rule> = p
-        .rules
-        .iter()
-        .zip(&conds)
-        .map(|(r, c)| Rule {
-            nr: r.syscall,
-            conds: c,
-            action: action(r.action),
-        })
-        .collect();
-    // The compiler's buffer is large; keep it off the stack of whoever calls us.
-    let prog = Box::new(bpf::compile(&[&rules], action(p.default_action)));
-    match *prog {
-        Ok(p) => Ok(p.as_slice().to_vec()),
-        Err(e) => Err(HelperError::Refused(format!(
-            "seccomp profile: {}",
-            e.describe()
-        ))),
-    }
-}
-
 /// The request's raw BPF programs (`--add-seccomp-fd`) as instructions. The CLI read them as
 /// the caller; `validate` has checked their framing, checked again here.
 pub fn raw_programs(req: &SpawnRequest) -> Result<Vec<Vec<Insn>>> {
@@ -93,13 +39,12 @@ pub fn raw_programs(req: &SpawnRequest) -> Result<Vec<Vec<Insn>>> {
         .iter()
         .enumerate()
         .map(|(i, bytes)| {
-            bpf::from_bytes(bytes).ok_or_else(|| {
+            wire::insns(bytes).ok_or_else(|| {
                 HelperError::Refused(format!(
                     "--add-seccomp-fd program {}: {} bytes is not a BPF program (a non-empty \
-                     whole number of 8-byte instructions, at most {})",
+                     whole number of 8-byte instructions, at most {MAX_BPF_INSNS})",
                     i + 1,
                     bytes.len(),
-                    bpf::MAX_INSNS
                 ))
             })
         })
@@ -129,15 +74,26 @@ pub fn plan(
         }
         SeccompMode::Disabled => words.push("no filter (--seccomp none)".to_string()),
         SeccompMode::Profile(p) => {
+            // Framing and flags were checked by `validate`; checked again here.
+            let insns = wire::insns(&p.bpf)
+                .filter(|_| p.flags & !wire::ALLOWED_FLAGS == 0)
+                .ok_or_else(|| {
+                    HelperError::Refused(format!(
+                        "--seccomp profile: {} bytes with flags {:#x} is not a BPF program \
+                         nsjail installs",
+                        p.bpf.len(),
+                        p.flags
+                    ))
+                })?;
             if !may_replace_default {
                 filters.push(default());
                 words.push("default filter".to_string());
             }
+            words.push(format!("custom profile ({} instructions)", insns.len()));
             filters.push(Filter {
-                insns: Cow::Owned(compile_profile(p)?),
+                insns: Cow::Owned(insns),
                 flags: p.flags,
             });
-            words.push(format!("custom profile ({} rules)", p.rules.len()));
         }
     }
     let has_default = matches!(req.seccomp, SeccompMode::Default)
@@ -190,49 +146,139 @@ pub fn install(plan: &SeccompPlan) -> std::result::Result<(), Errno> {
 
 #[cfg(test)]
 mod tests {
-    use super::bpf::interp::{Data, run};
     use super::*;
-    use nsjail_core::seccomp::oci;
+    use nsjail_core::seccomp::BpfProgram;
+    use nsjail_seccomp::bpf::interp::{Data, run};
+
+    const ALLOW: u32 = 0x7fff_0000;
+    const EPERM: u32 = 0x0005_0001;
+
+    /// `ret k`, as bytes.
+    fn ret(k: u32) -> Vec<u8> {
+        let mut b = vec![0x06, 0, 0, 0];
+        b.extend(k.to_ne_bytes());
+        b
+    }
+
+    fn from_core(p: &[Insn]) -> Vec<nsjail_seccomp::Insn> {
+        p.iter()
+            .map(|i| nsjail_seccomp::Insn {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect()
+    }
+
+    fn answer(f: &Filter, nr: libc::c_long, args: [u64; 6]) -> u32 {
+        run(&from_core(&f.insns), &Data::native(nr as u32, args))
+    }
 
     #[test]
-    fn raw_programs_are_the_requests_bytes_and_the_limit_is_the_kernels() {
-        assert_eq!(bpf::MAX_INSNS, nsjail_core::seccomp::MAX_BPF_INSNS);
+    fn raw_programs_are_the_requests_bytes() {
         let mut req = SpawnRequest::new(vec!["true".into()]);
-        let ret_allow = [0x06, 0, 0, 0, 0, 0, 0xff, 0x7f];
-        req.seccomp_programs = vec![ret_allow.to_vec()];
+        req.seccomp_programs = vec![ret(ALLOW)];
         let p = raw_programs(&req).unwrap();
         assert_eq!(p.len(), 1);
-        assert_eq!(run(&p[0], &Data::native(0, [0; 6])), 0x7fff_0000);
+        assert_eq!(run(&from_core(&p[0]), &Data::native(0, [0; 6])), ALLOW);
         req.seccomp_programs = vec![vec![0; 7]];
         assert!(raw_programs(&req).is_err());
     }
 
+    /// The policy decides: the caller's profile replaces the default filter only where the
+    /// caller may run without it; elsewhere it is stacked on the default filter. Nested user
+    /// namespaces the policy forbids stay denied without the default filter.
     #[test]
-    fn a_docker_style_profile_compiles_and_means_what_it_says() {
-        let json = br#"{
-            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
-            "syscalls": [
-                {"names": ["read", "write", "exit_group", "_llseek"], "action": "SCMP_ACT_ALLOW"},
-                {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
-                {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060288, "op": "SCMP_CMP_MASKED_EQ"}]},
-                {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]},
-                {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
-            ]}"#;
-        let p = oci::parse(json, &oci::OciContext::default()).unwrap();
-        let prog = compile_profile(&p).unwrap();
-        let call =
-            |nr: libc::c_long, a0: u64| run(&prog, &Data::native(nr as u32, [a0, 0, 0, 0, 0, 0]));
-        let allow = 0x7fff_0000;
-        let errno = |e: u32| 0x0005_0000 | e;
-        assert_eq!(call(libc::SYS_read, 0), allow);
-        assert_eq!(call(libc::SYS_exit_group, 0), allow);
-        assert_eq!(call(libc::SYS_personality, 8), allow);
-        assert_eq!(call(libc::SYS_personality, 9), errno(1));
-        assert_eq!(call(libc::SYS_clone, libc::SIGCHLD as u64), allow);
-        assert_eq!(call(libc::SYS_clone, libc::CLONE_NEWUSER as u64), errno(1));
-        assert_eq!(call(libc::SYS_socket, 1), allow);
-        assert_eq!(call(libc::SYS_socket, 40), errno(1));
-        assert_eq!(call(libc::SYS_mkdir, 0), errno(13));
-        assert_eq!(call(libc::SYS_openat, 0), errno(1));
+    fn the_profile_replaces_the_default_filter_only_where_the_policy_allows() {
+        let mut req = SpawnRequest::new(vec!["true".into()]);
+        req.seccomp = SeccompMode::Profile(BpfProgram {
+            bpf: ret(EPERM),
+            flags: wire::FLAG_LOG,
+        });
+        let newuser = [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0];
+
+        let replaced = plan(&req, true, true, Vec::new()).unwrap();
+        assert_eq!(replaced.filters.len(), 1);
+        assert_eq!(replaced.filters[0].flags, wire::FLAG_LOG);
+        assert_eq!(answer(&replaced.filters[0], libc::SYS_read, [0; 6]), EPERM);
+        assert!(
+            replaced
+                .description
+                .starts_with("custom profile (1 instructions)"),
+            "{}",
+            replaced.description
+        );
+
+        let stacked = plan(&req, false, true, Vec::new()).unwrap();
+        assert_eq!(stacked.filters.len(), 2);
+        assert_eq!(&*stacked.filters[0].insns, default::program(false, false));
+        assert_eq!(stacked.filters[0].flags, 0);
+        assert_eq!(answer(&stacked.filters[1], libc::SYS_read, [0; 6]), EPERM);
+        assert!(
+            stacked
+                .description
+                .starts_with("default filter + custom profile"),
+            "{}",
+            stacked.description
+        );
+
+        // Replaced, but nested user namespaces not allowed: their filter stays.
+        let p = plan(&req, true, false, Vec::new()).unwrap();
+        assert_eq!(p.filters.len(), 2);
+        assert_eq!(&*p.filters[1].insns, default::userns_only());
+        assert_eq!(answer(&p.filters[1], libc::SYS_unshare, newuser), EPERM);
+
+        // Raw programs come last, on top of whatever else.
+        let raw = raw_programs(&{
+            let mut r = req.clone();
+            r.seccomp_programs = vec![ret(ALLOW), ret(ALLOW)];
+            r
+        })
+        .unwrap();
+        let p = plan(&req, false, false, raw).unwrap();
+        assert_eq!(p.filters.len(), 4);
+        assert!(
+            p.description.contains("2 raw BPF program(s)"),
+            "{}",
+            p.description
+        );
+
+        // A profile whose framing or flags the request check would refuse is refused here too.
+        for bad in [
+            BpfProgram {
+                bpf: vec![0; 7],
+                flags: 0,
+            },
+            BpfProgram {
+                bpf: ret(ALLOW),
+                flags: 8,
+            },
+        ] {
+            req.seccomp = SeccompMode::Profile(bad);
+            assert!(plan(&req, true, true, Vec::new()).is_err());
+        }
+    }
+
+    #[test]
+    fn default_and_none() {
+        let mut req = SpawnRequest::new(vec!["true".into()]);
+        let p = plan(&req, true, true, Vec::new()).unwrap();
+        assert_eq!(p.filters.len(), 1);
+        assert_eq!(&*p.filters[0].insns, default::program(false, false));
+        req.allow_userns = true;
+        req.allow_ptrace = true;
+        let p = plan(&req, true, true, Vec::new()).unwrap();
+        assert_eq!(&*p.filters[0].insns, default::program(true, true));
+        req.seccomp = SeccompMode::Disabled;
+        assert!(
+            plan(&req, true, true, Vec::new())
+                .unwrap()
+                .filters
+                .is_empty()
+        );
+        let p = plan(&req, true, false, Vec::new()).unwrap();
+        assert_eq!(p.filters.len(), 1);
+        assert_eq!(&*p.filters[0].insns, default::userns_only());
     }
 }

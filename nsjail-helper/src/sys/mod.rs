@@ -150,13 +150,148 @@ pub fn reset_signals() -> Result<(), Errno> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }
 
-/// Put `SIGPIPE` back to its default action, for a program we exec that expects to start so
-/// (pasta refuses to start with it ignored).
-pub fn default_sigpipe() -> Result<(), Errno> {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
-    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    // SAFETY: installing SIG_DFL runs no handler code.
-    unsafe { sigaction(Signal::SIGPIPE, &dfl) }.map(drop)
+/// The kernel's `struct sigaction` as `rt_sigaction(2)` takes it (x86_64 and arm64 lay it out
+/// alike: handler, flags, restorer, a 64-bit mask).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// The highest signal number (`SIGRTMAX` as the kernel counts, `_NSIG - 1`).
+const LAST_SIGNAL: libc::c_int = 64;
+
+/// `rt_sigaction(sig, SIG_DFL or SIG_IGN)` without the C library, which refuses the two
+/// signals it keeps for itself (32 and 33).
+fn set_disposition(sig: libc::c_int, ignore: bool) -> Result<(), Errno> {
+    let act = KernelSigaction {
+        handler: if ignore { libc::SIG_IGN } else { libc::SIG_DFL },
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: `act` is a valid kernel sigaction of the size the kernel expects for an 8-byte
+    // mask; SIG_DFL and SIG_IGN run no code of ours; no old action is asked for.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            std::ptr::addr_of!(act),
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// The setuid helper's own signal state, whatever its caller left it: every signal `ignored`
+/// lists is ignored, every other standard signal has its default action, every realtime one
+/// (which the helper never uses) is ignored, and none is blocked. Each is ignored first, which
+/// discards any the caller left pending (a pending `SIGALRM` or `SIGTERM` would otherwise end
+/// the helper the moment it unblocks it). The C library's own two (32, 33) are left alone.
+pub fn helper_signals(ignored: &[Signal]) -> Result<(), Errno> {
+    for sig in 1..=LAST_SIGNAL {
+        if matches!(sig, libc::SIGKILL | libc::SIGSTOP | 32 | 33) {
+            continue;
+        }
+        set_disposition(sig, true)?;
+        let standard = sig < 32;
+        if standard && !ignored.iter().any(|s| *s as libc::c_int == sig) {
+            set_disposition(sig, false)?;
+        }
+    }
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+}
+
+/// Every signal back to its default action, as a program started by a shell expects (the
+/// signal mask is left to the caller). Run in the payload before exec, and for pasta: an
+/// ignored signal stays ignored across exec, and the helper ignores several.
+pub fn default_signals() -> Result<(), Errno> {
+    for sig in 1..=LAST_SIGNAL {
+        if !matches!(sig, libc::SIGKILL | libc::SIGSTOP) {
+            set_disposition(sig, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// Disarm the three interval timers (`ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`), which
+/// survive exec: armed by the caller, they would end the helper with SIGALRM, SIGVTALRM or
+/// SIGPROF.
+pub fn disarm_interval_timers() -> Result<(), Errno> {
+    let zero = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+    };
+    for which in [libc::ITIMER_REAL, libc::ITIMER_VIRTUAL, libc::ITIMER_PROF] {
+        // SAFETY: `zero` is a valid itimerval for the duration of the call; no old value is
+        // asked for.
+        Errno::result(unsafe { libc::setitimer(which, &zero, std::ptr::null_mut()) })?;
+    }
+    Ok(())
+}
+
+/// The nice value of process `pid` (0: this one).
+pub fn nice_of(pid: i32) -> Result<i32, Errno> {
+    // SAFETY: integer arguments. The raw system call returns 20 - nice (1..=40), so that no
+    // nice value looks like an error, as -1 does from the C library's wrapper.
+    let ret = unsafe { libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS, pid) };
+    Errno::result(ret).map(|r| 20 - r as i32)
+}
+
+/// Set the nice value of process `pid` (0: this one).
+pub fn set_nice(pid: i32, nice: i32) -> Result<(), Errno> {
+    // SAFETY: integer arguments.
+    let ret = unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) };
+    Errno::result(ret).map(drop)
+}
+
+/// The scheduling policy (with `SCHED_RESET_ON_FORK` if set) and static priority of `pid`.
+pub fn sched_of(pid: i32) -> Result<(i32, i32), Errno> {
+    // SAFETY: an integer argument.
+    let policy = Errno::result(unsafe { libc::sched_getscheduler(pid) })?;
+    let mut param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid, writable sched_param.
+    Errno::result(unsafe { libc::sched_getparam(pid, &mut param) })?;
+    Ok((policy, param.sched_priority))
+}
+
+/// Set the scheduling policy and static priority of `pid` (0: this one).
+pub fn set_sched(pid: i32, policy: i32, priority: i32) -> Result<(), Errno> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a valid sched_param for the duration of the call.
+    Errno::result(unsafe { libc::sched_setscheduler(pid, policy, &param) }).map(drop)
+}
+
+/// `IOPRIO_WHO_PROCESS` of ioprio_get(2)/ioprio_set(2).
+const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+
+/// The I/O priority of `pid` (0: this one): class << 13 | level.
+pub fn ioprio_of(pid: i32) -> Result<i32, Errno> {
+    // SAFETY: integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, pid) };
+    Errno::result(ret).map(|r| r as i32)
+}
+
+/// Set the I/O priority of `pid` (0: this one).
+pub fn set_ioprio(pid: i32, prio: i32) -> Result<(), Errno> {
+    // SAFETY: integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, pid, prio) };
+    Errno::result(ret).map(drop)
 }
 
 /// Resource usage of a reaped child and its reaped descendants.
@@ -569,12 +704,12 @@ pub fn new_mount(fstype: &CStr, options: &[(&CStr, &CStr)], attrs: u64) -> Resul
 
 /// Install a seccomp filter for this thread (`seccomp(SECCOMP_SET_MODE_FILTER)`). Needs
 /// `no_new_privs` (or `CAP_SYS_ADMIN`); the kernel checks the program itself.
-pub fn seccomp_install(prog: &[crate::seccomp::bpf::Insn], flags: u32) -> Result<(), Errno> {
-    // The compiler's instruction type is laid out exactly as the kernel's sock_filter.
+pub fn seccomp_install(prog: &[nsjail_core::seccomp::Insn], flags: u32) -> Result<(), Errno> {
+    // The request's instruction type is laid out exactly as the kernel's sock_filter.
     const _: () = assert!(
-        std::mem::size_of::<crate::seccomp::bpf::Insn>()
+        std::mem::size_of::<nsjail_core::seccomp::Insn>()
             == std::mem::size_of::<libc::sock_filter>()
-            && std::mem::align_of::<crate::seccomp::bpf::Insn>()
+            && std::mem::align_of::<nsjail_core::seccomp::Insn>()
                 == std::mem::align_of::<libc::sock_filter>()
     );
     let len = libc::c_ushort::try_from(prog.len()).map_err(|_| Errno::EINVAL)?;

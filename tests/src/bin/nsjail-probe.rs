@@ -229,6 +229,37 @@ fn main() {
             );
             report(check, ret);
         }
+        "pidfd_getfd" => {
+            // A pidfd of our own process and its fd 0: the kernel allows it (we may ptrace
+            // ourselves), so only a filter refuses.
+            let pidfd = sys(
+                libc::SYS_pidfd_open,
+                [std::process::id() as u64, 0, 0, 0, 0, 0],
+            );
+            if pidfd < 0 {
+                report("pidfd_getfd (pidfd_open)", pidfd);
+                return;
+            }
+            report(
+                check,
+                sys(libc::SYS_pidfd_getfd, [pidfd as u64, 0, 0, 0, 0, 0]),
+            );
+        }
+        "process_madvise" => {
+            // Flags other than 0 are EINVAL before anything else is looked at.
+            report(
+                check,
+                sys(libc::SYS_process_madvise, [u64::MAX, null, 0, 0, 1, 0]),
+            );
+        }
+        "kcmp" => {
+            // Are our fds 0 and 0 the same file? Yes (0): only a filter refuses.
+            let me = std::process::id() as u64;
+            report(
+                check,
+                sys(libc::SYS_kcmp, [me, me, 0 /* KCMP_FILE */, 0, 0, 0]),
+            );
+        }
         "tiocsti" => tiocsti(check, arg.parse().unwrap_or(0), false),
         "tiocsti-high" => tiocsti(check, arg.parse().unwrap_or(0), true),
         "tiocsti-own-pty" => tiocsti_own_pty(false),

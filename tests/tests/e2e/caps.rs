@@ -5,14 +5,19 @@
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
 
-use nsjail_tests::hardening::{probe_dir, probe_result};
+use nsjail_tests::hardening::{GRANT_CAPS_AND_USERNS, PolicyEnv, probe_dir, probe_result};
 use nsjail_tests::{Caller, for_each_caller, install_file, tool};
 
 const SETS: [&str; 5] = ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"];
 
-/// The five capability sets and NoNewPrivs of the payload, from its /proc/self/status.
-fn status_fields(c: &Caller, opts: &[&str]) -> Vec<(String, String)> {
-    let out = c.sh(opts, "cat /proc/self/status");
+/// The five capability sets and NoNewPrivs of the payload, from its /proc/self/status; run
+/// under `grant` (a policy) when given.
+fn status_fields(c: &Caller, grant: Option<&PolicyEnv>, opts: &[&str]) -> Vec<(String, String)> {
+    let script = "cat /proc/self/status";
+    let out = match grant {
+        Some(env) => env.sh_as(c, opts, script),
+        None => c.sh(opts, script),
+    };
     out.expect_success();
     out.lines()
         .iter()
@@ -26,7 +31,7 @@ fn status_fields(c: &Caller, opts: &[&str]) -> Vec<(String, String)> {
 #[test]
 fn the_payload_has_no_capabilities_by_default() {
     for_each_caller(|c| {
-        let f = status_fields(c, &[]);
+        let f = status_fields(c, None, &[]);
         assert_eq!(f.len(), 6, "[{}] {f:?}", c.name());
         for (k, v) in &f {
             let want = if k == "NoNewPrivs" {
@@ -37,7 +42,7 @@ fn the_payload_has_no_capabilities_by_default() {
             assert_eq!(v, want, "[{}] {k} {f:?}", c.name());
         }
         // A non-root uid inside too.
-        for (k, v) in status_fields(c, &["--uid", "1000"]) {
+        for (k, v) in status_fields(c, None, &["--uid", "1000"]) {
             if k != "NoNewPrivs" {
                 assert_eq!(v, "0000000000000000", "[{}] --uid 1000: {k}", c.name());
             }
@@ -47,6 +52,9 @@ fn the_payload_has_no_capabilities_by_default() {
 
 #[test]
 fn cap_add_keeps_exactly_those_in_every_set() {
+    // --cap-add needs the policy's grant for users of the setuid helper and the daemon
+    // (safe_defaults.rs).
+    let grant = PolicyEnv::with_policy(GRANT_CAPS_AND_USERNS);
     for_each_caller(|c| {
         // CAP_NET_ADMIN is 12, CAP_SYS_ADMIN 21.
         let want = format!("{:016x}", (1u64 << 12) | (1 << 21));
@@ -71,7 +79,7 @@ fn cap_add_keeps_exactly_those_in_every_set() {
                 "CAP_NET_ADMIN",
             ][..],
         ] {
-            let f = status_fields(c, opts);
+            let f = status_fields(c, Some(&grant), opts);
             for (k, v) in &f {
                 if k != "NoNewPrivs" {
                     // --cap-add ALL --cap-drop ALL leaves nothing: the later adds do not count
@@ -85,7 +93,11 @@ fn cap_add_keeps_exactly_those_in_every_set() {
                 }
             }
         }
-        let f = status_fields(c, &["--cap-add", "ALL", "--cap-drop", "CAP_SYS_ADMIN"]);
+        let f = status_fields(
+            c,
+            Some(&grant),
+            &["--cap-add", "ALL", "--cap-drop", "CAP_SYS_ADMIN"],
+        );
         let eff = &f.iter().find(|(k, _)| k == "CapEff").unwrap().1;
         let bits = u64::from_str_radix(eff, 16).unwrap();
         assert!(
@@ -98,6 +110,7 @@ fn cap_add_keeps_exactly_those_in_every_set() {
 
 #[test]
 fn capabilities_cannot_be_regained() {
+    let grant = PolicyEnv::with_policy(GRANT_CAPS_AND_USERNS);
     for_each_caller(|c| {
         let dir = probe_dir(c);
         for check in ["capset-all", "ambient-raise"] {
@@ -112,7 +125,8 @@ fn capabilities_cannot_be_regained() {
             "{}",
             out.describe()
         );
-        let out = c.probe(
+        let out = grant.probe_as(
+            c,
             dir.path(),
             &["--cap-add", "CAP_SYS_ADMIN"],
             "mount-tmpfs",
@@ -171,7 +185,8 @@ fn capabilities_act_only_inside_the_sandbox() {
         "--cap-add",
         "CAP_DAC_READ_SEARCH",
     ];
-    let out = c.probe(dir.path(), &caps, "open-read", Some(own));
+    let grant = PolicyEnv::with_policy(GRANT_CAPS_AND_USERNS);
+    let out = grant.probe_as(&c, dir.path(), &caps, "open-read", Some(own));
     assert_eq!(probe_result(&out, "open-read"), "ok", "{}", out.describe());
     let out = c.probe(dir.path(), &[], "open-read", Some(own));
     assert_eq!(
@@ -184,7 +199,8 @@ fn capabilities_act_only_inside_the_sandbox() {
     let roots = dir.path().join("root-0600");
     fs::write(&roots, "secret").unwrap();
     fs::set_permissions(&roots, fs::Permissions::from_mode(0o600)).unwrap();
-    let out = c.probe(
+    let out = grant.probe_as(
+        &c,
         dir.path(),
         &caps,
         "open-read",

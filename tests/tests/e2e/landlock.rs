@@ -11,7 +11,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
-use nsjail_tests::hardening::{PolicyEnv, probe_dir, probe_result};
+use nsjail_tests::hardening::{GRANT_CAPS_AND_USERNS, PolicyEnv, probe_dir, probe_result};
 use nsjail_tests::{Caller, Output, for_each_caller};
 
 use crate::fsutil::{How, argv, give, run, s};
@@ -304,13 +304,15 @@ fn without_way_in(c: &Caller, text: &str) -> String {
 
 #[test]
 fn auto_leaves_landlock_out_for_a_payload_that_mounts_and_on_does_not() {
+    // Users of the setuid helper and the daemon need the policy's grant for --cap-add.
+    let grant = PolicyEnv::with_policy(GRANT_CAPS_AND_USERNS);
     for_each_caller(|c| {
         let dir = probe_dir(c);
         let target = s(dir.path());
         let probe = |opts: &[&str]| {
             let mut o = vec!["--verbose"];
             o.extend_from_slice(opts);
-            let out = c.probe(dir.path(), &o, "mount-tmpfs", Some(&target));
+            let out = grant.probe_as(c, dir.path(), &o, "mount-tmpfs", Some(&target));
             (probe_result(&out, "mount-tmpfs"), out)
         };
         // With CAP_SYS_ADMIN, auto runs without Landlock (a Landlock domain may not mount).

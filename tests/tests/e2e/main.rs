@@ -4,7 +4,9 @@
 //! One test binary, so the setuid install and the test user are made once per run.
 //! Build the binaries first: `cargo build --workspace --bins` (or set NSJAIL_BIN_DIR).
 
+mod caller_state;
 mod caps;
+mod cgroup_placement;
 mod cgroup_v2;
 mod daemon;
 mod daemon_boundary;
@@ -36,7 +38,9 @@ mod policy;
 mod processes;
 mod profiles;
 mod report;
+mod safe_defaults;
 mod seccomp;
+mod seccomp_request;
 mod signals;
 mod stdio;
 mod terminal;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
+use nsjail_tests::hardening::{GRANT_CAPS_AND_USERNS, PolicyEnv};
 use nsjail_tests::{Caller, Output, for_each_caller, host_ns, tool, unique};
 
 const ALL: [&str; 8] = ["net", "uts", "ipc", "mnt", "pid", "user", "cgroup", "time"];
@@ -197,6 +198,8 @@ fn host_hostname() -> String {
 #[test]
 fn hostname_is_set_and_a_change_stays_inside() {
     let hostname = tool("hostname");
+    // --cap-add needs the policy's grant for users of the setuid helper and the daemon.
+    let grant = PolicyEnv::with_policy(GRANT_CAPS_AND_USERNS);
     for_each_caller(|c| {
         let before = host_hostname();
         let out = c.run(&["--", &hostname]);
@@ -211,7 +214,8 @@ fn hostname_is_set_and_a_change_stays_inside() {
         // Changing it needs CAP_SYS_ADMIN in the sandbox's user namespace, which the payload
         // only has when asked for (capabilities are empty by default).
         let changed = format!("changed-{}", unique());
-        let out = c.sh(
+        let out = grant.sh_as(
+            c,
             &["--cap-add", "CAP_SYS_ADMIN"],
             &format!("{hostname} {changed} && {hostname}"),
         );
@@ -326,6 +330,8 @@ fn host_mountinfo_has(dir: &str) -> bool {
 #[test]
 fn a_mount_made_inside_is_invisible_outside() {
     let mount = tool("mount");
+    // --cap-add needs the policy's grant for users of the setuid helper and the daemon.
+    let grant = PolicyEnv::with_policy(GRANT_CAPS_AND_USERNS);
     for_each_caller(|c| {
         let scratch = c.scratch();
         let dir = scratch.path().to_str().unwrap().to_string();
@@ -337,7 +343,7 @@ fn a_mount_made_inside_is_invisible_outside() {
         let mut view = nsjail_tests::with_dir(scratch.path());
         view.extend(["--cap-add".to_string(), "CAP_SYS_ADMIN".to_string()]);
         let opts: Vec<&str> = view.iter().map(String::as_str).collect();
-        let out = c.sh(&opts, &script);
+        let out = grant.sh_as(c, &opts, &script);
         if host_mountinfo_has(&dir) {
             let _ = std::process::Command::new(tool("umount"))
                 .args(["-l", &dir])

@@ -6,9 +6,11 @@
 use std::process::Command;
 use std::time::Duration;
 
+use nix::unistd::Pid;
+
 use nsjail_tests::{
-    Caller, Daemon, Output, Running, as_caller_words, for_each_caller, root_or_skip, shell_words,
-    tool, unique,
+    Caller, Daemon, Output, Running, TIMEOUT, as_caller_words, for_each_caller, root_or_skip,
+    shell_words, tool, unique,
 };
 
 const PORT: u16 = 8081;
@@ -297,4 +299,204 @@ fn a_port_is_forwarded_into_the_sandbox_only_when_asked() {
             c.run(bad).expect_code(125).expect_one_error_line("nsjail:");
         }
     });
+}
+
+/// `waitpid(pid, __WALL)` for a tracee: its raw status.
+fn wait_tracee(pid: i32) -> i32 {
+    let mut st = 0;
+    // SAFETY: a valid status pointer.
+    let r = unsafe { libc::waitpid(pid, &mut st, libc::__WALL) };
+    assert_eq!(
+        r,
+        pid,
+        "waitpid({pid}): {}",
+        std::io::Error::last_os_error()
+    );
+    st
+}
+
+/// `ptrace(req, pid, 0, data)`.
+fn ptrace(req: libc::c_uint, pid: i32, data: usize) -> libc::c_long {
+    // SAFETY: the requests used here take an integer or a pointer to a live local as data.
+    unsafe { libc::ptrace(req, pid, 0usize, data) }
+}
+
+/// Run the helper (started by hand as the user, inside `net`) until it forks pasta, with pasta's
+/// process held stopped the instant it exists. Returns the helper's Running, its socket, and
+/// pasta's pid (stopped, traced by this thread).
+fn helper_at_the_pasta_fork(
+    net: &TestNet,
+    c: &Caller,
+) -> (Running, std::os::unix::net::UnixStream, i32) {
+    use std::os::fd::AsRawFd;
+    let (ours, theirs) = nsjail_tests::socketpair_as(c.uid, c.gid);
+    let fd = theirs.as_raw_fd();
+    let mut words = as_caller_words(c, &[]);
+    words.push(c.helper.to_string_lossy().into_owned());
+    words.extend(["--fd".to_string(), fd.to_string()]);
+    let mut cmd = net.command(&words);
+    // SAFETY: fcntl is async-signal-safe; only the child's copy loses CLOEXEC.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let run = Running::spawn(&mut cmd, None, "nsjail-helper --fd (in the test netns)");
+    drop(theirs);
+    // `ip netns exec`, setpriv and env each exec the next: the helper keeps this pid.
+    let helper = run.pid();
+    assert!(
+        nsjail_tests::poll_until(Duration::from_secs(20), || {
+            std::fs::read_to_string(format!("/proc/{helper}/comm"))
+                .is_ok_and(|c| c.trim() == "nsjail-helper")
+        }),
+        "the helper did not start: {}",
+        run.stderr.text()
+    );
+    let opts = libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACECLONE;
+    assert_eq!(
+        ptrace(libc::PTRACE_SEIZE, helper, opts as usize),
+        0,
+        "PTRACE_SEIZE the helper: {}",
+        std::io::Error::last_os_error()
+    );
+    let mut req = nsjail_tests::spawn_request(&["/bin/sleep", "60"]);
+    req.pasta = Some(nsjail_core::Pasta {
+        forward_tcp: Vec::new(),
+    });
+    let frame =
+        nsjail_core::wire::encode(&nsjail_core::ClientMessage::Spawn(Box::new(req))).unwrap();
+    let null = nsjail_tests::devnull_stdio();
+    let raw: Vec<i32> = null.iter().map(|f| f.as_raw_fd()).collect();
+    {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        sendmsg::<()>(
+            ours.as_raw_fd(),
+            &[std::io::IoSlice::new(&frame)],
+            &[ControlMessage::ScmRights(&raw)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .expect("send the request");
+    }
+    // The helper's forks, in order: the sandbox (let go at once), then pasta (held).
+    let mut forks = 0;
+    loop {
+        let st = wait_tracee(helper);
+        assert!(
+            libc::WIFSTOPPED(st),
+            "the helper ended before it forked pasta ({st:#x}): {}",
+            run.stderr.text()
+        );
+        let event = st >> 16;
+        if event == libc::PTRACE_EVENT_FORK || event == libc::PTRACE_EVENT_CLONE {
+            let mut child: libc::c_ulong = 0;
+            ptrace(
+                libc::PTRACE_GETEVENTMSG,
+                helper,
+                std::ptr::addr_of_mut!(child) as usize,
+            );
+            let child = child as i32;
+            // A new tracee of a seized parent starts in a group stop.
+            wait_tracee(child);
+            forks += 1;
+            if forks == 2 {
+                return (run, ours, child);
+            }
+            ptrace(libc::PTRACE_DETACH, child, 0);
+            ptrace(libc::PTRACE_CONT, helper, 0);
+        } else {
+            // Anything else (a signal, a group stop): pass it on.
+            let sig = if event == 0 { libc::WSTOPSIG(st) } else { 0 };
+            let sig = if sig == libc::SIGTRAP { 0 } else { sig };
+            ptrace(libc::PTRACE_CONT, helper, sig as usize);
+        }
+    }
+}
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn pasta_does_not_outlive_a_helper_that_dies_as_it_starts_it() {
+    root_or_skip!();
+    let c = Caller::setuid_user();
+    let net = TestNet::new();
+
+    // The control: let the held process go and the helper on: it becomes pasta, and the
+    // sandbox starts.
+    let (mut run, mut sock, pasta) = helper_at_the_pasta_fork(&net, &c);
+    let helper = run.pid();
+    ptrace(libc::PTRACE_DETACH, pasta, 0);
+    ptrace(libc::PTRACE_DETACH, helper, 0);
+    // (pasta re-executes itself as `passt.avx2` where the CPU has AVX2)
+    let started = nsjail_tests::poll_until(Duration::from_secs(30), || {
+        comm(pasta).starts_with("pasta") || comm(pasta).starts_with("passt")
+    });
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let first = loop {
+        match nsjail_core::wire::read_frame::<_, nsjail_core::HelperEvent>(&mut sock) {
+            Ok(Some(nsjail_core::HelperEvent::Step(_))) => continue,
+            other => break other,
+        }
+    };
+    drop(sock);
+    assert!(
+        started && matches!(first, Ok(Some(nsjail_core::HelperEvent::Started { .. }))),
+        "control: the second fork should have become pasta ({:?}) and the sandbox started: \
+         {first:?}\n{}",
+        comm(pasta),
+        run.stderr.text()
+    );
+    assert!(
+        run.wait_timeout(TIMEOUT).is_some(),
+        "control: the helper did not end"
+    );
+
+    // The attack: the helper dies (here: SIGKILL, as root) the instant after it forked pasta,
+    // before that process could arm its parent-death signal. Still traced, it must end before
+    // it executes pasta: a pasta with no one to kill it would otherwise be left to run
+    // `--no-netns-quit` in the sandbox's namespaces (it used to be saved only by failing to
+    // report that it was ready, on a pipe whose reader was gone).
+    let (mut run, sock, pasta) = helper_at_the_pasta_fork(&net, &c);
+    let helper = run.pid();
+    nix::sys::signal::kill(Pid::from_raw(helper), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(
+        run.wait_timeout(TIMEOUT).is_some(),
+        "the helper did not die"
+    );
+    drop(sock);
+    ptrace(
+        libc::PTRACE_SETOPTIONS,
+        pasta,
+        libc::PTRACE_O_TRACEEXEC as usize,
+    );
+    ptrace(libc::PTRACE_CONT, pasta, 0);
+    let end = loop {
+        let st = wait_tracee(pasta);
+        if libc::WIFEXITED(st) || libc::WIFSIGNALED(st) {
+            break Ok(st);
+        }
+        if st >> 16 == libc::PTRACE_EVENT_EXEC {
+            break Err(st);
+        }
+        let sig = if st >> 16 == 0 { libc::WSTOPSIG(st) } else { 0 };
+        ptrace(libc::PTRACE_CONT, pasta, sig as usize);
+    };
+    if end.is_err() {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pasta), nix::sys::signal::Signal::SIGKILL);
+        ptrace(libc::PTRACE_DETACH, pasta, 0);
+    }
+    assert!(
+        end.is_ok(),
+        "the process the helper forked for pasta went on to execute it after the helper died \
+         ({end:?})"
+    );
 }

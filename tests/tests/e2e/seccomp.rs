@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 
-use nsjail_tests::hardening::{probe_dir, probe_result};
+use nsjail_tests::hardening::{GRANT_CAPS_AND_USERNS, PolicyEnv, probe_dir, probe_result};
 use nsjail_tests::{Running, for_each_caller};
 
 /// (check, what the default filter answers).
@@ -58,6 +58,9 @@ fn the_default_filter_denies_the_dangerous_calls() {
 
 #[test]
 fn nested_user_namespaces_need_allow_userns() {
+    // Users of the setuid helper and the daemon need the policy's grant for --allow-userns
+    // (safe_defaults.rs); under it, the flag is what decides.
+    let grant = PolicyEnv::with_policy(GRANT_CAPS_AND_USERNS);
     for_each_caller(|c| {
         let dir = probe_dir(c);
         for (check, denied) in [
@@ -67,7 +70,7 @@ fn nested_user_namespaces_need_allow_userns() {
             ("clone3-user", "ENOSYS"),
         ] {
             c.expect_probe(dir.path(), &[], check, None, denied);
-            let allowed = c.probe(dir.path(), &["--allow-userns"], check, None);
+            let allowed = grant.probe_as(c, dir.path(), &["--allow-userns"], check, None);
             assert_eq!(
                 probe_result(&allowed, check),
                 "ok",
@@ -85,7 +88,7 @@ fn nested_user_namespaces_need_allow_userns() {
             out.describe()
         );
         // ... and allowed with --allow-userns (the control).
-        let out = c.sh(&["--allow-userns"], "unshare -U true; echo rc=$?");
+        let out = grant.sh_as(c, &["--allow-userns"], "unshare -U true; echo rc=$?");
         assert!(
             out.out() == "rc=0" && out.stderr.is_empty(),
             "[{}] with --allow-userns: {}",
@@ -96,7 +99,42 @@ fn nested_user_namespaces_need_allow_userns() {
 }
 
 #[test]
+fn pidfd_getfd_process_madvise_and_kcmp_belong_to_the_ptrace_group() {
+    // Each reaches into another process as ptrace does (pidfd_getfd copies its fds,
+    // process_madvise changes its memory, kcmp compares its kernel objects): denied with
+    // ptrace, allowed with --allow-ptrace. On this process itself the kernel allows all three
+    // (process_madvise answers EINVAL to the flags), so only the filter says EPERM.
+    for_each_caller(|c| {
+        let dir = probe_dir(c);
+        for (check, kernel) in [
+            ("pidfd_getfd", "ok"),
+            ("process_madvise", "EINVAL"),
+            ("kcmp", "ok"),
+        ] {
+            for (opts, want) in [
+                (&[][..], "EPERM"),
+                (&["--allow-ptrace"][..], kernel),
+                (&["--seccomp", "none"][..], kernel),
+            ] {
+                let out = c.probe(dir.path(), opts, check, None);
+                assert_eq!(
+                    probe_result(&out, check),
+                    want,
+                    "[{}] {check} with {opts:?}\n{}",
+                    c.name(),
+                    out.describe()
+                );
+            }
+        }
+    });
+}
+
+#[test]
 fn foreign_abis_kill_the_process() {
+    // Without a grant of nested user namespaces, `--seccomp none` still installs the filter
+    // that denies them, which must kill foreign ABIs too (an i386 clone could make one): the
+    // control runs where the policy grants them.
+    let grant = PolicyEnv::with_policy(GRANT_CAPS_AND_USERNS);
     for_each_caller(|c| {
         let dir = probe_dir(c);
         for (check, without_filter) in [("i386-getpid", "ok"), ("x32-getpid", "ENOSYS")] {
@@ -104,7 +142,7 @@ fn foreign_abis_kill_the_process() {
             // 128 + SIGSYS: the kernel killed it on the filter's word.
             out.expect_code(128 + libc::SIGSYS);
             assert!(!out.stdout.contains(check), "{}", out.describe());
-            let control = c.probe(dir.path(), &["--seccomp", "none"], check, None);
+            let control = grant.probe_as(c, dir.path(), &["--seccomp", "none"], check, None);
             assert_eq!(
                 probe_result(&control, check),
                 without_filter,

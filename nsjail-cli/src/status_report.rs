@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::message::{ExitInfo, LimitHit, Termination};
+use nsjail_core::message::{ExitInfo, LimitHit, Termination};
 
 /// The verdict, as two letters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -279,7 +279,7 @@ pub fn signal_name(sig: i32) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::CgroupUsage;
+    use nsjail_core::message::CgroupUsage;
 
     fn info(t: Termination) -> ExitInfo {
         ExitInfo {

@@ -1,9 +1,10 @@
-//! Profiles: named sets of `nsjail run` options, written in TOML with one key per flag (the
-//! flag's long name, with `-` or `_`), plus `include = ["other", ...]`.
+//! One profile file: a named set of `nsjail run` options, written in TOML with one key per flag
+//! (the flag's long name, with `-` or `_`), plus `include = ["other", ...]`.
 //!
-//! This module only parses the text into ordered entries; the CLI knows what each key means
-//! (it maps them onto its own flags) and where profiles are found.
+//! This module only parses the text into entries in the order of the file (filesystem options
+//! depend on it); `profiles.rs` knows what each key means and where profiles are found.
 
+use serde::Deserialize;
 use thiserror::Error;
 
 /// One profile file, parsed: the profiles it includes, then its settings in the order they
@@ -135,12 +136,21 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
             "longer than {MAX_PROFILE_BYTES} bytes"
         )));
     }
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ProfileError::Syntax(e.message().to_string()))?;
+    let syntax = |e: toml::de::Error| ProfileError::Syntax(e.message().to_string());
+    // The document's own table keeps where each key was written; toml's ordinary table would
+    // sort the keys (its order-keeping feature would also reach the setuid helper, which
+    // parses the policy with the same crate).
+    let mut top: Vec<_> = toml::de::DeTable::parse(text)
+        .map_err(syntax)?
+        .into_inner()
+        .into_iter()
+        .collect();
+    top.sort_by_key(|(k, _)| k.span().start);
     let mut profile = Profile::default();
-    for (raw_key, v) in &table {
-        let key = raw_key.replace('-', "_");
+    for (raw_key, v) in top {
+        let v = toml::Value::deserialize(toml::de::ValueDeserializer::from(v)).map_err(syntax)?;
+        let v = &v;
+        let key = raw_key.get_ref().replace('-', "_");
         if key == "include" {
             let names = match value_of(&key, v)? {
                 ProfileValue::Str(s) => vec![s],
@@ -203,6 +213,13 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn keys_keep_the_order_of_the_file_not_the_alphabet() {
+        let p = parse("tmpfs = \"/z\"\nbind = \"/y\"\nro-bind = \"/x\"\ndir = \"/w\"\n").unwrap();
+        let keys: Vec<&str> = p.entries.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["tmpfs", "bind", "ro_bind", "dir"]);
     }
 
     #[test]

@@ -14,11 +14,13 @@
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::{
+use nsjail_core::caps::{self, CapSet};
+
+use crate::profile::{
     ArgCmp, CmpOp, FLAG_LOG, FLAG_SPEC_ALLOW, MAX_ARGS, MAX_ERRNO, MAX_RULES, SeccompAction,
-    SeccompProfile, SeccompRule, is_foreign_syscall, syscall_number,
+    SeccompProfile, SeccompRule,
 };
-use crate::caps::{self, CapSet};
+use crate::{is_foreign_syscall, syscall_number};
 
 /// The largest profile file accepted, in bytes.
 pub const MAX_PROFILE_BYTES: usize = 1024 * 1024;
@@ -329,7 +331,7 @@ fn filter_holds(entry: usize, f: &Filter, ctx: &OciContext) -> Result<bool, OciE
 
 /// serde_json quotes what it did not expect (a field name, say) as it was decoded: control
 /// characters in it must not break the one-line message.
-pub(crate) fn one_line(s: &str) -> String {
+fn one_line(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
             let escaped: Vec<char> = if c.is_control() {

@@ -1,6 +1,7 @@
-//! The seccomp choice from `--seccomp` and `--add-seccomp-fd`: the profile file and the raw
-//! programs are read (and the profile parsed) here, as the caller (the helper checks the result
-//! again).
+//! The seccomp choice from `--seccomp` and `--add-seccomp-fd`, made here, as the caller: the
+//! profile file is read, parsed and compiled to BPF (crate `nsjail-seccomp`), and the raw
+//! programs are read. The request carries only bytes; the helper checks their framing, decides
+//! whether the profile replaces the default filter or is stacked on it, and installs them.
 
 use std::io::Read;
 use std::os::fd::RawFd;
@@ -11,8 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::fcntl::OFlag;
 use nsjail_core::message::MAX_SECCOMP_PROGRAMS;
-use nsjail_core::seccomp::oci::{self, MAX_PROFILE_BYTES, OciContext};
-use nsjail_core::seccomp::{BPF_INSN_BYTES, MAX_BPF_INSNS, SeccompMode};
+use nsjail_core::seccomp::{BPF_INSN_BYTES, BpfProgram, MAX_BPF_INSNS, SeccompMode};
+use nsjail_seccomp::SeccompProfile;
+use nsjail_seccomp::oci::{self, MAX_PROFILE_BYTES, OciContext};
 
 use crate::args::RunArgs;
 
@@ -25,12 +27,26 @@ fn kernel_version() -> Option<(u32, u32)> {
 }
 
 /// What `--seccomp` asks for.
-pub fn seccomp_mode(run: &RunArgs) -> Result<SeccompMode> {
+pub struct Choice {
+    /// As the request carries it.
+    pub mode: SeccompMode,
+    /// The profile as read, for `--dry-run` to describe, with its length in instructions.
+    pub profile: Option<(SeccompProfile, usize)>,
+}
+
+/// Read, parse and compile what `--seccomp` names.
+pub fn choose(run: &RunArgs) -> Result<Choice> {
     let Some(arg) = run.seccomp.as_deref() else {
-        return Ok(SeccompMode::Default);
+        return Ok(Choice {
+            mode: SeccompMode::Default,
+            profile: None,
+        });
     };
     if arg == "none" {
-        return Ok(SeccompMode::Disabled);
+        return Ok(Choice {
+            mode: SeccompMode::Disabled,
+            profile: None,
+        });
     }
     let file = std::fs::File::open(arg).with_context(|| format!("--seccomp {arg}"))?;
     let mut json = Vec::new();
@@ -42,7 +58,17 @@ pub fn seccomp_mode(run: &RunArgs) -> Result<SeccompMode> {
         kernel: kernel_version(),
     };
     let profile = oci::parse(&json, &ctx).with_context(|| format!("--seccomp {arg}"))?;
-    Ok(SeccompMode::Profile(profile))
+    let compiled = profile
+        .compile()
+        .with_context(|| format!("--seccomp {arg}"))?;
+    let len = compiled.insns.len();
+    Ok(Choice {
+        mode: SeccompMode::Profile(BpfProgram {
+            bpf: compiled.bytes(),
+            flags: compiled.flags,
+        }),
+        profile: Some((profile, len)),
+    })
 }
 
 /// How long the CLI waits for the `--add-seccomp-fd` programs, all together, to reach their end.
@@ -51,7 +77,7 @@ pub const BPF_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read every `--add-seccomp-fd` program here, as the caller, bounded in size (the kernel's
 /// limit of 4096 instructions) and in time ([`BPF_READ_TIMEOUT`]): a pipe whose writer never
 /// closes, or a file on FUSE whose read never returns, is a one-line error, and the helper
-/// never reads anything the caller chose (issue 10, item 8). The bytes travel in the request;
+/// never reads anything the caller chose. The bytes travel in the request;
 /// the helper checks their framing and installs them.
 ///
 /// Each descriptor is reopened through `/proc/self/fd` (no unsafe code adopts a raw number),

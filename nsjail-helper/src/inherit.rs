@@ -1,0 +1,328 @@
+//! The caller's process state. A setuid program inherits, across `exec`, much of the state of
+//! the process that started it — and that process is its adversary. Left alone, a caller could
+//! stop the helper from its terminal (`^Z`), end it with a timer it armed before the exec,
+//! starve it with a nice value or `SCHED_IDLE`, or make it fail with a resource limit, and with
+//! the helper gone or frozen no time limit is enforced.
+//!
+//! So the setuid helper, first thing, makes its own state its own ([`take_over`]): it ignores
+//! the signals a terminal or a limit sends, disarms the interval timers, leaves the caller's
+//! session when it can, and raises its resource limits and scheduling to safe values. What the
+//! caller had is recorded, and given back to the sandbox ([`give_to`] from the parent side
+//! before the sandbox is released, [`payload_rlimits`] and [`payload_umask`] in the payload
+//! before `exec`), so that `nice -n 19 nsjail run -- make` still runs make at nice 19: the
+//! payload gets what a normal child of the caller would get.
+//!
+//! The daemon records nothing: it is started by root or systemd, not by its callers, and its
+//! sandboxes get its own state (the service's limits), as they always did.
+
+use std::sync::OnceLock;
+
+use nix::sched::CpuSet;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use nsjail_core::limits::{RLIM_INFINITY, RlimitResource, RlimitSetting};
+
+use crate::error::{HelperError, Result, sys};
+use crate::sys as os;
+
+/// The signals the setuid helper ignores: those a terminal sends to its foreground job
+/// (`^C`, `^\`, `^Z`, background reads and writes, hang-up), those of the interval timers and
+/// the resource limits, and `SIGPIPE` (a closed socket is an error, not a death). Once the
+/// helper has set all its ids to 0 nobody but root can send it anything else.
+pub const IGNORED: [Signal; 12] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGPIPE,
+    Signal::SIGALRM,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGXCPU,
+    Signal::SIGXFSZ,
+];
+
+/// Timer slack the helper runs with: the kernel's default for a process tree that never
+/// changed it (a reset with `PR_SET_TIMERSLACK` 0 would restore the slack the caller had when
+/// it forked us, so the value is set explicitly).
+const HELPER_TIMER_SLACK_NS: u64 = 50_000;
+/// The stack and open-file limits the helper needs at least.
+const HELPER_STACK: u64 = 8 << 20;
+const HELPER_NOFILE: u64 = 4096;
+
+const SCHED_BATCH: i32 = 3;
+const SCHED_IDLE: i32 = 5;
+const SCHED_RESET_ON_FORK: i32 = 0x4000_0000;
+const IOPRIO_CLASS_IDLE: i32 = 3;
+
+/// What the caller had where the helper changed it for itself (`None`: left as it was, so the
+/// sandbox inherits it unchanged).
+struct CallerState {
+    rlimits: Vec<RlimitSetting>,
+    nice: Option<i32>,
+    sched: Option<(i32, i32)>,
+    affinity: Option<CpuSet>,
+    ioprio: Option<i32>,
+    oom_score_adj: Option<i32>,
+    timer_slack_ns: Option<u64>,
+    umask: Mode,
+}
+
+static CALLER: OnceLock<CallerState> = OnceLock::new();
+
+fn nix_resource(r: RlimitResource) -> Resource {
+    crate::rlimits::resource(r)
+}
+
+/// The helper's own limit for `r`, given the caller's: never below what the caller had (so
+/// that the payload can be given the caller's values back: lowering a limit needs no
+/// privilege, raising a hard one does), and high enough that no limit can stop the helper.
+fn own_limit(r: RlimitResource, soft: u64, hard: u64) -> (u64, u64) {
+    let at_least = |floor: u64| {
+        let s = soft.max(floor);
+        (s, hard.max(s))
+    };
+    match r {
+        // CPU time (which counts from before the exec), file size, memory, processes (which the
+        // sandbox's first process needs to start the payload), pending signals, realtime CPU.
+        RlimitResource::Cpu
+        | RlimitResource::Fsize
+        | RlimitResource::Data
+        | RlimitResource::As
+        | RlimitResource::Rss
+        | RlimitResource::Nproc
+        | RlimitResource::Locks
+        | RlimitResource::Sigpending
+        | RlimitResource::Rttime => (RLIM_INFINITY, RLIM_INFINITY),
+        RlimitResource::Stack => at_least(HELPER_STACK),
+        RlimitResource::Nofile => at_least(HELPER_NOFILE),
+        // No effect on the helper: root is exempt, or the helper does not use them.
+        RlimitResource::Core
+        | RlimitResource::Memlock
+        | RlimitResource::Msgqueue
+        | RlimitResource::Nice
+        | RlimitResource::Rtprio => (soft, hard),
+    }
+}
+
+fn io_errno(e: &std::io::Error) -> nix::errno::Errno {
+    nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn read_number<T: std::str::FromStr>(path: &str) -> Result<T> {
+    std::fs::read_to_string(path)
+        .map_err(|e| sys(format!("read {path}"))(io_errno(&e)))?
+        .trim()
+        .parse()
+        .map_err(|_| HelperError::Refused(format!("{path}: not a number")))
+}
+
+fn read_u64(path: &str) -> Result<u64> {
+    read_number(path)
+}
+
+fn oom_score_adj(pid: &str) -> Result<i32> {
+    read_number(&format!("/proc/{pid}/oom_score_adj"))
+}
+
+fn set_oom_score_adj(pid: &str, v: i32) -> Result<()> {
+    let path = format!("/proc/{pid}/oom_score_adj");
+    std::fs::write(&path, v.to_string())
+        .map_err(|e| sys(format!("write {v} to {path}"))(io_errno(&e)))
+}
+
+/// Make the helper's process state its own. Run first thing on the setuid path, before
+/// anything exists that a death would leave behind. `privileged`: the helper runs with euid 0
+/// (without privilege it runs as the caller, who can signal, trace or kill it anyway: only the
+/// signals, timers and session are taken care of, and nothing is recorded).
+pub fn take_over(privileged: bool) -> Result<()> {
+    os::helper_signals(&IGNORED).map_err(sys("rt_sigaction (helper signals)"))?;
+    os::disarm_interval_timers().map_err(sys("setitimer (disarm)"))?;
+    // A session of our own, without a controlling terminal: the caller's terminal can then
+    // send us nothing, and SIGCONT (which the kernel lets through within a session) cannot
+    // come from the caller either. A process group leader cannot do this (the CLI does not
+    // make us one; a hostile caller can): the signals above are ignored anyway.
+    let _ = nix::unistd::setsid();
+    let umask = nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+    if !privileged {
+        return Ok(());
+    }
+
+    let mut rlimits = Vec::with_capacity(RlimitResource::ALL.len());
+    for r in RlimitResource::ALL {
+        let res = nix_resource(r);
+        let (soft, hard) = getrlimit(res).map_err(sys(format!("getrlimit({})", r.name())))?;
+        let (own_soft, own_hard) = own_limit(r, soft, hard);
+        if (own_soft, own_hard) != (soft, hard) {
+            // Raising a hard limit needs CAP_SYS_RESOURCE, which an administrator may have
+            // taken from root's bounding set: then the soft limit goes as high as the hard one
+            // allows, and a hard limit below the helper's needs makes it fail closed.
+            setrlimit(res, own_soft, own_hard)
+                .or_else(|e| match e {
+                    nix::errno::Errno::EPERM => setrlimit(res, own_soft.min(hard), hard),
+                    e => Err(e),
+                })
+                .map_err(sys(format!(
+                    "setrlimit({}) for the helper itself",
+                    r.name()
+                )))?;
+        }
+        rlimits.push(RlimitSetting {
+            resource: r,
+            soft,
+            hard,
+        });
+    }
+
+    // Scheduling: a low priority is the caller's choice for its work, not for the supervisor
+    // that enforces its limits. Realtime policies are left alone (they starve nobody of ours).
+    let nice = os::nice_of(0).map_err(sys("getpriority"))?;
+    let nice = if nice > 0 {
+        os::set_nice(0, 0).map_err(sys("setpriority(0)"))?;
+        Some(nice)
+    } else {
+        None
+    };
+    let (policy, priority) = os::sched_of(0).map_err(sys("sched_getscheduler"))?;
+    let sched = if matches!(policy & !SCHED_RESET_ON_FORK, SCHED_BATCH | SCHED_IDLE) {
+        os::set_sched(0, libc::SCHED_OTHER, 0).map_err(sys("sched_setscheduler(SCHED_OTHER)"))?;
+        Some((policy, priority))
+    } else {
+        None
+    };
+    let affinity =
+        nix::sched::sched_getaffinity(Pid::from_raw(0)).map_err(sys("sched_getaffinity"))?;
+    let mut every = CpuSet::new();
+    for cpu in 0..CpuSet::count() {
+        let _ = every.set(cpu);
+    }
+    // The kernel keeps what the cpuset cgroup allows of it.
+    nix::sched::sched_setaffinity(Pid::from_raw(0), &every).map_err(sys("sched_setaffinity"))?;
+    let now = nix::sched::sched_getaffinity(Pid::from_raw(0)).map_err(sys("sched_getaffinity"))?;
+    let affinity = (now != affinity).then_some(affinity);
+    let ioprio = os::ioprio_of(0).map_err(sys("ioprio_get"))?;
+    let ioprio = if ioprio >> 13 == IOPRIO_CLASS_IDLE {
+        os::set_ioprio(0, 0).map_err(sys("ioprio_set"))?;
+        Some(ioprio)
+    } else {
+        None
+    };
+    // The OOM killer's choice: the caller may make itself its first victim, not the helper.
+    let oom = oom_score_adj("self")?;
+    let oom_score_adj = if oom > 0 {
+        set_oom_score_adj("self", 0)?;
+        Some(oom)
+    } else {
+        None
+    };
+    // A large timer slack would let every timeout of ours (the wall-clock limit's) fire late.
+    // (PR_GET_TIMERSLACK returns an int, which a slack above 2.1 s overflows: read the file.)
+    let slack = read_u64("/proc/self/timerslack_ns")?;
+    let timer_slack_ns = if slack != HELPER_TIMER_SLACK_NS {
+        nix::sys::prctl::set_timerslack(HELPER_TIMER_SLACK_NS)
+            .map_err(sys("prctl(PR_SET_TIMERSLACK)"))?;
+        Some(slack)
+    } else {
+        None
+    };
+    let _ = CALLER.set(CallerState {
+        rlimits,
+        nice,
+        sched,
+        affinity,
+        ioprio,
+        oom_score_adj,
+        timer_slack_ns,
+        umask,
+    });
+    Ok(())
+}
+
+/// Give the sandbox's first process `pid` (our unreaped child, not yet released) the caller's
+/// scheduling state that the helper changed for itself; everything it starts inherits it.
+/// Returns `--verbose` lines.
+pub fn give_to(pid: Pid) -> Result<Vec<String>> {
+    let Some(c) = CALLER.get() else {
+        return Ok(Vec::new());
+    };
+    let p = pid.as_raw();
+    let mut steps = Vec::new();
+    if let Some(n) = c.nice {
+        os::set_nice(p, n).map_err(sys(format!("setpriority({pid}, {n})")))?;
+        steps.push(format!("scheduling: nice {n}, as the caller"));
+    }
+    if let Some((policy, priority)) = c.sched {
+        os::set_sched(p, policy, priority)
+            .map_err(sys(format!("sched_setscheduler({pid}, {policy})")))?;
+        steps.push(format!("scheduling: policy {policy}, as the caller"));
+    }
+    if let Some(set) = &c.affinity {
+        nix::sched::sched_setaffinity(pid, set)
+            .map_err(sys(format!("sched_setaffinity({pid})")))?;
+        steps.push("scheduling: the caller's CPU affinity".into());
+    }
+    if let Some(v) = c.ioprio {
+        os::set_ioprio(p, v).map_err(sys(format!("ioprio_set({pid})")))?;
+        steps.push("scheduling: the caller's I/O priority".into());
+    }
+    if let Some(v) = c.oom_score_adj {
+        set_oom_score_adj(&p.to_string(), v)?;
+        steps.push(format!("oom_score_adj: {v}, as the caller"));
+    }
+    if let Some(ns) = c.timer_slack_ns {
+        let path = format!("/proc/{p}/timerslack_ns");
+        std::fs::write(&path, ns.to_string())
+            .map_err(|e| sys(format!("write {ns} to {path}"))(io_errno(&e)))?;
+        steps.push(format!("timer slack: {ns} ns, as the caller"));
+    }
+    Ok(steps)
+}
+
+/// The caller's resource limits, for the payload before the request's own (`--rlimit`, the
+/// policy's ceilings): what a normal child of the caller would have.
+pub fn payload_rlimits() -> Vec<RlimitSetting> {
+    CALLER.get().map(|c| c.rlimits.clone()).unwrap_or_default()
+}
+
+/// The caller's umask, for the payload.
+pub fn payload_umask() -> Option<Mode> {
+    CALLER.get().map(|c| c.umask)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_helpers_limits_never_fall_below_the_callers() {
+        for r in RlimitResource::ALL {
+            for (soft, hard) in [
+                (0, 0),
+                (1, 2),
+                (3, 3),
+                (1 << 30, RLIM_INFINITY),
+                (RLIM_INFINITY, RLIM_INFINITY),
+            ] {
+                let (s, h) = own_limit(r, soft, hard);
+                assert!(
+                    s >= soft && h >= hard && s <= h,
+                    "{r:?} {soft}:{hard} -> {s}:{h}"
+                );
+            }
+        }
+        assert_eq!(
+            own_limit(RlimitResource::Cpu, 1, 1),
+            (RLIM_INFINITY, RLIM_INFINITY)
+        );
+        assert_eq!(own_limit(RlimitResource::Nofile, 12, 12), (4096, 4096));
+        assert_eq!(
+            own_limit(RlimitResource::Nofile, 1024, 1 << 20),
+            (4096, 1 << 20)
+        );
+        assert_eq!(own_limit(RlimitResource::Core, 0, 0), (0, 0));
+    }
+}
