@@ -608,6 +608,25 @@ impl Policy {
     }
 }
 
+/// Where the supervisor sends SIGKILL whatever grace `--kill-grace` asked for: the policy's
+/// CPU and wall-clock ceilings, in microseconds (`None`: no ceiling).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HardStops {
+    pub cpu_time_us: Option<u64>,
+    pub wall_time_us: Option<u64>,
+}
+
+impl Policy {
+    /// The ceilings a sandbox is killed at, grace or not.
+    pub fn hard_stops(&self) -> HardStops {
+        let us = |s: Option<u64>| s.map(|s| s.saturating_mul(1_000_000));
+        HardStops {
+            cpu_time_us: us(self.limits.cpu_time_secs),
+            wall_time_us: us(self.limits.wall_time_secs),
+        }
+    }
+}
+
 /// The outside ids a caller may map: their own id, then granted ranges (start, count).
 pub fn granted_ranges(
     own: u32,
@@ -842,6 +861,19 @@ mod tests {
                 ..Limits::default()
             }),
             "--wall-time-limit is above the policy's ceiling of 2 s (limits.wall_time_secs)"
+        );
+    }
+
+    #[test]
+    fn the_time_ceilings_are_the_hard_stops() {
+        assert_eq!(Policy::default().hard_stops(), HardStops::default());
+        let p = Policy::parse("[limits]\ncpu_time_secs = 2\nwall_time_secs = 5\n").unwrap();
+        assert_eq!(
+            p.hard_stops(),
+            HardStops {
+                cpu_time_us: Some(2_000_000),
+                wall_time_us: Some(5_000_000)
+            }
         );
     }
 

@@ -45,6 +45,10 @@ pub struct Enforcer {
     cpus: u64,
     /// SIGTERM went out at a limit; SIGKILL is due at this instant.
     kill_due: Option<Instant>,
+    /// The admin's ceilings (CPU microseconds, wall-clock instant): SIGKILL comes there
+    /// whatever grace is left, so `--kill-grace` never carries a sandbox past the policy.
+    hard_cpu_us: Option<u64>,
+    hard_wall: Option<Instant>,
     killed: bool,
     pub hit: Option<LimitHit>,
 }
@@ -65,9 +69,28 @@ impl Enforcer {
             grace: Duration::from_micros(l.kill_grace_us),
             cpus,
             kill_due: None,
+            hard_cpu_us: sb.hard_stops.cpu_time_us,
+            hard_wall: sb
+                .hard_stops
+                .wall_time_us
+                .map(|us| sb.started + Duration::from_micros(us)),
             killed: false,
             hit: None,
         }
+    }
+
+    /// How long until the sandbox could use up `limit` microseconds of CPU, halved (a check
+    /// that late is still in time); `Err(used)` when it has.
+    fn cpu_wait(&self, sb: &Sandbox, limit: u64) -> Option<std::result::Result<Duration, u64>> {
+        let cg = sb.cgroup.as_ref()?;
+        Some(match cg.cpu_usage_us() {
+            Some(used) if used >= limit => Err(used),
+            Some(used) => {
+                Ok(Duration::from_micros((limit - used) / self.cpus / 2)
+                    .clamp(MIN_CHECK, MAX_CHECK))
+            }
+            None => Ok(MIN_CHECK),
+        })
     }
 
     /// Check the limits now and act on any that was reached. Returns how long the supervisor
@@ -79,15 +102,31 @@ impl Enforcer {
         }
         let now = Instant::now();
         if let Some(due) = self.kill_due {
-            if now >= due {
+            let mut ceiling = None;
+            let mut next = due.saturating_duration_since(now);
+            if let Some(hard) = self.hard_wall {
+                if now >= hard {
+                    ceiling = Some("the policy's wall-clock ceiling");
+                }
+                next = next.min(hard.saturating_duration_since(now));
+            }
+            if let Some(limit) = self.hard_cpu_us {
+                match self.cpu_wait(sb, limit) {
+                    Some(Err(_)) => ceiling = Some("the policy's CPU time ceiling"),
+                    Some(Ok(wait)) => next = next.min(wait),
+                    None => {}
+                }
+            }
+            if now >= due || ceiling.is_some() {
                 kill(sb);
                 self.killed = true;
+                let why = ceiling.map_or("kill grace over".to_string(), |c| format!("{c} reached"));
                 return (
                     None,
-                    Some("limit: kill grace over; SIGKILL to every process".into()),
+                    Some(format!("limit: {why}; SIGKILL to every process")),
                 );
             }
-            return (Some(due - now), None);
+            return (Some(next), None);
         }
         let mut next: Option<Duration> = None;
         if let Some(deadline) = self.wall_deadline {
@@ -96,20 +135,18 @@ impl Enforcer {
             }
             next = Some(deadline - now);
         }
-        if let (Some(limit), Some(cg)) = (self.cpu_limit_us, &sb.cgroup) {
-            let wait = match cg.cpu_usage_us() {
-                Some(used) if used >= limit => {
+        if let Some(limit) = self.cpu_limit_us {
+            match self.cpu_wait(sb, limit) {
+                Some(Err(used)) => {
                     return self.reached(
                         sb,
                         LimitHit::CpuTime,
                         format!("CPU time {} of {}", show_seconds(used), show_seconds(limit)),
                     );
                 }
-                Some(used) => Duration::from_micros((limit - used) / self.cpus / 2),
-                None => MIN_CHECK,
-            };
-            let wait = wait.clamp(MIN_CHECK, MAX_CHECK);
-            next = Some(next.map_or(wait, |n| n.min(wait)));
+                Some(Ok(wait)) => next = Some(next.map_or(wait, |n| n.min(wait))),
+                None => {}
+            }
         }
         (next, None)
     }
@@ -147,8 +184,9 @@ impl Enforcer {
             }
         }
         self.kill_due = Some(Instant::now() + self.grace);
+        // The next check says how long the grace may last (a policy ceiling may end it first).
         (
-            Some(self.grace),
+            Some(MIN_CHECK),
             Some(format!(
                 "limit: {what} reached; SIGTERM to every process, SIGKILL in {}",
                 show_seconds(self.grace.as_micros() as u64)

@@ -32,6 +32,8 @@ pub struct Grants {
     pub lockdown: Lockdown,
     /// The request's limits within the policy's ceilings (unlimited ones get the ceiling).
     pub limits: nsjail_core::Limits,
+    /// The policy's CPU and wall-clock ceilings: SIGKILL there, whatever `--kill-grace` says.
+    pub hard_stops: nsjail_core::policy::HardStops,
     /// Held for the sandbox's life when the policy limits concurrent sandboxes.
     pub _slot: Option<Slot>,
     /// `--verbose` lines.
@@ -178,6 +180,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
         Decision::Refuse(why) => return Err(HelperError::Refused(why)),
     };
     let limits = effective.limits_within(&req.limits)?;
+    let hard_stops = effective.hard_stops();
 
     let ranges = &effective.id_ranges;
     let (uid_map, _) = decide_map(
@@ -235,6 +238,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
             landlock,
         },
         limits,
+        hard_stops,
         _slot: slot,
         steps,
     })

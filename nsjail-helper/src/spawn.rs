@@ -33,6 +33,8 @@ pub struct Sandbox {
     /// left inside and removes it.
     pub cgroup: Option<Cgroup>,
     pub limits: Limits,
+    /// Where SIGKILL comes whatever the grace (the policy's ceilings).
+    pub hard_stops: nsjail_core::policy::HardStops,
     /// pasta, for `--net pasta`: killed when the sandbox is dropped.
     pub _pasta: Option<crate::pasta::PastaProcess>,
     /// The sandbox's mount namespace, held open until the sandbox is dropped, after its
@@ -209,6 +211,7 @@ pub fn spawn(
         as_pid_1: req.as_pid_1,
         cgroup,
         limits: req.limits.clone(),
+        hard_stops: grants.hard_stops,
         _pasta: pasta,
         _mount_ns: mount_ns,
         terminal,

@@ -394,3 +394,57 @@ fn limit_ceilings_refuse_more_and_fill_in_what_was_not_asked() {
     let out = env.run(&c, None, &["--", "/bin/sleep", "30"]);
     out.expect_code(137);
 }
+
+/// Found in review: `--kill-grace` (up to an hour) carried a sandbox past the policy's CPU and
+/// wall-clock ceilings, because the grace started at the limit and nothing was checked again
+/// during it. The ceiling is where SIGKILL comes, whatever the grace.
+#[test]
+fn the_kill_grace_never_carries_a_sandbox_past_the_policys_ceilings() {
+    root_or_skip!();
+    let c = user();
+    // A payload that ignores SIGTERM and spins; it reports how much CPU it got.
+    let spinner = ["--", "/bin/sh", "-c", "trap '' TERM; while :; do :; done"];
+    let timed = |env: &PolicyEnv, opts: &[&str]| {
+        let dir = c.scratch();
+        let status = dir.path().join("status.json");
+        let status_s = status.to_string_lossy().into_owned();
+        let mut args = vec!["--status-json", status_s.as_str()];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&spinner);
+        let out = env.run(&c, Some(dir.path()), &args);
+        out.expect_code(137);
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&status).unwrap()).unwrap();
+        let f = |k: &str| {
+            report[k]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{k}: {report}"))
+        };
+        (f("cpu_time"), f("wall_time"))
+    };
+    // The control: without a ceiling the grace is honoured (SIGTERM at 0.5 s of CPU, ignored,
+    // SIGKILL 2 s later).
+    let free = PolicyEnv::with_policy("");
+    let (_, wall) = timed(&free, &["--time-limit", "0.5", "--kill-grace", "2"]);
+    assert!(
+        wall >= 2.3,
+        "the grace was cut short without a ceiling: wall {wall}"
+    );
+    // A CPU ceiling of 1 s: asked for nothing (the limit is the ceiling) or for less, a
+    // 20 s grace ends at the ceiling.
+    let cpu = PolicyEnv::with_policy("[limits]\ncpu_time_secs = 1\n");
+    for opts in [
+        &["--kill-grace", "20"][..],
+        &["--time-limit", "0.5", "--kill-grace", "20"],
+    ] {
+        let (cpu_time, wall) = timed(&cpu, opts);
+        assert!(
+            cpu_time < 1.3 && wall < 5.0,
+            "{opts:?}: cpu {cpu_time} s, wall {wall} s under a 1 s CPU ceiling"
+        );
+    }
+    // A wall-clock ceiling of 2 s likewise.
+    let wall_env = PolicyEnv::with_policy("[limits]\nwall_time_secs = 2\n");
+    let (_, wall) = timed(&wall_env, &["--wall-time-limit", "1", "--kill-grace", "20"]);
+    assert!(wall < 3.0, "wall {wall} s under a 2 s wall-clock ceiling");
+}
