@@ -12,8 +12,12 @@
 //! before `exec`), so that `nice -n 19 nsjail run -- make` still runs make at nice 19: the
 //! payload gets what a normal child of the caller would get.
 //!
-//! The daemon records nothing: it is started by root or systemd, not by its callers, and its
-//! sandboxes get its own state (the service's limits), as they always did.
+//! The daemon is started by root or systemd, not by its callers, so its own state is its own;
+//! but what a normal child of the caller would get, the payload gets there too: the
+//! connection process reads the connecting process's resource limits and umask from its
+//! `/proc` files (under the same pidfd check as the peer check, see `peer`) and records them
+//! with [`record_peer`], each limit within the daemon's own (a payload cannot raise a hard
+//! limit above what it inherits).
 
 use std::sync::OnceLock;
 
@@ -242,6 +246,79 @@ pub fn take_over(privileged: bool) -> Result<()> {
     Ok(())
 }
 
+/// The `/proc/<pid>/limits` line label of each resource.
+const PROC_LIMITS: [(&str, RlimitResource); 16] = [
+    ("Max cpu time", RlimitResource::Cpu),
+    ("Max file size", RlimitResource::Fsize),
+    ("Max data size", RlimitResource::Data),
+    ("Max stack size", RlimitResource::Stack),
+    ("Max core file size", RlimitResource::Core),
+    ("Max resident set", RlimitResource::Rss),
+    ("Max processes", RlimitResource::Nproc),
+    ("Max open files", RlimitResource::Nofile),
+    ("Max locked memory", RlimitResource::Memlock),
+    ("Max address space", RlimitResource::As),
+    ("Max file locks", RlimitResource::Locks),
+    ("Max pending signals", RlimitResource::Sigpending),
+    ("Max msgqueue size", RlimitResource::Msgqueue),
+    ("Max nice priority", RlimitResource::Nice),
+    ("Max realtime priority", RlimitResource::Rtprio),
+    ("Max realtime timeout", RlimitResource::Rttime),
+];
+
+/// The limits a `/proc/<pid>/limits` text shows (`unlimited` is infinity); a line that does
+/// not parse is left out (the payload then keeps the daemon's value for it).
+pub fn parse_proc_limits(text: &str) -> Vec<RlimitSetting> {
+    let value = |w: &str| match w {
+        "unlimited" => Some(RLIM_INFINITY),
+        n => n.parse().ok(),
+    };
+    PROC_LIMITS
+        .iter()
+        .filter_map(|(label, resource)| {
+            let line = text.lines().find(|l| l.starts_with(label))?;
+            let mut words = line[label.len()..].split_whitespace();
+            Some(RlimitSetting {
+                resource: *resource,
+                soft: value(words.next()?)?,
+                hard: value(words.next()?)?,
+            })
+        })
+        .collect()
+}
+
+/// `theirs` within `ours` (the hard limit no higher than ours, the soft no higher than that).
+pub fn within(theirs: RlimitSetting, ours: (u64, u64)) -> RlimitSetting {
+    let hard = theirs.hard.min(ours.1);
+    RlimitSetting {
+        soft: theirs.soft.min(hard),
+        hard,
+        ..theirs
+    }
+}
+
+/// The daemon's connection process: record the connecting process's resource limits and
+/// umask (read from its `/proc` files, checked alive), for the payload.
+pub fn record_peer(limits: &[RlimitSetting], umask: Mode) {
+    let rlimits = limits
+        .iter()
+        .filter_map(|l| {
+            let ours = getrlimit(nix_resource(l.resource)).ok()?;
+            Some(within(*l, ours))
+        })
+        .collect();
+    let _ = CALLER.set(CallerState {
+        rlimits,
+        nice: None,
+        sched: None,
+        affinity: None,
+        ioprio: None,
+        oom_score_adj: None,
+        timer_slack_ns: None,
+        umask,
+    });
+}
+
 /// Give the sandbox's first process `pid` (our unreaped child, not yet released) the caller's
 /// scheduling state that the helper changed for itself; everything it starts inherits it.
 /// Returns `--verbose` lines.
@@ -296,6 +373,45 @@ pub fn payload_umask() -> Option<Mode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_limits_parse_and_stay_within_ours() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                    Max cpu time              unlimited            unlimited            seconds   \n\
+                    Max file size             2048                 4096                 bytes     \n\
+                    Max open files            40                   60                   files     \n\
+                    Max address space         garbage              unlimited            bytes     \n";
+        let l = parse_proc_limits(text);
+        let setting = |resource, soft, hard| RlimitSetting {
+            resource,
+            soft,
+            hard,
+        };
+        assert_eq!(
+            l,
+            [
+                setting(RlimitResource::Cpu, RLIM_INFINITY, RLIM_INFINITY),
+                setting(RlimitResource::Fsize, 2048, 4096),
+                setting(RlimitResource::Nofile, 40, 60),
+            ]
+        );
+        // Within ours: a hard limit above ours comes down to it, the soft with it.
+        assert_eq!(
+            within(setting(RlimitResource::Nofile, 100, 200), (50, 80)),
+            setting(RlimitResource::Nofile, 80, 80)
+        );
+        assert_eq!(
+            within(setting(RlimitResource::Nofile, 40, 60), (1024, 4096)),
+            setting(RlimitResource::Nofile, 40, 60)
+        );
+        assert_eq!(
+            within(
+                setting(RlimitResource::Cpu, RLIM_INFINITY, RLIM_INFINITY),
+                (10, 20)
+            ),
+            setting(RlimitResource::Cpu, 20, 20)
+        );
+    }
 
     #[test]
     fn the_helpers_limits_never_fall_below_the_callers() {

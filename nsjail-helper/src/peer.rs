@@ -114,6 +114,14 @@ fn refuse_sandboxed(sock: BorrowedFd<'_>, peer_pid: Option<Pid>) -> Result<()> {
     };
     let theirs = userns(&format!("/proc/{pid}/ns/user"))?;
     let ours = userns("/proc/self/ns/user")?;
+    // What a normal child of the caller would inherit, for the payload (see `inherit`).
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .map_err(|e| unchecked(Some(pid), format!("reading /proc/{pid}/limits: {e}")))?;
+    let umask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        .ok_or_else(|| unchecked(Some(pid), format!("no Umask in /proc/{pid}/status")))?;
     // Alive now means alive while the files above were read: a pid is not reused while its
     // process exists, so they were that process's own.
     if !alive(&pidfd) {
@@ -125,6 +133,10 @@ fn refuse_sandboxed(sock: BorrowedFd<'_>, peer_pid: Option<Pid>) -> Result<()> {
     if theirs != ours {
         return Err(HelperError::Refused(OTHER_USERNS.into()));
     }
+    crate::inherit::record_peer(
+        &crate::inherit::parse_proc_limits(&limits),
+        nix::sys::stat::Mode::from_bits_truncate(umask & 0o777),
+    );
     Ok(())
 }
 

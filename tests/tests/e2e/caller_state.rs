@@ -1042,3 +1042,44 @@ fn a_huge_environment_changes_nothing() {
         "only the request's environment reaches the payload"
     );
 }
+
+/// Found in review: through the daemon, the payload got the daemon's umask (0022) and resource
+/// limits, not the caller's, so a user's `pam_limits` and `umask 077` did not bind their own
+/// sandboxes there. The daemon now reads them from the connecting process (checked as the peer
+/// check is) and gives them to the payload, within its own limits; the setuid helper is the
+/// control.
+#[test]
+fn the_callers_umask_and_rlimits_reach_the_payload_on_both_ways_in() {
+    root_or_skip!();
+    for c in [Caller::setuid_user(), Caller::daemon_user()] {
+        let mut cmd = c.run_cmd(&[
+            "--",
+            "/bin/sh",
+            "-c",
+            "umask; ulimit -Sn; ulimit -Hn; ulimit -Sf; ulimit -Hf",
+        ]);
+        // SAFETY: umask and setrlimit are async-signal-safe and touch only these locals.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0o077);
+                let set = |r, soft, hard| {
+                    let l = libc::rlimit {
+                        rlim_cur: soft,
+                        rlim_max: hard,
+                    };
+                    if libc::setrlimit(r, &l) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                };
+                set(libc::RLIMIT_NOFILE, 40, 60)?;
+                set(libc::RLIMIT_FSIZE, 2048, 4096)
+            });
+        }
+        let what = format!("[{}] umask 077, nofile 40:60, fsize 2048:4096", c.name());
+        let out = Running::spawn(&mut cmd, None, &what).wait();
+        out.expect_success();
+        // dash's `ulimit -f` counts 512-byte blocks.
+        assert_eq!(out.stdout, "0077\n40\n60\n4\n8\n", "{}", out.describe());
+    }
+}
