@@ -58,14 +58,14 @@ pub fn serve_connection(sock: OwnedFd, caller: &Caller, limits: &Limits) -> Outc
             }
         }
     };
-    log_connection(caller, &conn.record, began.elapsed());
+    log_connection(caller, &conn.record, began.elapsed(), false);
     outcome
 }
 
 /// One line in the system log per connection: who (uid, gid, pid), what (`argv[0]`), how it
 /// ended, how long it took. A refusal says why; a client that hung up before sending its
 /// request is `closed`, not refused.
-fn log_connection(caller: &Caller, r: &Record, took: Duration) {
+fn log_connection(caller: &Caller, r: &Record, took: Duration, nowait: bool) {
     let via = match caller.via {
         Via::Setuid => "setuid",
         Via::Daemon => "daemon",
@@ -104,11 +104,16 @@ fn log_connection(caller: &Caller, r: &Record, took: Duration) {
     } else {
         Severity::Info
     };
-    syslog::log(severity, &msg);
+    if nowait {
+        syslog::log_nowait(severity, &msg);
+    } else {
+        syslog::log(severity, &msg);
+    }
 }
 
 /// Refuse a connection before serving it (the daemon's per-user limit, a peer inside a
-/// sandbox): tell the client why, without waiting for anything from it, and log the refusal.
+/// sandbox): tell the client why, without waiting for anything from it, and log the refusal
+/// without waiting either (the listening process calls this).
 pub fn refuse_connection(sock: OwnedFd, caller: &Caller, reason: &str) {
     let mut conn = Conn::new(sock);
     if conn.hung_up_silently() {
@@ -123,7 +128,7 @@ pub fn refuse_connection(sock: OwnedFd, caller: &Caller, reason: &str) {
             message: reason.to_string(),
         });
     }
-    log_connection(caller, &conn.record, Duration::ZERO);
+    log_connection(caller, &conn.record, Duration::ZERO, true);
 }
 
 /// Refuse a connection whose caller could not be established (the reason says why).
@@ -133,7 +138,7 @@ pub fn refuse_unknown(sock: OwnedFd, reason: &str) {
         kind: ErrorKind::BadRequest,
         message: reason.to_string(),
     });
-    syslog::log(
+    syslog::log_nowait(
         Severity::Warning,
         &format!("refused via=daemon reason={}", syslog::quote(reason)),
     );

@@ -22,8 +22,21 @@ pub enum Severity {
 
 /// Send `msg` to the system log with our tag and pid.
 pub fn log(severity: Severity, msg: &str) {
+    send(severity, msg, false);
+}
+
+/// [`log`] for the daemon's listening process, which must never wait on anything a client can
+/// cause: when the log's queue is full (a user flooding it), the line is dropped rather than
+/// stalling the accept loop for everyone.
+pub fn log_nowait(severity: Severity, msg: &str) {
+    send(severity, msg, true);
+}
+
+fn send(severity: Severity, msg: &str, nowait: bool) {
     let line = format_line(severity, SystemTime::now(), std::process::id(), msg);
-    if let Ok(sock) = UnixDatagram::unbound() {
+    if let Ok(sock) = UnixDatagram::unbound()
+        && (!nowait || sock.set_nonblocking(true).is_ok())
+    {
         let _ = sock.send_to(line.as_bytes(), DEV_LOG);
     }
 }
