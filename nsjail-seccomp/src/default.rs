@@ -61,8 +61,12 @@ const fn low32(arg: u8, op: Op, value: u64) -> Cond {
     }
 }
 
-const TIOCSTI: [Cond; 1] = [low32(1, Op::Eq, libc::TIOCSTI)];
-const TIOCLINUX: [Cond; 1] = [low32(1, Op::Eq, libc::TIOCLINUX)];
+// The request numbers are `c_ulong` in glibc's bindings and `c_int` in musl's: the cast is a
+// no-op on the one and a widening on the other.
+#[allow(clippy::unnecessary_cast)]
+const TIOCSTI: [Cond; 1] = [low32(1, Op::Eq, libc::TIOCSTI as u64)];
+#[allow(clippy::unnecessary_cast)]
+const TIOCLINUX: [Cond; 1] = [low32(1, Op::Eq, libc::TIOCLINUX as u64)];
 /// personality(2) values that are allowed: all others match and are denied.
 const PERSONALITY: [Cond; 5] = [
     low32(0, Op::Ne, 0),
