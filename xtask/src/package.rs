@@ -368,7 +368,7 @@ fn stage(ws: &Workspace, stage: &Path, prefix: &str) -> Result<PathBuf> {
 /// `cargo xtask dist`: `target/dist/nsjail-VERSION-TRIPLE.tar.gz`, a tree to unpack over a
 /// prefix (`tar -xzf ... -C /usr/local --strip-components=1`).
 pub fn dist(ws: &Workspace) -> Result<PathBuf> {
-    let triple = crate::host_triple()?;
+    let triple = crate::release_triple()?;
     let name = format!("nsjail-{}-{triple}", version());
     let out_dir = ws.target.join("dist");
     crate::install::make_dirs(&out_dir)?;

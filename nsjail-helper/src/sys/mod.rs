@@ -258,23 +258,40 @@ pub fn set_nice(pid: i32, nice: i32) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+// The scheduler calls go to the kernel directly: musl's wrappers of sched_getscheduler(2),
+// sched_getparam(2) and sched_setscheduler(2) only fail with ENOSYS (POSIX gives these calls a
+// process-wide meaning Linux's per-thread ones do not have). The kernel's `struct sched_param`
+// is one `int`, the static priority.
+
 /// The scheduling policy (with `SCHED_RESET_ON_FORK` if set) and static priority of `pid`.
 pub fn sched_of(pid: i32) -> Result<(i32, i32), Errno> {
     // SAFETY: an integer argument.
-    let policy = Errno::result(unsafe { libc::sched_getscheduler(pid) })?;
-    let mut param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` is a valid, writable sched_param.
-    Errno::result(unsafe { libc::sched_getparam(pid, &mut param) })?;
-    Ok((policy, param.sched_priority))
+    let policy = Errno::result(unsafe { libc::syscall(libc::SYS_sched_getscheduler, pid) })?;
+    let mut priority: libc::c_int = 0;
+    // SAFETY: `priority` is a valid, writable kernel sched_param (one int).
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_sched_getparam,
+            pid,
+            &mut priority as *mut libc::c_int,
+        )
+    })?;
+    Ok((policy as i32, priority))
 }
 
 /// Set the scheduling policy and static priority of `pid` (0: this one).
 pub fn set_sched(pid: i32, policy: i32, priority: i32) -> Result<(), Errno> {
-    let param = libc::sched_param {
-        sched_priority: priority,
-    };
-    // SAFETY: `param` is a valid sched_param for the duration of the call.
-    Errno::result(unsafe { libc::sched_setscheduler(pid, policy, &param) }).map(drop)
+    let param: libc::c_int = priority;
+    // SAFETY: `param` is a valid kernel sched_param (one int) for the duration of the call.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setscheduler,
+            pid,
+            policy,
+            &param as *const libc::c_int,
+        )
+    })
+    .map(drop)
 }
 
 /// `IOPRIO_WHO_PROCESS` of ioprio_get(2)/ioprio_set(2).
@@ -441,6 +458,12 @@ pub fn join_new_session_keyring() -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+// ioctl(2)'s request is a `c_ulong` in glibc and a `c_int` in musl; the numbers fit both.
+#[allow(clippy::unnecessary_cast)]
+const SIOCGIFFLAGS: libc::Ioctl = libc::SIOCGIFFLAGS as libc::Ioctl;
+#[allow(clippy::unnecessary_cast)]
+const SIOCSIFFLAGS: libc::Ioctl = libc::SIOCSIFFLAGS as libc::Ioctl;
+
 /// Bring the loopback interface of the current network namespace up.
 pub fn loopback_up() -> Result<(), Errno> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
@@ -457,13 +480,13 @@ pub fn loopback_up() -> Result<(), Errno> {
     }
     // SAFETY: SIOCGIFFLAGS reads into the ifreq we own, which is the argument the request
     // expects.
-    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), SIOCGIFFLAGS, &mut req) })?;
     // SAFETY: after SIOCGIFFLAGS the flags member of the union is the initialised one.
     unsafe {
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
     }
     // SAFETY: as above, SIOCSIFFLAGS reads the ifreq we own.
-    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), SIOCSIFFLAGS, &req) }).map(drop)
 }
 
 /// `ioctl(fd, TIOCSCTTY, 0)`: make the terminal `fd` the controlling terminal of this session
