@@ -58,6 +58,7 @@ pub fn choose(socket: Option<&Path>, helper: Option<&Path>) -> Result<Route> {
     let skipped = match socket_to_try(socket, helper.is_some()) {
         Ok((path, how)) => match UnixStream::connect(&path) {
             Ok(s) => {
+                check_daemon_owner(&s, &path, how)?;
                 return Ok(Route::Daemon {
                     path,
                     how,
@@ -72,6 +73,23 @@ pub fn choose(socket: Option<&Path>, helper: Option<&Path>) -> Result<Route> {
         Ok(located) => Ok(Route::Helper { located, skipped }),
         Err(e) => Err(anyhow!("{skipped}; {e:#}")),
     }
+}
+
+/// The daemon gets our stdio, our seccomp program and our word on what the sandbox may see:
+/// only a daemon run by root (the helper) or by ourselves may have them. Whoever answers at a
+/// socket path someone else could make is refused, in one line, rather than trusted to sandbox.
+fn check_daemon_owner(sock: &UnixStream, path: &Path, how: &str) -> Result<()> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let cred = getsockopt(sock, PeerCredentials)
+        .map_err(|e| anyhow!("getsockopt(SO_PEERCRED) on {}: {e}", path.display()))?;
+    let uid = cred.uid();
+    if uid != 0 && uid != nix::unistd::geteuid().as_raw() {
+        return Err(anyhow!(
+            "the daemon at {} ({how}) runs as uid {uid}, not root: not sending it a request",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The ways a request reaches a helper, as `$NSJAIL_WAY_IN` names them.

@@ -1413,3 +1413,69 @@ fn every_sandbox_has_a_session_keyring_of_its_own() {
     }
     d.stop();
 }
+
+/// Listen at `socket` as uid:gid 65534 (nobody), answer one connection, and say how many bytes
+/// it received before the other side closed (or 5 s went by).
+const FAKE_DAEMON: &str = r#"
+import os, socket, sys
+os.umask(0)
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+c.settimeout(5)
+n = 0
+try:
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        n += len(b)
+except OSError:
+    pass
+print("received", n, flush=True)
+"#;
+
+/// The CLI hands the daemon its stdio and its request: only a daemon run by root (or by the
+/// caller itself) gets them. Another user answering at the socket path the CLI was given is
+/// refused in one line, and is sent nothing.
+#[test]
+fn the_cli_sends_nothing_to_a_daemon_another_user_runs() {
+    root_or_skip!();
+    let c = Caller::daemon_user();
+    let dir = scratch_dir();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let fake = dir.path().join("helper.sock");
+    let mut listener = Command::new(tool("setpriv"));
+    listener
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(tool("python3"))
+        .args(["-c", FAKE_DAEMON])
+        .arg(&fake)
+        .env_clear()
+        .current_dir("/");
+    let mut fake_daemon = Running::spawn(&mut listener, None, "a daemon run by nobody");
+    fake_daemon.wait_stdout("listening");
+
+    // The control: the same run reaches the real daemon (root's).
+    c.run(&["--", "/bin/true"]).expect_success();
+
+    let mut cmd = c.run_cmd(&["--", "/bin/true"]);
+    cmd.env("NSJAIL_SOCKET", &fake);
+    let out = Running::spawn(&mut cmd, None, "nsjail run through nobody's socket").wait();
+    out.expect_code(125)
+        .expect_no_panic()
+        .expect_one_error_line(&format!(
+            "nsjail: the daemon at {} ($NSJAIL_SOCKET) runs as uid 65534, not root: not sending \
+             it a request",
+            fake.display()
+        ));
+    let said = fake_daemon.wait();
+    assert_eq!(
+        said.stdout.trim(),
+        "listening\nreceived 0",
+        "{}",
+        said.describe()
+    );
+}
