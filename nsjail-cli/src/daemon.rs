@@ -78,18 +78,38 @@ pub fn choose(socket: Option<&Path>, helper: Option<&Path>) -> Result<Route> {
 /// The daemon gets our stdio, our seccomp program and our word on what the sandbox may see:
 /// only a daemon run by root (the helper) or by ourselves may have them. Whoever answers at a
 /// socket path someone else could make is refused, in one line, rather than trusted to sandbox.
+///
+/// In a user namespace that does not map root (inside a sandbox), the kernel shows the daemon,
+/// as every unmapped uid, as the overflow uid: that one is let through there, and the daemon
+/// itself refuses every process in another user namespace than its own.
 fn check_daemon_owner(sock: &UnixStream, path: &Path, how: &str) -> Result<()> {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
     let cred = getsockopt(sock, PeerCredentials)
         .map_err(|e| anyhow!("getsockopt(SO_PEERCRED) on {}: {e}", path.display()))?;
     let uid = cred.uid();
-    if uid != 0 && uid != nix::unistd::geteuid().as_raw() {
+    let unmapped_root = || !in_initial_user_namespace() && Some(uid) == overflow_uid();
+    if uid != 0 && uid != nix::unistd::geteuid().as_raw() && !unmapped_root() {
         return Err(anyhow!(
             "the daemon at {} ({how}) runs as uid {uid}, not root: not sending it a request",
             path.display()
         ));
     }
     Ok(())
+}
+
+/// Whether this process is in the initial user namespace (its uid map is the identity of all ids).
+fn in_initial_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+}
+
+/// The uid the kernel shows for a uid this user namespace does not map.
+fn overflow_uid() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The ways a request reaches a helper, as `$NSJAIL_WAY_IN` names them.
