@@ -57,6 +57,18 @@ fn host(path: &str, cwd: Option<&str>) -> String {
     }
 }
 
+/// Whether the caller's working directory `cwd` is at its own path inside: under a bind of
+/// the same host path.
+fn reachable(cwd: &str, ops: &[FsOp]) -> bool {
+    ops.iter().any(|op| match op {
+        FsOp::Bind { src, dst, .. } => {
+            let (s, d) = (src.trim_end_matches('/'), dst.trim_end_matches('/'));
+            s == d && (cwd == s || cwd.starts_with(&format!("{s}/")) || s.is_empty())
+        }
+        _ => false,
+    })
+}
+
 /// Refusals: options that would need the helper to join a namespace the caller chose.
 pub fn refused(inv: &Invocation) -> Option<String> {
     inv.join_ns.first().map(|(opt, _)| {
@@ -162,8 +174,16 @@ pub fn request(
         let deny = nsjail_seccomp::bpf::to_bytes(nsjail_seccomp::default::userns_only());
         req.seccomp_programs.push(deny);
     }
-    let mut fds: Vec<RawFd> = Vec::new();
     let cwd = caller.cwd.as_deref();
+    // bubblewrap sets PWD to where the command starts.
+    let pwd = match (&req.cwd, cwd) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(c)) if reachable(c, &inv.ops) => c.to_string(),
+        _ => "/".to_string(),
+    };
+    req.env.retain(|(k, _)| k != "PWD");
+    req.env.push(("PWD".into(), pwd));
+    let mut fds: Vec<RawFd> = Vec::new();
     let mut take_fd = |opt: &str, fd: RawFd| -> Result<u32, String> {
         if !(caller.fd_open)(fd) {
             return Err(format!(
@@ -352,7 +372,12 @@ mod tests {
         assert_eq!(r.hostname, DEFAULT_HOSTNAME);
         assert_eq!(r.seccomp, SeccompMode::Default);
         assert!(r.caps.is_empty() && !r.allow_userns && !r.as_pid_1);
-        assert_eq!(r.env, caller().env);
+        // The caller's environment, and PWD where the command starts (/home/u is not inside).
+        let mut env = caller().env;
+        env.push(("PWD".into(), "/".into()));
+        assert_eq!(r.env, env);
+        let r = req(&["--bind", "/home", "/home", "true"]).unwrap().req;
+        assert_eq!(r.env.last(), Some(&("PWD".into(), "/home/u".into())));
         assert_eq!(r.caller_cwd.as_deref(), Some("/home/u"));
         nsjail_core::validate::check(&r).unwrap();
     }
@@ -415,7 +440,11 @@ mod tests {
         .req;
         assert_eq!(
             r.env,
-            vec![("PATH".into(), "/x".into()), ("A".into(), "1".into())]
+            vec![
+                ("PATH".into(), "/x".into()),
+                ("A".into(), "1".into()),
+                ("PWD".into(), "/".into())
+            ]
         );
         let r = req(&[
             "--setenv",
@@ -429,7 +458,10 @@ mod tests {
         ])
         .unwrap()
         .req;
-        assert_eq!(r.env, vec![("C".into(), "3".into())]);
+        assert_eq!(
+            r.env,
+            vec![("C".into(), "3".into()), ("PWD".into(), "/".into())]
+        );
         let r = req(&["--argv0", "zero", "--chdir", "w", "env"])
             .unwrap()
             .req;
