@@ -205,7 +205,9 @@ fn run(inv: &Invocation, say: &Say) -> Result<i32> {
     };
     let t = translate::request(inv, &caller, seccomp_prog, programs).map_err(anyhow::Error::msg)?;
     let mut req = t.req;
-    req.terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false) && !inv.new_session;
+    // With a terminal on stdin the payload gets one of its own, --new-session or not: TIOCSTI
+    // then reaches no terminal of the caller (bwrap CVE-2017-5226), whatever filter it runs under.
+    req.terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
     nsjail_core::validate::check(&req)?;
     for fd in [inv.block_fd, inv.userns_block_fd].into_iter().flatten() {
         block_on(fd).map_err(anyhow::Error::msg)?;
