@@ -188,6 +188,11 @@ fn run(inv: &Invocation, say: &Say) -> Result<i32> {
         None => None,
     };
     let programs = seccomp::read_bpf_programs(&inv.add_seccomp_fds)?;
+    // bubblewrap checks only the length of what it read, and says so in these words.
+    let framed = |p: &Vec<u8>| !p.is_empty() && p.len() % 8 == 0;
+    if !seccomp_prog.iter().chain(&programs).all(framed) {
+        anyhow::bail!("Invalid seccomp data, must be multiple of 8");
+    }
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
