@@ -189,7 +189,7 @@ fn run(inv: &Invocation, say: &Say) -> Result<i32> {
     };
     let programs = seccomp::read_bpf_programs(&inv.add_seccomp_fds)?;
     // bubblewrap checks only the length of what it read, and says so in these words.
-    let framed = |p: &Vec<u8>| !p.is_empty() && p.len() % 8 == 0;
+    let framed = |p: &Vec<u8>| !p.is_empty() && p.len().is_multiple_of(8);
     if !seccomp_prog.iter().chain(&programs).all(framed) {
         anyhow::bail!("Invalid seccomp data, must be multiple of 8");
     }
