@@ -209,6 +209,20 @@ fn run(inv: &Invocation, say: &Say) -> Result<i32> {
         fd_path: &bind_fd_path,
     };
     let t = translate::request(inv, &caller, seccomp_prog, programs).map_err(anyhow::Error::msg)?;
+    // A source that is not there, in bubblewrap's words, before a helper starts (the helper
+    // opens each source again, as the caller).
+    for op in &t.req.mounts {
+        if let nsjail_core::MountOp::Bind {
+            src,
+            optional: false,
+            ..
+        } = op
+            && let Err(e) = std::fs::metadata(src)
+            && e.kind() == std::io::ErrorKind::NotFound
+        {
+            anyhow::bail!("Can't find source path {src}: No such file or directory");
+        }
+    }
     let mut req = t.req;
     // With a terminal on stdin the payload gets one of its own, --new-session or not: TIOCSTI
     // then reaches no terminal of the caller (bwrap CVE-2017-5226), whatever filter it runs under.
