@@ -675,3 +675,196 @@ fn info_and_json_status_fds_say_the_child_and_its_namespaces() {
     assert_eq!(lines[0]["mnt-namespace"], info["mnt-namespace"], "{status}");
     assert_eq!(lines[1]["exit-code"].as_i64(), Some(5), "{status}");
 }
+
+/// How Flatpak starts an app: most options through `--args FD`, the info and sync fds, a seccomp
+/// program it compiled, a lock on the runtime, then the command. Run through Debian's bwrap too
+/// where it can start a sandbox for the test user: the app must see the same thing.
+#[test]
+fn a_flatpak_like_launch_through_args_info_sync_and_seccomp() {
+    if !nsjail_tests::require_root("bwrap flatpak launch") {
+        return;
+    }
+    let c = Caller::setuid_user();
+    let dir = c.scratch();
+    let uid = c.uid.to_string();
+    let run_user = format!("/run/user/{uid}");
+    let mut words: Vec<String> = [
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--hostname",
+        "app-host",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--lock-file",
+        "/etc/passwd",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/sbin",
+        "/sbin",
+        "--ro-bind",
+        "/etc/passwd",
+        "/etc/passwd",
+        "--ro-bind",
+        "/etc/group",
+        "/etc/group",
+        "--dir",
+        "/app",
+        "--dir",
+        "/var",
+        "--dir",
+        "/var/tmp",
+        "--tmpfs",
+        "/tmp",
+        "--dir",
+        "/run",
+        "--dir",
+        &run_user,
+        "--perms",
+        "0700",
+        "--dir",
+        "/run/secret",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--dir",
+        "/home",
+        "--tmpfs",
+        "/home/app",
+        "--ro-bind-data",
+        "5",
+        "/.flatpak-info",
+        "--symlink",
+        "../../.flatpak-info",
+        "/run/user/info-link",
+        "--chdir",
+        "/home/app",
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/app/bin:/usr/bin",
+        "--setenv",
+        "HOME",
+        "/home/app",
+        "--setenv",
+        "XDG_RUNTIME_DIR",
+        &run_user,
+        "--setenv",
+        "FLATPAK_ID",
+        "org.example.App",
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+        "--unsetenv",
+        "LANG",
+        "--exec-label",
+        "unconfined_u:unconfined_r:unconfined_t:s0",
+        "--seccomp",
+        "6",
+        "--info-fd",
+        "4",
+        "--sync-fd",
+        "7",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // Flatpak ends the file with a NUL after each word.
+    words.push("--die-with-parent".into());
+    let args_file = dir.path().join("args");
+    let mut bytes = Vec::new();
+    for w in &words {
+        bytes.extend(w.as_bytes());
+        bytes.push(0);
+    }
+    std::fs::write(&args_file, bytes).unwrap();
+    let info_file = dir.path().join("metadata");
+    std::fs::write(&info_file, "[Application]\nname=org.example.App\n").unwrap();
+    let seccomp = dir.path().join("seccomp");
+    std::fs::write(&seccomp, [0x06, 0, 0, 0, 0, 0, 0xff, 0x7f]).unwrap();
+    let script = "id -u; hostname; pwd; env | sort; cat /.flatpak-info; \
+                  cat /run/user/info-link | head -1; stat -c '%a %n' /run/secret; \
+                  grep '^Seccomp:' /proc/self/status; echo $$; ls /";
+    let launch = |program: &[&str], way: bool| {
+        let mut cmd = c.command_for("/bin/sh");
+        cmd.arg("-c")
+            .arg("exec \"$@\" 3<\"$A\" 4>\"$I\" 5<\"$F\" 6<\"$S\" 7</dev/null")
+            .arg("sh")
+            .args(program)
+            .args(["--args", "3", "sh", "-c", script])
+            .env("A", &args_file)
+            .env("I", dir.path().join("info"))
+            .env("F", &info_file)
+            .env("S", &seccomp);
+        let run = Running::spawn(&mut cmd, None, &format!("flatpak-like {program:?}"));
+        let out = if way {
+            run.expect_way_in(c.way_in()).wait()
+        } else {
+            run.wait()
+        };
+        let info = std::fs::read_to_string(dir.path().join("info")).unwrap_or_default();
+        (out, info)
+    };
+    let nsjail = c.nsjail.to_string_lossy().into_owned();
+    let (o, info) = launch(&[&nsjail, "bwrap"], true);
+    o.expect_success();
+    let lines = o.lines();
+    assert_eq!(lines[0], uid, "{}", o.describe());
+    assert_eq!(lines[1], "app-host", "{}", o.describe());
+    assert_eq!(lines[2], "/home/app", "{}", o.describe());
+    assert!(
+        o.stdout.contains("FLATPAK_ID=org.example.App\n"),
+        "{}",
+        o.describe()
+    );
+    assert!(!o.stdout.contains("LANG="), "{}", o.describe());
+    assert!(
+        o.stdout.contains("name=org.example.App\n"),
+        "{}",
+        o.describe()
+    );
+    assert!(o.stdout.contains("700 /run/secret\n"), "{}", o.describe());
+    assert!(o.stdout.contains("Seccomp:\t2\n"), "{}", o.describe());
+    let info: serde_json::Value = serde_json::from_str(&info).expect("info JSON");
+    assert!(info["child-pid"].as_i64().is_some_and(|p| p > 1), "{info}");
+    if Path::new(DEBIAN_BWRAP).exists() && debian_works(&c) {
+        // Debian's bwrap without SELinux refuses --exec-label; the rest is the same.
+        let filtered: Vec<String> = words
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| *w != "--exec-label" && !(*i > 0 && words[i - 1] == "--exec-label"))
+            .map(|(_, w)| w.clone())
+            .collect();
+        let mut bytes = Vec::new();
+        for w in &filtered {
+            bytes.extend(w.as_bytes());
+            bytes.push(0);
+        }
+        std::fs::write(&args_file, bytes).unwrap();
+        let (d, dinfo) = launch(&[DEBIAN_BWRAP], false);
+        assert_eq!(
+            o.stdout,
+            d.stdout,
+            "ours:\n{}\nDebian's:\n{}",
+            o.describe(),
+            d.describe()
+        );
+        assert_eq!(o.code(), d.code());
+        let dinfo: serde_json::Value = serde_json::from_str(&dinfo).expect("Debian's info");
+        assert!(dinfo["child-pid"].as_i64().is_some(), "{dinfo}");
+    }
+}
