@@ -42,7 +42,17 @@ fn main() -> ExitCode {
         return bwrap::main(&argv[1..]);
     }
     if argv.get(1).is_some_and(|a| a == "bwrap") {
-        return bwrap::main(&argv[2..]);
+        // `nsjail bwrap --dry-run[=json] ARGS…`: what the sandbox would be, run nothing. Only in
+        // this form: under the name `bwrap` the command line is bubblewrap's alone.
+        let dry = match argv.get(2).and_then(|a| a.to_str()) {
+            Some("--dry-run" | "--dry-run=text") => Some(DryRun::Text),
+            Some("--dry-run=json") => Some(DryRun::Json),
+            _ => None,
+        };
+        return match dry {
+            Some(format) => bwrap::dry_run(&argv[3..], format),
+            None => bwrap::main(&argv[2..]),
+        };
     }
     let (cli, matches) = match parse(&argv) {
         Ok(p) => p,

@@ -121,6 +121,69 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
+/// `nsjail bwrap --dry-run[=json] ARGS…`: the request these arguments make, as `nsjail run
+/// --dry-run` prints it; nothing is started and no fd is waited on.
+pub fn dry_run(args: &[OsString], format: crate::args::DryRun) -> ExitCode {
+    let say = Say { prefix: "" };
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut reader = read_fd;
+    let inv = match parse::parse(&args, &mut reader) {
+        Ok(Parsed::Run(inv)) => inv,
+        Ok(Parsed::Help | Parsed::Version) => return main(&[OsString::from("--help")]),
+        Err(e) => {
+            say.line(if e.message.is_empty() {
+                "no command"
+            } else {
+                &e.message
+            });
+            return ExitCode::from(FAILED);
+        }
+    };
+    match prepare(&inv) {
+        Ok((req, fds)) => {
+            let located = crate::helper::locate(None);
+            let (helper, helper_error) = match &located {
+                Ok(l) => (
+                    Some(crate::dryrun::HelperInfo {
+                        path: l.path.display().to_string(),
+                        found_by: l.how.to_string(),
+                        mode: crate::helper::describe(&l.path),
+                    }),
+                    None,
+                ),
+                Err(e) => (None, Some(format!("{e:#}"))),
+            };
+            let landlock = nsjail_core::landlock::plan(req.mounts.iter());
+            let resolved = crate::dryrun::Resolved {
+                helper,
+                helper_error,
+                passed_fds: &fds,
+                profiles: Vec::new(),
+                profile_args: &[],
+                skipped: Vec::new(),
+                notes: &[],
+                landlock: &landlock,
+                seccomp_profile: None,
+                terminal: req.terminal,
+            };
+            match format {
+                crate::args::DryRun::Text => print!("{}", crate::dryrun::text(&req, &resolved)),
+                crate::args::DryRun::Json => {
+                    println!("{}", crate::dryrun::json(&req, &resolved))
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            say.line(&format!("{e:#}").replace('\n', " "));
+            ExitCode::from(FAILED)
+        }
+    }
+}
+
 pub fn main(args: &[OsString]) -> ExitCode {
     let args: Vec<String> = args
         .iter()
@@ -174,7 +237,8 @@ pub fn main(args: &[OsString]) -> ExitCode {
     }
 }
 
-fn run(inv: &Invocation, say: &Say) -> Result<i32> {
+/// The request and the fds that go with it, checked as the helper will check it.
+fn prepare(inv: &Invocation) -> Result<(nsjail_core::SpawnRequest, Vec<RawFd>)> {
     if let Some(msg) = translate::refused(inv) {
         anyhow::bail!("{msg}");
     }
@@ -228,6 +292,11 @@ fn run(inv: &Invocation, say: &Say) -> Result<i32> {
     // then reaches no terminal of the caller (bwrap CVE-2017-5226), whatever filter it runs under.
     req.terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
     nsjail_core::validate::check(&req)?;
+    Ok((req, t.fds))
+}
+
+fn run(inv: &Invocation, say: &Say) -> Result<i32> {
+    let (req, fds) = prepare(inv)?;
     for fd in [inv.block_fd, inv.userns_block_fd].into_iter().flatten() {
         block_on(fd).map_err(anyhow::Error::msg)?;
     }
@@ -252,7 +321,7 @@ fn run(inv: &Invocation, say: &Say) -> Result<i32> {
         quiet_exec_error: true,
         ..Default::default()
     };
-    let outcome = crate::start_and_supervise(false, &req, route, &t.fds, &mut hooks)?;
+    let outcome = crate::start_and_supervise(false, &req, route, &fds, &mut hooks)?;
     let code = match &outcome.exec_error {
         Some(_) => {
             let cmd = &inv.command[0];

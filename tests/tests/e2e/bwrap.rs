@@ -579,6 +579,56 @@ fn usage_errors_read_as_bubblewraps() {
     let o = ours(&c, &["--help"], None, false);
     o.expect_success();
     assert!(o.stdout.starts_with("usage: bwrap"), "{}", o.describe());
+    // `nsjail bwrap --dry-run`: the sandbox these arguments make, nothing started.
+    let o = ours(
+        &c,
+        &[
+            "--dry-run",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--unshare-net",
+            "--",
+            "sh",
+            "-c",
+            "x",
+        ],
+        None,
+        false,
+    );
+    o.expect_success();
+    assert!(
+        o.stdout.starts_with("nsjail dry run: nothing was started"),
+        "{}",
+        o.describe()
+    );
+    assert!(
+        o.stdout.contains("1  --ro-bind /usr /usr\n"),
+        "{}",
+        o.describe()
+    );
+    assert!(
+        o.stdout.contains("new user, mount, pid, net;"),
+        "{}",
+        o.describe()
+    );
+    let o = ours(
+        &c,
+        &["--dry-run=json", "--ro-bind", "/usr", "/usr", "true"],
+        None,
+        false,
+    );
+    o.expect_success();
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).expect("JSON");
+    assert_eq!(v["request"]["argv"][0], "true", "{}", o.describe());
+    let o = ours(&c, &["--dry-run", "--foo", "true"], None, false);
+    o.expect_code(1);
+    assert_eq!(
+        bwrap_lines(&o),
+        ["bwrap: Unknown option --foo"],
+        "{}",
+        o.describe()
+    );
     let o = ours(&c, &["--version"], None, false);
     o.expect_success();
     assert!(o.stdout.starts_with("bubblewrap "), "{}", o.describe());
