@@ -201,7 +201,12 @@ pub fn main(args: &[OsString]) -> ExitCode {
             ""
         },
     };
-    let mut reader = read_fd;
+    // bubblewrap closes an --args fd once read: a second --args of the same fd fails.
+    let mut reader = |fd: RawFd| {
+        let data = read_fd(fd)?;
+        let _ = nix::unistd::close(fd);
+        Ok(data)
+    };
     let inv = match parse::parse(&args, &mut reader) {
         Ok(Parsed::Help) => {
             print!("{}", parse::usage("bwrap"));

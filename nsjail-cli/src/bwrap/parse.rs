@@ -302,6 +302,10 @@ impl Parser<'_> {
             };
             if args.len() - i - 1 < n {
                 return err(match n {
+                    // bubblewrap's wording differs for these two.
+                    1 if matches!(opt, "--chdir" | "--remount-ro") => {
+                        format!("{opt} takes one argument")
+                    }
                     1 => format!("{opt} takes an argument"),
                     2 => format!("{opt} takes two arguments"),
                     _ => format!("{opt} takes three arguments"),
@@ -1175,6 +1179,8 @@ mod tests {
             (&["--bind=/a", "/b", "true"], "Unknown option --bind=/a"),
             (&["--bind", "/"], "--bind takes two arguments"),
             (&["--uid"], "--uid takes an argument"),
+            (&["--chdir"], "--chdir takes one argument"),
+            (&["--remount-ro"], "--remount-ro takes one argument"),
             (&["--overlay", "a", "b"], "--overlay takes three arguments"),
             (&["--uid", "x", "true"], "Invalid uid: x"),
             (&["--gid", "-1", "true"], "Invalid gid: -1"),
