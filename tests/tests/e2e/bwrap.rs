@@ -785,6 +785,22 @@ fn usage_errors_read_as_bubblewraps() {
         assert!(lines[0].starts_with(line), "{}", o.describe());
         assert!(o.stdout.is_empty(), "{}", o.describe());
     }
+    // Capabilities through the setuid helper: refused by the default policy, in one line.
+    let mut args = SYSTEM.to_vec();
+    args.extend(["--cap-add", "CAP_CHOWN", "true"]);
+    let o = ours(&c, &args, None, false);
+    o.expect_code(1);
+    let lines = bwrap_lines(&o);
+    assert_eq!(lines.len(), 1, "{}", o.describe());
+    assert!(lines[0].contains("--cap-add"), "{}", o.describe());
+    // The same command line without it runs: the refusal is the capability's.
+    let o = ours(
+        &c,
+        &SYSTEM.iter().copied().chain(["true"]).collect::<Vec<_>>(),
+        None,
+        true,
+    );
+    o.expect_success();
     // --level-prefix: the syslog level before each message.
     let o = ours(&c, &["--level-prefix", "--foo"], None, false);
     o.expect_code(1);
