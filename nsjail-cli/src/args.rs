@@ -34,7 +34,8 @@ pub const EXAMPLES: &str = "Examples:
   nsjail run --x11 --pulseaudio -- xeyes        # one display socket and the sound socket
   nsjail run --dry-run --profile gui -- firefox # print the resolved sandbox, run nothing
   nsjail run --ro-bind / / --proc /proc --dev /dev --tmpfs /tmp -- env  # a view of your own
-  nsjail profile show judge                     # what a profile resolves to";
+  nsjail profile show judge                     # what a profile resolves to
+  nsjail bwrap --ro-bind / / --unshare-net -- id  # bubblewrap's command line (also run as `bwrap`)";
 
 #[derive(Subcommand, Debug)]
 // One value per process, parsed once: boxing RunArgs would only obscure the code.

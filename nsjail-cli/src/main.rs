@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use nsjail_cli::args;
+mod bwrap;
 mod daemon;
 mod desktop;
 mod dryrun;
@@ -32,6 +33,27 @@ use crate::args::{Cli, Command, DryRun, ProfileCommand, RunArgs};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
+    // Run as `bwrap` (a link), or as `nsjail bwrap ARGS…`: bubblewrap's command line.
+    let called = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if called.as_deref() == Some("bwrap") {
+        return bwrap::main(&argv[1..]);
+    }
+    if argv.get(1).is_some_and(|a| a == "bwrap") {
+        // `nsjail bwrap --dry-run[=json] ARGS…`: what the sandbox would be, run nothing. Only in
+        // this form: under the name `bwrap` the command line is bubblewrap's alone.
+        let dry = match argv.get(2).and_then(|a| a.to_str()) {
+            Some("--dry-run" | "--dry-run=text") => Some(DryRun::Text),
+            Some("--dry-run=json") => Some(DryRun::Json),
+            _ => None,
+        };
+        return match dry {
+            Some(format) => bwrap::dry_run(&argv[3..], format),
+            None => bwrap::main(&argv[2..]),
+        };
+    }
     let (cli, matches) = match parse(&argv) {
         Ok(p) => p,
         Err(e) => return usage_error(e, &argv, ""),
@@ -293,7 +315,11 @@ fn run_sandbox(
     // Bad input ends above with no report; from here on a report is always written, XX when
     // the sandbox could not be set up.
     let mut sinks = report::Sinks::open(run)?;
-    let result = start_and_supervise(run, &req, route, &view.fds, not_found_hint.as_deref());
+    let mut hooks = session::Hooks {
+        not_found_hint: not_found_hint.as_deref(),
+        ..Default::default()
+    };
+    let result = start_and_supervise(run.verbose, &req, route, &view.fds, &mut hooks);
     drop(dbus_proxy);
     let report = match &result {
         Ok(o) => RunReport::from_exit(&o.exit, o.exec_error.as_deref()),
@@ -306,12 +332,12 @@ fn run_sandbox(
     Ok(code)
 }
 
-fn start_and_supervise(
-    run: &RunArgs,
+pub(crate) fn start_and_supervise(
+    verbose: bool,
     req: &nsjail_core::SpawnRequest,
     route: daemon::Route,
     extra_fds: &[std::os::fd::RawFd],
-    not_found_hint: Option<&str>,
+    hooks: &mut session::Hooks,
 ) -> anyhow::Result<session::Outcome> {
     let mut term = terminal::Terminal::for_stdio()?;
     let stdio = term.as_ref().map(|t| t.stdio()).unwrap_or([0, 1, 2]);
@@ -320,7 +346,7 @@ fn start_and_supervise(
     // the setuid helper is our child on one end of a socketpair.
     let (mut child, sock) = match route {
         daemon::Route::Daemon { path, how, sock } => {
-            if run.verbose {
+            if verbose {
                 eprintln!(
                     "nsjail: daemon at {} (socket from {how}); no helper process of ours",
                     path.display()
@@ -329,7 +355,7 @@ fn start_and_supervise(
             (None, sock)
         }
         daemon::Route::Helper { located, skipped } => {
-            if run.verbose {
+            if verbose {
                 eprintln!("nsjail: {skipped}");
                 eprintln!(
                     "nsjail: helper {} (found by {}; {})",
@@ -354,7 +380,7 @@ fn start_and_supervise(
         },
         &signals,
         term.as_mut(),
-        not_found_hint,
+        hooks,
     );
     // Our terminal back to how it was before anything else is printed.
     drop(term);

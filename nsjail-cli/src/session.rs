@@ -58,13 +58,24 @@ pub struct Passed<'a> {
     pub extra: &'a [RawFd],
 }
 
+/// What a caller of [`run`] adds to a session: `nsjail run`'s hint, `bwrap`'s reports.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// Said after "not found" when the command was not found.
+    pub not_found_hint: Option<&'a str>,
+    /// Called with the sandbox's first process (as the host sees it) once it has started.
+    pub on_started: Option<Box<dyn FnMut(i32) + 'a>>,
+    /// The caller words exec failures itself (bubblewrap's `execvp` lines): print nothing.
+    pub quiet_exec_error: bool,
+}
+
 pub fn run(
     sock: OwnedFd,
     req: &SpawnRequest,
     passed: Passed,
     signals: &SignalFd,
     mut term: Option<&mut Terminal>,
-    not_found_hint: Option<&str>,
+    hooks: &mut Hooks,
 ) -> Result<Outcome> {
     let mut stream = UnixStream::from(sock);
     if let Err(e) = send_spawn(&stream, req, passed.stdio, passed.extra) {
@@ -170,6 +181,9 @@ pub fn run(
                 if verbose {
                     eprintln!("nsjail: started, host pid {pid}");
                 }
+                if let Some(f) = hooks.on_started.as_mut() {
+                    f(pid);
+                }
             }
             HelperEvent::Stopped { signal } => {
                 // Only with a terminal: without one there is no shell of ours to return to, and
@@ -181,10 +195,12 @@ pub fn run(
             HelperEvent::Error { kind, message } => match kind {
                 ErrorKind::NotFound | ErrorKind::NotExecutable => {
                     let hint = match kind {
-                        ErrorKind::NotFound => not_found_hint.unwrap_or(""),
+                        ErrorKind::NotFound => hooks.not_found_hint.unwrap_or(""),
                         _ => "",
                     };
-                    eprintln!("nsjail: {message}{hint}");
+                    if !hooks.quiet_exec_error {
+                        eprintln!("nsjail: {message}{hint}");
+                    }
                     exec_error = Some((kind, message));
                 }
                 ErrorKind::Setup | ErrorKind::BadRequest => bail!("{message}"),

@@ -17,6 +17,8 @@ use crate::{CLI_BIN, HELPER_BIN, Profile, Workspace, run_checked, step};
 
 /// Where the CLI goes, relative to the prefix.
 pub const CLI_REL: &str = "bin/nsjail";
+/// The `bwrap` link to the CLI (`--bwrap`), relative to the prefix.
+pub const BWRAP_REL: &str = "bin/bwrap";
 /// Where the helper goes, relative to the prefix (the CLI looks there, next to `../libexec`).
 pub const HELPER_REL: &str = "libexec/nsjail/nsjail-helper";
 /// Where the systemd units go, relative to the prefix.
@@ -47,6 +49,10 @@ pub struct InstallArgs {
     /// build release binaries]. No cargo workspace is needed then (the VM test uses this).
     #[arg(long, value_name = "DIR")]
     bins: Option<PathBuf>,
+    /// Also install `P/bin/bwrap`, a symlink to `nsjail`: run by that name it speaks
+    /// bubblewrap's command line (see docs/bwrap.md).
+    #[arg(long)]
+    bwrap: bool,
 }
 
 #[derive(Args)]
@@ -120,6 +126,9 @@ pub fn install(ws: impl FnOnce() -> Result<Workspace>, args: &InstallArgs) -> Re
     }
     if args.systemd {
         install_files_mode(&bin_dir, &dest, root, 0o755)?;
+        if args.bwrap {
+            install_bwrap_link(&dest)?;
+        }
         install_units(&args.prefix, &dest, root)?;
         if args.destdir.is_none() {
             enable_units()?;
@@ -127,6 +136,9 @@ pub fn install(ws: impl FnOnce() -> Result<Workspace>, args: &InstallArgs) -> Re
         return Ok(());
     }
     install_files(&bin_dir, &dest, root)?;
+    if args.bwrap {
+        install_bwrap_link(&dest)?;
+    }
     if !root {
         eprintln!(
             "warning: not running as root: the setuid bit could not be set; {} is staged with \
@@ -134,6 +146,27 @@ pub fn install(ws: impl FnOnce() -> Result<Workspace>, args: &InstallArgs) -> Re
             dest.join(HELPER_REL).display()
         );
     }
+    Ok(())
+}
+
+/// `P/bin/bwrap` -> `nsjail` (relative, so a staged tree keeps working where it is copied).
+/// A `bwrap` that is anything but our link is left alone: refusing beats replacing another
+/// package's file.
+pub fn install_bwrap_link(dest: &Path) -> Result<()> {
+    let link = dest.join(BWRAP_REL);
+    match fs::symlink_metadata(&link) {
+        Ok(m) if m.file_type().is_symlink() && fs::read_link(&link)? == Path::new("nsjail") => {
+            fs::remove_file(&link).with_context(|| format!("replacing {}", link.display()))?;
+        }
+        Ok(_) => bail!(
+            "{} exists and is not nsjail's link: remove it (or divert it) first",
+            link.display()
+        ),
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink("nsjail", &link)
+        .with_context(|| format!("symlink {} -> nsjail", link.display()))?;
+    println!("installed {} -> nsjail", link.display());
     Ok(())
 }
 
@@ -287,6 +320,13 @@ pub fn uninstall(args: &UninstallArgs) -> Result<()> {
     }
     let mut removed = 0;
     let mut units_removed = false;
+    // Our bwrap link, never a bwrap of another package.
+    let bwrap = dest.join(BWRAP_REL);
+    if fs::read_link(&bwrap).is_ok_and(|t| t == Path::new("nsjail")) {
+        fs::remove_file(&bwrap).with_context(|| format!("removing {}", bwrap.display()))?;
+        println!("removed {}", bwrap.display());
+        removed += 1;
+    }
     let mut files = vec![dest.join(CLI_REL), dest.join(HELPER_REL)];
     // The man pages, completions and profiles, when the workspace that made them is here.
     if let Ok(ws) = Workspace::locate() {
@@ -370,6 +410,13 @@ mod tests {
         let dir = fs::metadata(dest.join("libexec/nsjail")).expect("dir");
         assert_eq!(dir.mode() & 0o7777, 0o755);
         assert_eq!(fs::read(dest.join(HELPER_REL)).expect("read"), b"helper");
+        // --bwrap: a link to nsjail, made again over our own, never over another file.
+        install_bwrap_link(&dest).expect("bwrap link");
+        install_bwrap_link(&dest).expect("bwrap link again");
+        assert_eq!(
+            fs::read(dest.join(BWRAP_REL)).expect("read via link"),
+            b"cli"
+        );
 
         let stage = tmp.path().join("stage");
         uninstall(&UninstallArgs {
@@ -378,7 +425,14 @@ mod tests {
         })
         .expect("uninstall");
         assert!(!dest.join(CLI_REL).exists());
+        assert!(fs::symlink_metadata(dest.join(BWRAP_REL)).is_err());
         assert!(!dest.join("libexec/nsjail").exists());
+
+        // Another package's bwrap stays, and the install says why it stops.
+        fs::write(dest.join(BWRAP_REL), b"debian").expect("write");
+        let e = install_bwrap_link(&dest).expect_err("refused");
+        assert!(e.to_string().contains("not nsjail's link"), "{e}");
+        assert_eq!(fs::read(dest.join(BWRAP_REL)).expect("read"), b"debian");
     }
 
     #[test]
@@ -395,6 +449,7 @@ mod tests {
             prefix: PathBuf::from("/opt/nsj"),
             destdir: Some(stage.clone()),
             bins: Some(bins),
+            bwrap: false,
         };
         install(|| bail!("no workspace needed"), &args).expect("install");
         let dest = stage.join("opt/nsj");

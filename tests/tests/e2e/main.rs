@@ -4,6 +4,7 @@
 //! One test binary, so the setuid install and the test user are made once per run.
 //! Build the binaries first: `cargo build --workspace --bins` (or set NSJAIL_BIN_DIR).
 
+mod bwrap;
 mod caller_state;
 mod caps;
 mod cgroup_placement;
