@@ -12,37 +12,13 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod caller;
-mod cgroup;
-mod child;
-mod conn;
 mod daemon;
-mod enforce;
 mod error;
-mod grants;
-mod inherit;
-mod init;
-mod interp;
-mod landlock;
-mod limit;
-mod listen;
-mod lockdown;
-mod mounts;
-mod pasta;
-mod peer;
-mod report;
-mod rlimits;
-mod seccomp;
-mod serve;
-mod slots;
-mod spawn;
-mod supervise;
+mod host;
+mod sandbox;
+mod setup_report;
 #[allow(unsafe_code)]
 mod sys;
-mod syslog;
-mod terminal;
-mod trusted;
-mod userns;
 
 use std::io::Write;
 use std::os::fd::RawFd;
@@ -56,10 +32,11 @@ use nix::sys::socket::{
 use nix::sys::stat::umask;
 use nix::unistd::{Gid, Uid};
 
-use crate::caller::Caller;
 use crate::daemon::Config;
-use crate::listen::Activation;
-use crate::serve::{Limits, Outcome};
+use crate::daemon::listen::{self, Activation};
+use crate::host::caller::Caller;
+use crate::host::serve::{self, Limits, Outcome};
+use crate::host::{cgroup, inherit};
 
 const USAGE: &str = "usage: nsjail-helper --fd N   (started by the nsjail command)\n       \
      nsjail-helper --daemon [--socket PATH] [--socket-mode OCTAL] [--request-timeout SECS] \
@@ -107,7 +84,7 @@ fn run() -> i32 {
         Err(msg) => return fail(msg),
     };
     // The caller's signals, timers, session, resource limits and scheduling stop here (see
-    // inherit.rs); what it had is given back to the payload. Before anything exists that a
+    // host/inherit.rs); what it had is given back to the payload. Before anything exists that a
     // death would leave behind.
     if let Err(e) = inherit::take_over(nix::unistd::geteuid().is_root()) {
         return fail(e);

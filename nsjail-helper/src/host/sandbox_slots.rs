@@ -13,7 +13,7 @@ use nix::fcntl::{Flock, FlockArg, OFlag, openat};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
 use crate::error::{HelperError, Result, sys};
-use crate::trusted;
+use crate::host::trusted;
 
 /// Where the slot directories live (the daemon's socket will be in the same directory).
 pub const RUN_DIR: &str = "/run/nsjail";

@@ -9,6 +9,11 @@
 //! not arrived in time. On SIGTERM (or SIGINT, SIGHUP) the daemon stops accepting, ends every
 //! connection process (each one's sandbox dies with it: `PR_SET_PDEATHSIG`), and exits once every
 //! process it started has been reaped, so nothing is left behind.
+//!
+//! **Daemon only.** This directory runs in the daemon's listening process, started by root or
+//! systemd (never through the setuid bit: `main` refuses that), as root in the host's
+//! namespaces; it hands each connection to the same `host::serve` function the setuid path
+//! calls. A setuid start never enters it.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -22,12 +27,15 @@ use nix::sys::socket::{SockFlag, accept4};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::caller::Caller;
-use crate::limit::{self, Counts};
-use crate::listen;
-use crate::peer;
-use crate::serve::{self, Limits, Outcome};
+mod connection_limit;
+pub mod listen;
+mod peer;
+
+use crate::host::caller::Caller;
+use crate::host::serve::{self, Limits, Outcome};
 use crate::sys;
+
+use self::connection_limit::Counts;
 
 /// How long a client may take to send its whole request before its connection is dropped.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,7 +99,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             "bound by us"
         },
         cfg.request_timeout.as_secs_f64(),
-        limit::max_per_user(nix::unistd::Uid::from_raw(u32::MAX), cfg.max_per_user)
+        connection_limit::max_per_user(nix::unistd::Uid::from_raw(u32::MAX), cfg.max_per_user)
     );
     let mut d = Daemon {
         cfg,
@@ -197,7 +205,7 @@ impl Daemon {
                 return;
             }
         };
-        let cap = limit::max_per_user(caller.uid, self.cfg.max_per_user);
+        let cap = connection_limit::max_per_user(caller.uid, self.cfg.max_per_user);
         let running = self.counts.of(caller.uid);
         if running >= cap {
             let reason = format!(

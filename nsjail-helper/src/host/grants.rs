@@ -7,12 +7,12 @@ use nsjail_core::landlock::Decision;
 use nsjail_core::policy::{self, Accounts, MAX_POLICY_BYTES, Policy, Who};
 use nsjail_core::{IdRange, SpawnRequest};
 
-use crate::caller::Caller;
 use crate::error::{HelperError, Result, sys};
-use crate::lockdown::Lockdown;
-use crate::seccomp;
-use crate::slots::{self, Slot};
-use crate::trusted;
+use crate::host::caller::Caller;
+use crate::host::sandbox_slots::{self, Slot};
+use crate::host::seccomp;
+use crate::host::trusted;
+use crate::sandbox::lockdown::Lockdown;
 
 /// The policy's path, fixed when the helper is built (`NSJAIL_POLICY_PATH`), never taken from
 /// the environment or the request.
@@ -218,7 +218,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
 
     let slot = match (caller.privileged, effective.limits.max_sandboxes_per_user) {
         (true, Some(max)) => {
-            let s = slots::acquire(who.uid, max)?;
+            let s = sandbox_slots::acquire(who.uid, max)?;
             steps.push(format!(
                 "slot: {} of {max} for uid {}",
                 s.index + 1,
@@ -247,7 +247,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caller::Via;
+    use crate::host::caller::Via;
     use nix::unistd::{Gid, Uid};
 
     fn caller(privileged: bool) -> Caller {
