@@ -10,7 +10,7 @@ mod helper;
 mod net;
 mod profile_toml;
 mod profiles;
-mod report;
+mod report_sinks;
 mod seccomp;
 mod session;
 mod status_report;
@@ -292,7 +292,7 @@ fn run_sandbox(
     daemon::say_way_in(&route)?;
     // Bad input ends above with no report; from here on a report is always written, XX when
     // the sandbox could not be set up.
-    let mut sinks = report::Sinks::open(run)?;
+    let mut sinks = report_sinks::Sinks::open(run)?;
     let result = start_and_supervise(run, &req, route, &view.fds, not_found_hint.as_deref());
     drop(dbus_proxy);
     let report = match &result {
