@@ -1,4 +1,4 @@
-//! Support for the hardening tests (issue 4): the probe binary, running the CLI in a scratch
+//! Support for the hardening tests: the probe binary, running the CLI in a scratch
 //! directory, and running it under a chosen admin policy.
 //!
 //! The helper reads its policy only from the path fixed at build time (`/etc/nsjail/policy.toml`).

@@ -50,7 +50,7 @@ pub struct Config {
     /// Permissions of a socket we bind.
     pub socket_mode: u32,
     pub request_timeout: Duration,
-    /// `--max-per-user`: overrides the default (and, later, the policy's) per-user cap.
+    /// `--max-per-user`: the cap on one user's connections served at once, instead of the default.
     pub max_per_user: Option<usize>,
     /// The number of sockets systemd passed to us, if it did.
     pub activated: Option<usize>,
@@ -99,7 +99,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             "bound by us"
         },
         cfg.request_timeout.as_secs_f64(),
-        connection_limit::max_per_user(nix::unistd::Uid::from_raw(u32::MAX), cfg.max_per_user)
+        connection_limit::max_per_user(cfg.max_per_user)
     );
     let mut d = Daemon {
         cfg,
@@ -205,7 +205,7 @@ impl Daemon {
                 return;
             }
         };
-        let cap = connection_limit::max_per_user(caller.uid, self.cfg.max_per_user);
+        let cap = connection_limit::max_per_user(self.cfg.max_per_user);
         let running = self.counts.of(caller.uid);
         if running >= cap {
             let reason = format!(

@@ -153,7 +153,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
     };
     effective.check_access(&who, &db)?;
     // Capabilities and nested user namespaces need the policy's grant when the helper has
-    // privilege the caller lacks (issue 10, item 6): on a host whose admin turned off
+    // privilege the caller lacks: on a host whose admin turned off
     // unprivileged user namespaces, a setuid helper would otherwise hand every user
     // CAP_SYS_ADMIN in a namespace it owns as root.
     let beyond_kernel = caller.privileged && !caller.uid.is_root();

@@ -1095,7 +1095,7 @@ fn the_daemon_socket_gets_its_mode_when_it_is_made() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Issue 14 item 7: the daemon's log says what happened
+// The daemon's log says what happened
 
 /// A daemon whose `/dev/log` is a socket of ours (in a mount namespace of its own, with an
 /// overlay on /dev so the host's is untouched).
