@@ -10,10 +10,10 @@
 //! connection process (each one's sandbox dies with it: `PR_SET_PDEATHSIG`), and exits once every
 //! process it started has been reaped, so nothing is left behind.
 //!
-//! **Daemon only.** This directory runs in the daemon's listening process, started by root or
-//! systemd (never through the setuid bit: `main` refuses that), as root in the host's
-//! namespaces; it hands each connection to the same `host::serve` function the setuid path
-//! calls. A setuid start never enters it.
+//! **Daemon only.** This directory runs in the daemon's processes, started by root or systemd
+//! (never through the setuid bit: `main` refuses that), as root in the host's namespaces: the
+//! listening process, and each forked connection process until it hands its connection to
+//! `host::serve`, the function the setuid path calls too. A setuid start never enters it.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
