@@ -1,9 +1,9 @@
-//! The built binaries (`nsjail`, `nsjail-helper`, the probe) and whether the tests run as root.
+//! The built binaries (`nsjail`, `nsjail-helper`, `nsjail-helperd`, the probe) and whether the tests run as root.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// Where the built `nsjail` and `nsjail-helper` are: `$NSJAIL_BIN_DIR`, else the directory above
+/// Where the built `nsjail`, `nsjail-helper` and `nsjail-helperd` are: `$NSJAIL_BIN_DIR`, else the directory above
 /// this test executable (`target/debug`).
 pub fn bin_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -19,7 +19,7 @@ pub fn bin_dir() -> PathBuf {
                     .to_path_buf()
             }
         };
-        for name in ["nsjail", "nsjail-helper"] {
+        for name in ["nsjail", "nsjail-helper", "nsjail-helperd"] {
             let p = dir.join(name);
             if !p.is_file() {
                 panic!(
@@ -40,6 +40,11 @@ pub fn nsjail_bin() -> PathBuf {
 
 pub fn helper_bin() -> PathBuf {
     bin_dir().join("nsjail-helper")
+}
+
+/// The helper daemon's binary (run by root; never setuid).
+pub fn helperd_bin() -> PathBuf {
+    bin_dir().join("nsjail-helperd")
 }
 
 /// The absolute path of a host tool (the sandbox sees the host filesystem in this issue), looked

@@ -12,7 +12,8 @@ use tempfile::TempDir;
 
 use crate::{
     Caller, Install, Output, Running, TIMEOUT, WAY_IN_VAR, WayIn, as_thread_ids, helper_bin,
-    is_root, keep_until_exit, poll_until, processes, scratch_dir, setuid_install, shell_words,
+    helperd_bin, is_root, keep_until_exit, poll_until, processes, scratch_dir, setuid_install,
+    shell_words,
 };
 
 /// How the helper is installed system-wide for this run, from `$NSJAIL_E2E_SYSTEM`: the VM test
@@ -123,7 +124,7 @@ pub fn daemon_for_callers() -> &'static CallersDaemon {
     })
 }
 
-/// A helper daemon started by a test: `nsjail-helper --daemon --socket DIR/helper.sock ARGS`,
+/// A helper daemon started by a test: `nsjail-helperd --socket DIR/helper.sock ARGS`,
 /// as root. Dropping it sends SIGTERM and waits (bounded) for it to end.
 pub struct Daemon {
     pub run: Option<Running>,
@@ -153,13 +154,12 @@ impl Daemon {
         let mut cmd = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
-                c.args(rest).arg(helper_bin());
+                c.args(rest).arg(helperd_bin());
                 c
             }
-            None => Command::new(helper_bin()),
+            None => Command::new(helperd_bin()),
         };
-        cmd.arg("--daemon")
-            .arg("--socket")
+        cmd.arg("--socket")
             .arg(socket)
             .args(args)
             .env_clear()
@@ -175,10 +175,7 @@ impl Daemon {
                 });
             }
         }
-        let what = format!(
-            "nsjail-helper --daemon --socket {} {args:?}",
-            socket.display()
-        );
+        let what = format!("nsjail-helperd --socket {} {args:?}", socket.display());
         let run = Running::spawn_with_timeout(&mut cmd, None, &what, Duration::from_secs(86_400));
         let d = Daemon {
             run: Some(run),

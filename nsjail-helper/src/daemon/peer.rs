@@ -20,9 +20,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::stat;
 use nix::unistd::{Gid, Pid};
 
-use crate::error::{HelperError, Result, sys};
-use crate::host::caller::Caller;
-use crate::sys as os;
+use nsjail_helper::error::{HelperError, Result, sys};
+use nsjail_helper::host::caller::Caller;
+use nsjail_helper::sys as os;
 
 /// The refusals, word for word (the tests and docs/security-model.md quote them).
 pub const NO_NEW_PRIVS: &str = "the daemon does not serve a process that runs with \
@@ -133,8 +133,8 @@ fn refuse_sandboxed(sock: BorrowedFd<'_>, peer_pid: Option<Pid>) -> Result<()> {
     if theirs != ours {
         return Err(HelperError::Refused(OTHER_USERNS.into()));
     }
-    crate::host::inherit::record_peer(
-        &crate::host::inherit::parse_proc_limits(&limits),
+    nsjail_helper::host::inherit::record_peer(
+        &nsjail_helper::host::inherit::parse_proc_limits(&limits),
         nix::sys::stat::Mode::from_bits_truncate(umask & 0o777),
     );
     Ok(())

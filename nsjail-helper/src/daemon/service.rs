@@ -1,7 +1,7 @@
-//! `nsjail-helper --daemon`: the helper as a service. It listens on a Unix socket (its own, or
-//! one systemd passes by socket activation) and serves each accepted connection in a forked
-//! process running the same per-connection function as the setuid path. The caller is who the
-//! kernel says connected (`SO_PEERCRED`).
+//! The daemon's service loop: it listens on a Unix socket (its own, or one systemd passes by
+//! socket activation) and serves each accepted connection in a forked process running the same
+//! per-connection function as the setuid path. The caller is who the kernel says connected
+//! (`SO_PEERCRED`).
 //!
 //! The listening process never reads from a client, so no client can stall it: it accepts,
 //! counts, forks and goes back to `poll`. The forked process refuses a peer inside a sandbox,
@@ -9,11 +9,6 @@
 //! not arrived in time. On SIGTERM (or SIGINT, SIGHUP) the daemon stops accepting, ends every
 //! connection process (each one's sandbox dies with it: `PR_SET_PDEATHSIG`), and exits once every
 //! process it started has been reaped, so nothing is left behind.
-//!
-//! **Daemon only.** This directory runs in the daemon's processes, started by root or systemd
-//! (never through the setuid bit: `main` refuses that), as root in the host's namespaces: the
-//! listening process, and each forked connection process until it hands its connection to
-//! `host::serve`, the function the setuid path calls too. A setuid start never enters it.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -27,15 +22,12 @@ use nix::sys::socket::{SockFlag, accept4};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-mod connection_limit;
-pub mod listen;
-mod peer;
+use nsjail_helper::host::caller::Caller;
+use nsjail_helper::host::serve::{self, Limits, Outcome};
+use nsjail_helper::sys;
 
-use crate::host::caller::Caller;
-use crate::host::serve::{self, Limits, Outcome};
-use crate::sys;
-
-use self::connection_limit::Counts;
+use crate::connection_limit::{self, Counts};
+use crate::{listen, peer};
 
 /// How long a client may take to send its whole request before its connection is dropped.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,7 +82,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         ),
     };
     eprintln!(
-        "nsjail-helper: daemon listening on {} ({}; request timeout {}s; at most {} sandboxes \
+        "nsjail-helperd: daemon listening on {} ({}; request timeout {}s; at most {} sandboxes \
          per user)",
         listen::describe(&listener, bound.as_ref()),
         if cfg.activated.is_some() {
@@ -184,12 +176,12 @@ impl Daemon {
                 Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
                 Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
                     // Out of resources: leave the client queued and breathe, rather than spin.
-                    eprintln!("nsjail-helper: accept: {}", e.desc());
+                    eprintln!("nsjail-helperd: accept: {}", e.desc());
                     std::thread::sleep(Duration::from_millis(100));
                     return;
                 }
                 Err(e) => {
-                    eprintln!("nsjail-helper: accept: {}", e.desc());
+                    eprintln!("nsjail-helperd: accept: {}", e.desc());
                     return;
                 }
             }
@@ -254,7 +246,7 @@ impl Daemon {
             Outcome::Served => 0,
             Outcome::Reported => 2,
             Outcome::Unreported(msg) => {
-                eprintln!("nsjail-helper: uid {}: {msg}", caller.uid);
+                eprintln!("nsjail-helperd: uid {}: {msg}", caller.uid);
                 1
             }
         };
@@ -270,7 +262,7 @@ impl Daemon {
         }
         let live: Vec<Pid> = self.counts.pids().collect();
         eprintln!(
-            "nsjail-helper: stopping; ending {} running connection(s)",
+            "nsjail-helperd: stopping; ending {} running connection(s)",
             live.len()
         );
         for pid in live {
@@ -278,6 +270,6 @@ impl Daemon {
             let _ = kill(pid, Signal::SIGTERM);
         }
         self.reap(true);
-        eprintln!("nsjail-helper: stopped");
+        eprintln!("nsjail-helperd: stopped");
     }
 }
