@@ -11,9 +11,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::{
-    Caller, Install, Output, Running, TIMEOUT, WAY_IN_VAR, WayIn, as_thread_ids, helper_bin,
-    helperd_bin, is_root, keep_until_exit, poll_until, processes, scratch_dir, setuid_install,
-    shell_words,
+    Caller, Install, Output, Running, TIMEOUT, WAY_IN_VAR, WayIn, as_thread_ids, helperd_bin,
+    is_root, keep_until_exit, poll_until, processes, scratch_dir, setuid_install, shell_words,
 };
 
 /// How the helper is installed system-wide for this run, from `$NSJAIL_E2E_SYSTEM`: the VM test
@@ -69,7 +68,8 @@ pub(crate) fn installed_system_prefix(setuid: bool) -> Install {
     inst
 }
 
-/// The daemon the daemon callers use: the CLI, the helper binary the daemon runs, and its socket.
+/// The daemon the daemon callers use: the CLI, the daemon's binary (`nsjail-helperd`), and its
+/// socket.
 pub struct CallersDaemon {
     pub nsjail: PathBuf,
     pub helper: PathBuf,
@@ -92,7 +92,7 @@ pub fn daemon_for_callers() -> &'static CallersDaemon {
             let inst = installed_system_prefix(false);
             return CallersDaemon {
                 nsjail: inst.nsjail,
-                helper: inst.helper,
+                helper: inst.prefix.join("libexec/nsjail/nsjail-helperd"),
                 socket: None,
             };
         }
@@ -118,7 +118,7 @@ pub fn daemon_for_callers() -> &'static CallersDaemon {
             .expect("the shared daemon did not start");
         CallersDaemon {
             nsjail,
-            helper: helper_bin(),
+            helper: helperd_bin(),
             socket: Some(socket),
         }
     })
