@@ -1,4 +1,4 @@
-//! Reaching the helper daemon (`nsjail-helper --daemon`, usually started by systemd) through its
+//! Reaching the helper daemon (`nsjail-helperd`, usually started by systemd) through its
 //! socket, and choosing between it and the setuid helper.
 
 use std::os::fd::OwnedFd;

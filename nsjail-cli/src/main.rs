@@ -11,7 +11,7 @@ mod helper;
 mod net;
 mod profile_toml;
 mod profiles;
-mod report;
+mod report_sinks;
 mod seccomp;
 mod session;
 mod status_report;
@@ -314,7 +314,7 @@ fn run_sandbox(
     daemon::say_way_in(&route)?;
     // Bad input ends above with no report; from here on a report is always written, XX when
     // the sandbox could not be set up.
-    let mut sinks = report::Sinks::open(run)?;
+    let mut sinks = report_sinks::Sinks::open(run)?;
     let mut hooks = session::Hooks {
         not_found_hint: not_found_hint.as_deref(),
         ..Default::default()

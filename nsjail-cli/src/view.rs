@@ -239,7 +239,7 @@ pub fn from_args(m: &ArgMatches, cwd: &Path) -> Result<View, String> {
 /// and their temporary files: tmux (`/tmp/tmux-UID`), ssh-agent (`$TMPDIR/ssh-*`), X11
 /// (`/tmp/.X11-unix`), D-Bus and most desktop services (`$XDG_RUNTIME_DIR`), `/run`. The default
 /// view never binds one of them, anything under one, or anything above one, as the working
-/// directory: a payload given such a directory can drive those servers (issue 10, item 7).
+/// directory: a payload given such a directory can drive those servers.
 /// `getenv` reads the caller's environment.
 pub fn shared_dirs(getenv: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = [

@@ -139,8 +139,8 @@ impl Features {
 }
 
 /// Ceilings on what one sandbox may ask for, and on how many a user may run at once. `None`:
-/// no ceiling. The resource limits themselves are requested per sandbox (issue 7), which checks
-/// them here with [`Ceilings::check`].
+/// no ceiling. The resource limits themselves are requested per sandbox
+/// (`SpawnRequest::limits`) and checked against these with [`Ceilings::check`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Ceilings {

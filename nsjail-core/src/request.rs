@@ -1,5 +1,5 @@
-//! The spawn request: the single description of a sandbox. The CLI (and later profiles) build it,
-//! the helper validates it and carries it out.
+//! The spawn request: the single description of a sandbox. The CLI builds it (from its flags and
+//! profiles), the helper validates it and carries it out.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,8 +9,8 @@ use crate::limits::RlimitSetting;
 use crate::mounts::MountOp;
 use crate::seccomp::SeccompMode;
 
-/// Everything the helper needs to start one sandbox. Fields that later features add go here, so
-/// that the CLI, profiles and policy all produce or check this one type.
+/// Everything the helper needs to start one sandbox. A new feature's fields go here, so that the
+/// CLI, profiles and policy all produce or check this one type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpawnRequest {
     /// The program and its arguments; `argv[0]` is what the payload sees as its name.
@@ -38,7 +38,7 @@ pub struct SpawnRequest {
     /// How many fds beyond stdin, stdout and stderr travel with the request (for `--file`,
     /// `--bind-data` and the like, which refer to them by index).
     pub extra_fds: u32,
-    /// Resource limits, time limits and accounting (issue 7).
+    /// Resource limits, time limits and accounting.
     pub limits: Limits,
     /// Outbound network through `pasta` (run as the caller, in the host's network namespace)
     /// into the sandbox's new network namespace; `None`: only `lo` (or the host's namespace
@@ -116,7 +116,7 @@ impl Default for Namespaces {
 }
 
 /// The ids the payload runs as inside its user namespace. The caller's own uid and gid outside
-/// are mapped to these; nothing else is mapped unless a later policy grants it.
+/// are mapped to these; nothing else is mapped unless the admin policy grants it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct IdMapping {
     pub uid: u32,

@@ -1,4 +1,4 @@
-//! Support for the hardening tests (issue 4): the probe binary, running the CLI in a scratch
+//! Support for the hardening tests: the probe binary, running the CLI in a scratch
 //! directory, and running it under a chosen admin policy.
 //!
 //! The helper reads its policy only from the path fixed at build time (`/etc/nsjail/policy.toml`).
@@ -237,19 +237,16 @@ impl PolicyEnv {
 }
 
 impl PolicyEnv {
-    /// A helper daemon (`nsjail-helper --daemon`, as root) that reads this environment's
+    /// A helper daemon (`nsjail-helperd`, as root) that reads this environment's
     /// policy: started on first use in this environment's mount namespace, on a socket of its
     /// own, and stopped when the environment is dropped.
     pub fn daemon(&self) -> &crate::Daemon {
         self.daemon.get_or_init(|| {
             let dir = scratch_dir();
             let socket = dir.path().join("helper.sock");
-            let mut cmd = self.command(&Caller::root(), crate::helper_bin());
-            cmd.arg("--daemon").arg("--socket").arg(&socket);
-            let what = format!(
-                "nsjail-helper --daemon under a test policy ({})",
-                socket.display()
-            );
+            let mut cmd = self.command(&Caller::root(), crate::helperd_bin());
+            cmd.arg("--socket").arg(&socket);
+            let what = format!("nsjail-helperd under a test policy ({})", socket.display());
             let run = Running::spawn_with_timeout(
                 &mut cmd,
                 None,

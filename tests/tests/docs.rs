@@ -1,7 +1,7 @@
-//! The docs describe the program as it is: README.md, SECURITY.md and docs/ never promise ("not
-//! yet", "later", "until then") nor point at the issue tracker ("issue 7"). Such words went
-//! stale as soon as the feature they waited for was merged, and a reader cannot tell which
-//! ones have. Needs no root and no binaries: it reads files.
+//! The docs describe the program as it is: README.md, SECURITY.md, ARCHITECTURE.md and docs/
+//! never promise ("not yet", "later", "until then") nor point at the issue tracker ("issue 7").
+//! Such words went stale as soon as the feature they waited for was merged, and a reader cannot
+//! tell which ones have. Needs no root and no binaries: it reads files.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -84,7 +84,11 @@ fn docs() -> Vec<PathBuf> {
         .parent()
         .expect("the workspace root")
         .to_path_buf();
-    let mut files = vec![root.join("README.md"), root.join("SECURITY.md")];
+    let mut files = vec![
+        root.join("README.md"),
+        root.join("SECURITY.md"),
+        root.join("ARCHITECTURE.md"),
+    ];
     let mut dir: Vec<PathBuf> = fs::read_dir(root.join("docs"))
         .expect("read docs/")
         .map(|e| e.expect("a docs/ entry").path())

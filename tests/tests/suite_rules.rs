@@ -210,8 +210,9 @@ fn running_checks_and_hides_the_way_in_of_every_cli_run() {
 fn every_skip_goes_through_the_harness() {
     // A test that prints its own "skipped" escapes the rule: CI would never see it.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = vec![dir.join("src/hardening.rs")];
-    for d in ["tests/e2e", "tests"] {
+    // The harness's own skip() (src/skip.rs) is the one place that says it.
+    let mut files = Vec::new();
+    for d in ["src", "tests/e2e", "tests"] {
         for e in std::fs::read_dir(dir.join(d)).unwrap().flatten() {
             if e.path().extension().is_some_and(|x| x == "rs") {
                 files.push(e.path());
@@ -220,7 +221,10 @@ fn every_skip_goes_through_the_harness() {
     }
     assert!(files.len() > 30, "{files:?}");
     let mut offenders = Vec::new();
-    for f in files.iter().filter(|f| !f.ends_with("suite_rules.rs")) {
+    for f in files
+        .iter()
+        .filter(|f| !f.ends_with("suite_rules.rs") && !f.ends_with("src/skip.rs"))
+    {
         let text = std::fs::read_to_string(f).unwrap();
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");

@@ -18,7 +18,7 @@ use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{Gid, Uid, User, geteuid};
 
 use crate::facts::{machine_facts, method_line, nsjail_setuid_line, produced_by, ratio};
-use crate::install::{CLI_REL, HELPER_REL, install_files};
+use crate::install::{CLI_REL, HELPER_REL, HELPERD_REL, install_files};
 use crate::{Profile, Workspace, run_checked, shell_word, step};
 
 pub(crate) const BENCH_USER: &str = "nsjail-bench";
@@ -42,8 +42,8 @@ pub(crate) const BWRAP_TRUE: [&str; 10] = [
 
 const PARALLEL: u32 = 8;
 
-/// The installed helper run as a daemon by root on `$PREFIX/helper.sock`, ended (SIGTERM, which
-/// drains it) when dropped.
+/// The installed daemon (`nsjail-helperd`) run by root on `$PREFIX/helper.sock`, ended (SIGTERM,
+/// which drains it) when dropped.
 struct BenchDaemon {
     child: std::process::Child,
     socket: PathBuf,
@@ -52,17 +52,17 @@ struct BenchDaemon {
 impl BenchDaemon {
     fn start(prefix: &Path) -> Result<BenchDaemon> {
         let socket = prefix.join("helper.sock");
-        let helper = prefix.join(HELPER_REL);
+        let helperd = prefix.join(HELPERD_REL);
         // More than the parallel clients, so the per-user limit never refuses one.
-        let child = Command::new(&helper)
-            .args(["--daemon", "--max-per-user", "1000", "--socket"])
+        let child = Command::new(&helperd)
+            .args(["--max-per-user", "1000", "--socket"])
             .arg(&socket)
             .env_clear()
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting {} --daemon", helper.display()))?;
+            .with_context(|| format!("starting {}", helperd.display()))?;
         let d = BenchDaemon { child, socket };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
@@ -346,7 +346,7 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     }
     println!(
         "  ($PREFIX = {}, helper at $PREFIX/{HELPER_REL}, root:root 4755; nsjail-d: the same \
-         helper as `nsjail-helper --daemon --socket $PREFIX/helper.sock`, run by root)",
+         CLI through the daemon `nsjail-helperd --socket $PREFIX/helper.sock`, run by root)",
         prefix.path().display()
     );
 
@@ -647,8 +647,8 @@ fn markdown(
     let _ = writeln!(md, "{} (`--socket none`)", nsjail_setuid_line());
     let _ = writeln!(
         md,
-        "- nsjail-d: the same CLI through the helper daemon: that helper run by root as \
-         `nsjail-helper --daemon --socket $PREFIX/helper.sock` (one fork per sandbox, no exec)"
+        "- nsjail-d: the same CLI through the helper daemon, run by root as \
+         `nsjail-helperd --socket $PREFIX/helper.sock` (one fork per sandbox, no exec)"
     );
     if let Some(v) = bwrap_version {
         let _ = writeln!(md, "- bwrap: Debian's `bubblewrap` ({v})");

@@ -1,7 +1,9 @@
 //! `cargo xtask install` / `uninstall`: the install layout under a prefix P is
-//! `P/bin/nsjail` (0755) and `P/libexec/nsjail/nsjail-helper`: root:root 4755 with `--setuid`;
-//! root:root 0755 with `--systemd`, plus the units `P/lib/systemd/system/nsjail-helper.socket`
-//! and `.service` (0644), which systemd finds there for P = /usr/local and P = /usr.
+//! `P/bin/nsjail` (0755), `P/libexec/nsjail/nsjail-helper`: root:root 4755 with `--setuid`,
+//! root:root 0755 with `--systemd`, and the daemon `P/libexec/nsjail/nsjail-helperd` (root:root
+//! 0755, never setuid); with `--systemd` also the units
+//! `P/lib/systemd/system/nsjail-helper.socket` and `.service` (0644), which systemd finds there
+//! for P = /usr/local and P = /usr.
 
 use std::fs::{self, Permissions};
 use std::io;
@@ -13,7 +15,7 @@ use clap::Args;
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::geteuid;
 
-use crate::{CLI_BIN, HELPER_BIN, Profile, Workspace, run_checked, step};
+use crate::{CLI_BIN, HELPER_BIN, HELPERD_BIN, Profile, Workspace, run_checked, step};
 
 /// Where the CLI goes, relative to the prefix.
 pub const CLI_REL: &str = "bin/nsjail";
@@ -21,11 +23,13 @@ pub const CLI_REL: &str = "bin/nsjail";
 pub const BWRAP_REL: &str = "bin/bwrap";
 /// Where the helper goes, relative to the prefix (the CLI looks there, next to `../libexec`).
 pub const HELPER_REL: &str = "libexec/nsjail/nsjail-helper";
+/// Where the helper daemon goes, relative to the prefix.
+pub const HELPERD_REL: &str = "libexec/nsjail/nsjail-helperd";
 /// Where the systemd units go, relative to the prefix.
 pub const UNIT_DIR_REL: &str = "lib/systemd/system";
 pub const SOCKET_UNIT: &str = "nsjail-helper.socket";
 pub const SERVICE_UNIT: &str = "nsjail-helper.service";
-/// The units as shipped in dist/systemd; `@HELPER@` becomes the installed helper's path.
+/// The units as shipped in dist/systemd; `@HELPERD@` becomes the installed daemon's path.
 const SOCKET_UNIT_TEXT: &str = include_str!("../../dist/systemd/nsjail-helper.socket");
 const SERVICE_UNIT_TEXT: &str = include_str!("../../dist/systemd/nsjail-helper.service");
 
@@ -45,7 +49,8 @@ pub struct InstallArgs {
     /// Stage the files under D/P instead of P (for packagers); nothing is enabled.
     #[arg(long, value_name = "D")]
     destdir: Option<PathBuf>,
-    /// Install these prebuilt `nsjail` and `nsjail-helper` instead of building them [default:
+    /// Install these prebuilt `nsjail`, `nsjail-helper` and `nsjail-helperd` instead of building
+    /// them [default:
     /// build release binaries]. No cargo workspace is needed then (the VM test uses this).
     #[arg(long, value_name = "DIR")]
     bins: Option<PathBuf>,
@@ -170,8 +175,9 @@ pub fn install_bwrap_link(dest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copy the binaries from `bin_dir` into the layout under `dest`. With `as_root`, both files
-/// become root:root and the helper mode 4755; otherwise the helper is 0755.
+/// Copy the binaries from `bin_dir` into the layout under `dest`. With `as_root`, every file
+/// becomes root:root and the helper mode 4755; otherwise the helper is 0755. The daemon is 0755
+/// either way.
 pub fn install_files(bin_dir: &Path, dest: &Path, as_root: bool) -> Result<()> {
     install_files_mode(bin_dir, dest, as_root, if as_root { 0o4755 } else { 0o755 })
 }
@@ -180,9 +186,11 @@ pub fn install_files(bin_dir: &Path, dest: &Path, as_root: bool) -> Result<()> {
 fn install_files_mode(bin_dir: &Path, dest: &Path, as_root: bool, helper_mode: u32) -> Result<()> {
     let cli = dest.join(CLI_REL);
     let helper = dest.join(HELPER_REL);
+    let helperd = dest.join(HELPERD_REL);
     copy_into_place(&bin_dir.join(CLI_BIN), &cli, 0o755, as_root)?;
     copy_into_place(&bin_dir.join(HELPER_BIN), &helper, helper_mode, as_root)?;
-    for path in [&cli, &helper] {
+    copy_into_place(&bin_dir.join(HELPERD_BIN), &helperd, 0o755, as_root)?;
+    for path in [&cli, &helper, &helperd] {
         let meta = fs::metadata(path).with_context(|| format!("checking {}", path.display()))?;
         println!(
             "installed {} (mode {:04o}, owner {}:{})",
@@ -202,14 +210,14 @@ fn install_files_mode(bin_dir: &Path, dest: &Path, as_root: bool, helper_mode: u
     Ok(())
 }
 
-/// The unit files with the helper's final path (under the prefix, not the staging dir).
+/// The unit files with the daemon's final path (under the prefix, not the staging dir).
 fn unit_texts(prefix: &Path) -> [(&'static str, String); 2] {
-    let helper = prefix.join(HELPER_REL);
+    let helperd = prefix.join(HELPERD_REL);
     [
         (SOCKET_UNIT, SOCKET_UNIT_TEXT.to_string()),
         (
             SERVICE_UNIT,
-            SERVICE_UNIT_TEXT.replace("@HELPER@", &helper.to_string_lossy()),
+            SERVICE_UNIT_TEXT.replace("@HELPERD@", &helperd.to_string_lossy()),
         ),
     ]
 }
@@ -327,7 +335,11 @@ pub fn uninstall(args: &UninstallArgs) -> Result<()> {
         println!("removed {}", bwrap.display());
         removed += 1;
     }
-    let mut files = vec![dest.join(CLI_REL), dest.join(HELPER_REL)];
+    let mut files = vec![
+        dest.join(CLI_REL),
+        dest.join(HELPER_REL),
+        dest.join(HELPERD_REL),
+    ];
     // The man pages, completions and profiles, when the workspace that made them is here.
     if let Ok(ws) = Workspace::locate() {
         files.extend(
@@ -403,6 +415,7 @@ mod tests {
         fs::create_dir(&bins).expect("mkdir");
         fs::write(bins.join(CLI_BIN), b"cli").expect("write");
         fs::write(bins.join(HELPER_BIN), b"helper").expect("write");
+        fs::write(bins.join(HELPERD_BIN), b"helperd").expect("write");
         let dest = tmp.path().join("stage/usr/local");
         install_files(&bins, &dest, false).expect("install");
         let cli = fs::metadata(dest.join(CLI_REL)).expect("cli");
@@ -417,6 +430,8 @@ mod tests {
             fs::read(dest.join(BWRAP_REL)).expect("read via link"),
             b"cli"
         );
+        let helperd = fs::metadata(dest.join(HELPERD_REL)).expect("helperd");
+        assert_eq!(helperd.mode() & 0o7777, 0o755);
 
         let stage = tmp.path().join("stage");
         uninstall(&UninstallArgs {
@@ -442,6 +457,7 @@ mod tests {
         fs::create_dir(&bins).expect("mkdir");
         fs::write(bins.join(CLI_BIN), b"cli").expect("write");
         fs::write(bins.join(HELPER_BIN), b"helper").expect("write");
+        fs::write(bins.join(HELPERD_BIN), b"helperd").expect("write");
         let stage = tmp.path().join("stage");
         let args = InstallArgs {
             setuid: false,
@@ -455,16 +471,18 @@ mod tests {
         let dest = stage.join("opt/nsj");
         let unit_dir = dest.join(UNIT_DIR_REL);
         let service = fs::read_to_string(unit_dir.join(SERVICE_UNIT)).expect("service");
-        assert!(service.contains("\nExecStart=/opt/nsj/libexec/nsjail/nsjail-helper --daemon\n"));
+        assert!(service.contains("\nExecStart=/opt/nsj/libexec/nsjail/nsjail-helperd\n"));
         assert!(service.contains("\nDelegate=yes\n") && !service.contains('@'));
         let socket = fs::read_to_string(unit_dir.join(SOCKET_UNIT)).expect("socket");
         assert!(socket.contains("\nListenStream=/run/nsjail/helper.sock\n"));
-        let helper = fs::metadata(dest.join(HELPER_REL)).expect("helper");
-        assert_eq!(
-            helper.mode() & 0o7777,
-            0o755,
-            "a daemon's helper is never setuid"
-        );
+        for rel in [HELPER_REL, HELPERD_REL] {
+            let file = fs::metadata(dest.join(rel)).expect("helper");
+            assert_eq!(
+                file.mode() & 0o7777,
+                0o755,
+                "{rel}: nothing is setuid in a daemon install"
+            );
+        }
         let unit = fs::metadata(unit_dir.join(SOCKET_UNIT)).expect("unit");
         assert_eq!(unit.mode() & 0o7777, 0o644);
 
@@ -475,6 +493,7 @@ mod tests {
         .expect("uninstall");
         assert!(!unit_dir.join(SOCKET_UNIT).exists() && !unit_dir.join(SERVICE_UNIT).exists());
         assert!(!dest.join(HELPER_REL).exists() && !dest.join(CLI_REL).exists());
+        assert!(!dest.join(HELPERD_REL).exists());
     }
 
     #[test]

@@ -27,6 +27,8 @@ use clap::{Parser, Subcommand};
 pub const CLI_BIN: &str = "nsjail";
 /// Name of the helper binary (package `nsjail-helper`).
 pub const HELPER_BIN: &str = "nsjail-helper";
+/// Name of the helper daemon's binary (package `nsjail-helper` too; never setuid).
+pub const HELPERD_BIN: &str = "nsjail-helperd";
 
 #[derive(Parser)]
 #[command(
@@ -139,6 +141,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             let dir = ws.build_bins(Profile::from_release(release), false)?;
             println!("{}", dir.join(CLI_BIN).display());
             println!("{}", dir.join(HELPER_BIN).display());
+            println!("{}", dir.join(HELPERD_BIN).display());
             Ok(())
         }
         Cmd::Install(_) | Cmd::Uninstall(_) => unreachable!("handled above"),
@@ -266,7 +269,7 @@ impl Workspace {
         })
     }
 
-    /// Build `nsjail` and `nsjail-helper`; returns the directory holding both.
+    /// Build `nsjail`, `nsjail-helper` and `nsjail-helperd`; returns the directory holding them.
     ///
     /// Release binaries are linked statically (`+crt-static`), against musl where its target is
     /// installed ([`release_triple`]): the setuid helper then has no dynamic loader to start (it
@@ -285,7 +288,7 @@ impl Workspace {
         }
         run_checked(&mut cmd)?;
         let dir = self.bin_dir(profile)?;
-        for bin in [CLI_BIN, HELPER_BIN] {
+        for bin in [CLI_BIN, HELPER_BIN, HELPERD_BIN] {
             let path = dir.join(bin);
             if !path.is_file() {
                 bail!("the build did not produce {}", path.display());

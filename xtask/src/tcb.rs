@@ -1,7 +1,8 @@
 //! `cargo xtask tcb`: the trusted base of the setuid helper, counted the way an auditor reads it.
 //!
-//! Two figures: the lines of code of every workspace crate linked into `nsjail-helper` (no
-//! tests, comments or blank lines), and the crates from crates.io it links at run time (its
+//! Two figures: the lines of code of every workspace crate linked into the setuid file
+//! `nsjail-helper` (no tests, comments or blank lines; the directory of the package's other
+//! binary, the daemon `nsjail-helperd`, is not linked into it and not counted), and the crates from crates.io it links at run time (its
 //! normal dependencies, transitively; proc-macros and build scripts run only at build time and
 //! are left out, with everything only they depend on). An optional dependency counts only when
 //! a feature that is on turns it on: `cargo metadata` also lists those that only a weak feature
@@ -23,6 +24,9 @@ struct Linked {
     version: String,
     /// The crate's `src/` (workspace crates only).
     workspace_src: Option<PathBuf>,
+    /// Directories under `src/` that hold another binary of the package (its own root and
+    /// modules), which the setuid file does not link.
+    other_bins: Vec<(String, PathBuf)>,
 }
 
 pub fn tcb(ws: &Workspace) -> Result<()> {
@@ -33,9 +37,18 @@ pub fn tcb(ws: &Workspace) -> Result<()> {
     );
     for c in crates.iter().filter(|c| c.workspace_src.is_some()) {
         let src = c.workspace_src.as_deref().unwrap_or(Path::new("."));
-        let (lines, files) = count_dir(src)?;
+        let skip: Vec<&Path> = c.other_bins.iter().map(|(_, d)| d.as_path()).collect();
+        let (lines, files) = count_dir(src, &skip)?;
         total += lines;
         println!("  {:<16} {lines:>6} lines in {files} files", c.name);
+        for (bin, dir) in &c.other_bins {
+            let rel = dir.strip_prefix(src).unwrap_or(dir);
+            println!(
+                "  {:<16} (not counted: src/{}/, the binary {bin}, not linked into {HELPER_BIN})",
+                "",
+                rel.display()
+            );
+        }
     }
     println!("  {:<16} {total:>6} lines", "total");
     let external: Vec<&Linked> = crates
@@ -144,13 +157,19 @@ fn linked_crates(ws: &Workspace) -> Result<Vec<Linked>> {
         .filter_map(|id| {
             let p = packages.get(id)?;
             let manifest = PathBuf::from(p["manifest_path"].as_str()?);
+            let workspace_src = members
+                .contains(id)
+                .then(|| manifest.parent().map(|d| d.join("src")))
+                .flatten();
+            let other_bins = match &workspace_src {
+                Some(src) if id == root => other_bin_dirs(p, src),
+                _ => Vec::new(),
+            };
             Some(Linked {
                 name: p["name"].as_str()?.to_string(),
                 version: p["version"].as_str()?.to_string(),
-                workspace_src: members
-                    .contains(id)
-                    .then(|| manifest.parent().map(|d| d.join("src")))
-                    .flatten(),
+                workspace_src,
+                other_bins,
             })
         })
         .collect();
@@ -207,8 +226,31 @@ fn optional_dep_active(pkg: &Value, enabled: &Value, dep_name: &str) -> bool {
     })
 }
 
-/// Lines of code under `dir` (every `.rs` file but `tests.rs` and files under `tests/`).
-fn count_dir(dir: &Path) -> Result<(usize, usize)> {
+/// The directories of the helper package's binaries other than [`HELPER_BIN`]: each one's root
+/// file's directory, when that is a directory of its own below `src/` (a binary whose root sits
+/// in `src/` itself shares the setuid file's modules, so nothing is left out for it).
+fn other_bin_dirs(pkg: &Value, src: &Path) -> Vec<(String, PathBuf)> {
+    pkg["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| Some((t["name"].as_str()?, t["src_path"].as_str()?)))
+        .filter(|(name, _)| *name != HELPER_BIN)
+        .filter_map(|(name, path)| {
+            let dir = Path::new(path).parent()?;
+            (dir != src && dir.starts_with(src)).then(|| (name.to_string(), dir.to_path_buf()))
+        })
+        .collect()
+}
+
+/// Lines of code under `dir` (every `.rs` file but `tests.rs` and files under `tests/`), leaving
+/// out the directories in `skip`.
+fn count_dir(dir: &Path, skip: &[&Path]) -> Result<(usize, usize)> {
     let mut lines = 0;
     let mut files = 0;
     let mut stack = vec![dir.to_path_buf()];
@@ -217,7 +259,7 @@ fn count_dir(dir: &Path) -> Result<(usize, usize)> {
             let path = entry?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if path.is_dir() {
-                if name != "tests" {
+                if name != "tests" && !skip.contains(&path.as_path()) {
                     stack.push(path);
                 }
             } else if name.ends_with(".rs") && name != "tests.rs" {
@@ -375,6 +417,38 @@ fn g() {}
         assert!(optional_dep_active(&pkg, &on(&["indexmap"]), "indexmap"));
         // Not optional: always.
         assert!(optional_dep_active(&pkg, &on(&[]), "serde_core"));
+    }
+
+    #[test]
+    fn only_another_binarys_own_directory_is_left_out() {
+        let src = Path::new("/w/nsjail-helper/src");
+        let pkg = serde_json::json!({
+            "targets": [
+                {"kind": ["lib"], "name": "nsjail_helper", "src_path": "/w/nsjail-helper/src/lib.rs"},
+                {"kind": ["bin"], "name": "nsjail-helper", "src_path": "/w/nsjail-helper/src/main.rs"},
+                {"kind": ["bin"], "name": "nsjail-helperd", "src_path": "/w/nsjail-helper/src/daemon/main.rs"},
+                {"kind": ["bin"], "name": "beside", "src_path": "/w/nsjail-helper/src/beside.rs"},
+                {"kind": ["custom-build"], "name": "build-script-build", "src_path": "/w/nsjail-helper/build/x.rs"},
+            ]
+        });
+        assert_eq!(
+            other_bin_dirs(&pkg, src),
+            vec![(
+                "nsjail-helperd".to_string(),
+                PathBuf::from("/w/nsjail-helper/src/daemon")
+            )]
+        );
+    }
+
+    #[test]
+    fn a_left_out_directory_is_not_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(dir.path().join("daemon")).expect("mkdir");
+        fs::write(dir.path().join("lib.rs"), "fn a() {}\n// no\n").expect("write");
+        fs::write(dir.path().join("daemon/main.rs"), "fn b() {}\nfn c() {}\n").expect("write");
+        assert_eq!(count_dir(dir.path(), &[]).expect("count"), (3, 2));
+        let daemon = dir.path().join("daemon");
+        assert_eq!(count_dir(dir.path(), &[&daemon]).expect("count"), (1, 1));
     }
 
     #[test]

@@ -115,7 +115,7 @@ if ! "$D/xtask" install "--$mode" --bins "$D/bin"; then
   echo "vmtest-result: mode=$mode install failed"
   exit 1
 fi
-ls -l /usr/local/bin/nsjail /usr/local/libexec/nsjail/nsjail-helper
+ls -l /usr/local/bin/nsjail /usr/local/libexec/nsjail/nsjail-helper /usr/local/libexec/nsjail/nsjail-helperd
 if [ "$mode" = systemd ]; then
   systemctl --no-pager status nsjail-helper.socket | head -n 5
 fi
@@ -160,7 +160,8 @@ if [ "$mode" = systemd ]; then
   journalctl --no-pager -t nsjail-helper | tail -n 5
 fi
 "$D/xtask" uninstall || rc=1
-if [ -e /usr/local/libexec/nsjail/nsjail-helper ] || [ -e /run/nsjail/helper.sock ]; then
+if [ -e /usr/local/libexec/nsjail/nsjail-helper ] || [ -e /usr/local/libexec/nsjail/nsjail-helperd ] \
+  || [ -e /run/nsjail/helper.sock ]; then
   echo "vmtest: uninstall left files behind"; rc=1
 fi
 echo "vmtest-result: mode=$mode e2e-exit=$rc"
@@ -681,6 +682,10 @@ fn test_disk(ws: &Workspace, cache: &Path, filters: &[String]) -> Result<PathBuf
         (
             bins.join(crate::HELPER_BIN),
             stage.join("bin").join(crate::HELPER_BIN),
+        ),
+        (
+            bins.join(crate::HELPERD_BIN),
+            stage.join("bin").join(crate::HELPERD_BIN),
         ),
         (probe, stage.join("bin").join("nsjail-probe")),
         (e2e, stage.join("e2e")),

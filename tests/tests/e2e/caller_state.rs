@@ -1,4 +1,4 @@
-//! Caller-controlled process state (the rule behind issue 10, item 3): nothing the caller sets
+//! Caller-controlled process state (the helper's `host/inherit.rs`): nothing the caller sets
 //! before it starts the setuid helper changes what the helper enforces, and the payload still
 //! gets what a normal child of the caller would.
 //!

@@ -4,7 +4,7 @@
 //! directory `nsjail` that only root may have made. On cgroup v2 it goes to the nearest cgroup
 //! above the caller's that holds no processes and that no one but root can write (e.g. the
 //! caller's `user-UID.slice`, or the helper service's own cgroup), so the limits an
-//! administrator set there bound every sandbox (issue 10, item 5).
+//! administrator set there bound every sandbox.
 
 use std::ffi::CString;
 use std::fs;

@@ -1,4 +1,4 @@
-//! The helper daemon (`nsjail-helper --daemon`): who it serves (the `SO_PEERCRED` peer, never
+//! The helper daemon (`nsjail-helperd`): who it serves (the `SO_PEERCRED` peer, never
 //! what the request says), that one client cannot stall it, the per-user limit, the SIGTERM
 //! drain, socket activation, the CLI's choice between daemon and setuid helper, and the log.
 //!
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nsjail_core::{ErrorKind, HelperEvent, wire};
 use nsjail_tests::{
-    Caller, Daemon, Running, TIMEOUT, connect_as, daemon_socket_env, devnull_stdio, helper_bin,
+    Caller, Daemon, Running, TIMEOUT, connect_as, daemon_socket_env, devnull_stdio, helperd_bin,
     pids_with_argv, poll_until, proc_stat, processes, root_or_skip, scratch_dir, spawn_frame,
     spawn_request, test_user, tool, unique,
 };
@@ -322,9 +322,9 @@ fn socket_activation_serves_the_inherited_socket() {
         // `$$` is the shell's pid, which the exec'd helper keeps.
         cmd.arg("-c")
             .arg(format!(
-                "LISTEN_PID={listen_pid} LISTEN_FDS=1 exec \"$0\" --daemon --socket \"$1\""
+                "LISTEN_PID={listen_pid} LISTEN_FDS=1 exec \"$0\" --socket \"$1\""
             ))
-            .arg(helper_bin())
+            .arg(helperd_bin())
             .arg(&unused)
             .env_clear()
             .current_dir("/");
@@ -401,11 +401,11 @@ fn every_spawn_and_refusal_is_logged() {
     cmd.args(["-m", "--propagation", "private", &tool("sh"), "-c"])
         .arg(
             "mount -t overlay overlay -o lowerdir=/dev,upperdir=\"$1/upper\",workdir=\"$1/work\" /dev \
-             && ln -sf \"$1/log.sock\" /dev/log && exec \"$2\" --daemon --socket \"$3\" --max-per-user 1",
+             && ln -sf \"$1/log.sock\" /dev/log && exec \"$2\" --socket \"$3\" --max-per-user 1",
         )
         .arg("sh")
         .arg(dir.path())
-        .arg(helper_bin())
+        .arg(helperd_bin())
         .arg(&socket)
         .env_clear()
         .current_dir("/");

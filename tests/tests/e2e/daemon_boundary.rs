@@ -22,7 +22,7 @@ use nsjail_core::{ClientMessage, ErrorKind, HelperEvent, LimitHit, MountOp, Term
 use nsjail_tests::hardening::{PolicyEnv, probe_bin, probe_result};
 use nsjail_tests::{
     Caller, Daemon, HelperConn, HelperStart, Output, Running, TIMEOUT, USER_PATH, connect_as,
-    devnull_stdio, helper_bin, host_ns, install_file, pids_with_argv, poll_until, root_or_skip,
+    devnull_stdio, helperd_bin, host_ns, install_file, pids_with_argv, poll_until, root_or_skip,
     scratch_dir, setuid_install, shell_words, spawn_request, test_user, through_daemon_at, tool,
     unique,
 };
@@ -481,10 +481,10 @@ fn daemon_with_policy(etc: &Path) -> (Running, PathBuf, tempfile::TempDir) {
     let socket = dir.path().join("helper.sock");
     let mut cmd = Command::new(tool("unshare"));
     cmd.args(["-m", "--propagation", "private", &tool("sh"), "-c"])
-        .arg("mount --bind \"$1\" /etc/nsjail && exec \"$2\" --daemon --socket \"$3\"")
+        .arg("mount --bind \"$1\" /etc/nsjail && exec \"$2\" --socket \"$3\"")
         .arg("sh")
         .arg(etc)
-        .arg(helper_bin())
+        .arg(helperd_bin())
         .arg(&socket)
         .env_clear()
         .current_dir("/");
@@ -1010,8 +1010,8 @@ fn inotify_on(dir: &Path, mask: u32) -> OwnedFd {
 }
 
 fn start_bound_daemon(socket: &Path, mode: &str) -> Running {
-    let mut cmd = Command::new(helper_bin());
-    cmd.args(["--daemon", "--socket"])
+    let mut cmd = Command::new(helperd_bin());
+    cmd.args(["--socket"])
         .arg(socket)
         .args(["--socket-mode", mode])
         .env_clear()
@@ -1095,7 +1095,7 @@ fn the_daemon_socket_gets_its_mode_when_it_is_made() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Issue 14 item 7: the daemon's log says what happened
+// The daemon's log says what happened
 
 /// A daemon whose `/dev/log` is a socket of ours (in a mount namespace of its own, with an
 /// overlay on /dev so the host's is untouched).
@@ -1121,11 +1121,11 @@ impl LoggingDaemon {
         cmd.args(["-m", "--propagation", "private", &tool("sh"), "-c"])
             .arg(
                 "mount -t overlay overlay -o lowerdir=/dev,upperdir=\"$1/upper\",workdir=\"$1/work\" /dev \
-                 && ln -sf \"$1/log.sock\" /dev/log && exec \"$2\" --daemon --socket \"$3\"",
+                 && ln -sf \"$1/log.sock\" /dev/log && exec \"$2\" --socket \"$3\"",
             )
             .arg("sh")
             .arg(dir.path())
-            .arg(helper_bin())
+            .arg(helperd_bin())
             .arg(&socket)
             .env_clear()
             .current_dir("/");
@@ -1477,5 +1477,81 @@ fn the_cli_sends_nothing_to_a_daemon_another_user_runs() {
         "listening\nreceived 0",
         "{}",
         said.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// No root daemon for whoever runs a setuid file
+
+/// The setuid file holds no daemon: asked for one by an ordinary user, it refuses at once,
+/// names the daemon's binary, and nothing listens. The control: the daemon's own binary, run by
+/// root, listens on such a socket.
+#[test]
+fn the_setuid_helper_has_no_daemon_mode() {
+    root_or_skip!();
+    let user = Caller::setuid_user();
+    let dir = user.scratch();
+    let socket = dir.path().join("helper.sock");
+    let mut cmd = user.command_for(&setuid_install().helper);
+    cmd.arg("--daemon").arg("--socket").arg(&socket);
+    let out = Running::spawn(&mut cmd, None, "setuid nsjail-helper --daemon").wait();
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains("nsjail-helperd"),
+        "the refusal names the daemon's binary: {}",
+        out.describe()
+    );
+    assert!(!socket.exists(), "something listens: {}", out.describe());
+
+    let d = Daemon::start(&[]);
+    assert!(
+        UnixStream::connect(&d.socket).is_ok(),
+        "control: the daemon's binary listens"
+    );
+}
+
+/// `nsjail-helperd` is never installed setuid; made so by mistake, it still refuses a start by
+/// an ordinary user (a root daemon on a socket of their choosing). The control: the same file
+/// started by root listens.
+#[test]
+fn a_daemon_made_setuid_by_mistake_refuses_an_ordinary_user() {
+    root_or_skip!();
+    // Beside the setuid helper: a file system where the setuid bit works.
+    let dir = setuid_install().helper.parent().unwrap().to_path_buf();
+    let file = dir.join(format!("nsjail-helperd-setuid-{}", unique()));
+    install_file(&helperd_bin(), &file, 0o4755);
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = fs::remove_file(&self.0);
+        }
+    }
+    let _remove = Remove(file.clone());
+
+    let user = Caller::setuid_user();
+    let scratch = user.scratch();
+    let socket = scratch.path().join("helper.sock");
+    let mut cmd = user.command_for(&file);
+    cmd.arg("--socket").arg(&socket);
+    let out = Running::spawn(&mut cmd, None, "a setuid nsjail-helperd, as a user").wait();
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains("not through a setuid bit"),
+        "{}",
+        out.describe()
+    );
+    assert!(!socket.exists(), "something listens: {}", out.describe());
+
+    let root_socket = scratch.path().join("root.sock");
+    let mut cmd = Caller::root().command_for(&file);
+    cmd.arg("--socket").arg(&root_socket);
+    let d = Running::spawn_with_timeout(&mut cmd, None, "the same file, as root", TIMEOUT * 4);
+    let listening = poll_until(TIMEOUT, || UnixStream::connect(&root_socket).is_ok());
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let out = d.wait();
+    assert!(
+        listening,
+        "control: root's start listens: {}",
+        out.describe()
     );
 }

@@ -1,4 +1,4 @@
-//! Landlock behind the filesystem view (issue 10): the payload may read, write and execute only
+//! Landlock behind the filesystem view: the payload may read, write and execute only
 //! where its view lets it, enforced a second time by the kernel's Landlock, so that a mount or
 //! path-resolution bug alone does not open the host.
 //!

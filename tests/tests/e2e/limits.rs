@@ -1,4 +1,4 @@
-//! Limits (issue 7): time limits enforced from outside, cgroup limits that forking cannot escape,
+//! Limits: time limits enforced from outside, cgroup limits that forking cannot escape,
 //! rlimits, and the cleanup that leaves no cgroup directory, process or mount behind.
 //!
 //! Every run here goes through [`run_limited`]: `--verbose` so that the helper names the

@@ -1,4 +1,4 @@
-//! Safe defaults (issue 10, item 6): without a policy file, the setuid helper and the daemon
+//! Safe defaults: without a policy file, the setuid helper and the daemon
 //! give their users no capabilities (`--cap-add`) and no nested user namespaces
 //! (`--allow-userns`); both need a grant in the policy, and the refusal names the key. A helper
 //! without privilege and a root caller keep both: the kernel gives them as much without nsjail.

@@ -352,7 +352,7 @@ fn add_seccomp_fd_installs_a_raw_bpf_program() {
 
 /// A BPF program behind a source that never ends (a FIFO whose writer stays open, as a FUSE
 /// file whose read never returns would be) is read by the CLI, as the caller, within a bound:
-/// one line, exit 125, and the helper is never started (issue 10, item 8: the helper used to
+/// one line, exit 125, and the helper is never started (the helper used to
 /// read it as root, and a FUSE file could block it forever).
 #[test]
 fn add_seccomp_fd_from_a_source_that_never_ends_fails_in_the_cli() {

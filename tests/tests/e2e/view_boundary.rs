@@ -1,5 +1,5 @@
 //! The default view never hands the payload a shared temporary or runtime directory, nor one
-//! that holds a Unix socket, as its working directory (issue 10, item 7).
+//! that holds a Unix socket, as its working directory.
 //!
 //! Run from `/tmp`, the default view used to bind the host's `/tmp` read-write over its private
 //! one, and a payload drove the caller's tmux server through `/tmp/tmux-UID/`. Each test here

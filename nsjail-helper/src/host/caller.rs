@@ -15,7 +15,7 @@ use crate::error::{HelperError, Result, sys};
 pub enum Via {
     /// We are the caller's child, started through the setuid bit (or a plain build).
     Setuid,
-    /// A connection accepted by `nsjail-helper --daemon`.
+    /// A connection accepted by the daemon, `nsjail-helperd`.
     Daemon,
 }
 

@@ -10,14 +10,14 @@ use nsjail_core::{
     CgroupUsage, ClientMessage, ErrorKind, ExitInfo, HelperEvent, LimitHit, Limits, Termination,
 };
 
-use crate::child::FORWARDED;
-use crate::conn::{Conn, Gone};
-use crate::enforce::{self, Enforcer};
 use crate::error::{HelperError, Result, sys};
-use crate::report::{ChildReport, parse};
-use crate::spawn::Sandbox;
+use crate::host::conn::{Conn, Gone};
+use crate::host::enforce::{self, Enforcer};
+use crate::host::spawn::Sandbox;
+use crate::sandbox::child::FORWARDED;
+use crate::sandbox::terminal;
+use crate::setup_report::{ChildReport, parse};
 use crate::sys as os;
-use crate::terminal;
 
 /// How often a stop of the payload the client has not been told of is tried again.
 const STOP_RETRY: Duration = Duration::from_millis(20);
@@ -152,7 +152,7 @@ pub fn supervise(mut sb: Sandbox, conn: &mut Conn, verbose: bool) -> Result<()> 
     }
     if !exec_failed {
         // The set-up sent the master of the payload's terminal before the exec that ended
-        // phase 1, if it made one (see terminal.rs); it goes to the client before `Started`.
+        // phase 1, if it made one (see sandbox/terminal.rs); it goes to the client before `Started`.
         if let Some(master) = sb
             .terminal
             .take()
@@ -274,7 +274,7 @@ fn client_gone(sb: &Sandbox, conn: &mut Conn) -> Result<()> {
     if conn.gone == Some(Gone::NotReading) {
         conn.record.end = Some(format!(
             "the client did not read its events (over {} MiB waiting); sandbox killed",
-            crate::conn::MAX_QUEUED >> 20
+            crate::host::conn::MAX_QUEUED >> 20
         ));
     }
     kill_and_reap(sb)
@@ -314,7 +314,7 @@ fn handle_client(sb: &Sandbox, conn: &mut Conn) -> Result<bool> {
             }
             ClientMessage::Continue => {
                 // SIGCONT to our own sandbox's first process, through the pidfd: our init
-                // passes it on to the payload's process group inside (see init.rs). Nothing
+                // passes it on to the payload's process group inside (see sandbox/init.rs). Nothing
                 // else can be named by this message.
                 let _ = os::pidfd_send_signal(sb.pidfd.as_fd(), nix::sys::signal::Signal::SIGCONT);
             }

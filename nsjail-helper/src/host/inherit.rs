@@ -15,9 +15,9 @@
 //! The daemon is started by root or systemd, not by its callers, so its own state is its own;
 //! but what a normal child of the caller would get, the payload gets there too: the
 //! connection process reads the connecting process's resource limits and umask from its
-//! `/proc` files (under the same pidfd check as the peer check, see `peer`) and records them
-//! with [`record_peer`], each limit within the daemon's own (a payload cannot raise a hard
-//! limit above what it inherits).
+//! `/proc` files (under the same pidfd check as the peer check, see the daemon's `peer.rs`)
+//! and records them with [`record_peer`], each limit within the daemon's own (a payload cannot
+//! raise a hard limit above what it inherits).
 
 use std::sync::OnceLock;
 
@@ -79,7 +79,7 @@ struct CallerState {
 static CALLER: OnceLock<CallerState> = OnceLock::new();
 
 fn nix_resource(r: RlimitResource) -> Resource {
-    crate::rlimits::resource(r)
+    crate::sandbox::rlimits::resource(r)
 }
 
 /// The helper's own limit for `r`, given the caller's: never below what the caller had (so

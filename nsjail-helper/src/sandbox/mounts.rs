@@ -29,7 +29,7 @@ use nix::unistd::{UnlinkatFlags, chdir, pivot_root, symlinkat, unlinkat};
 use nsjail_core::{BindKind, MountOp, OverlayKind};
 
 use crate::error::{HelperError, Result};
-use crate::report::Reporter;
+use crate::setup_report::Reporter;
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// Where the new root is assembled, inside our private mount namespace only.

@@ -30,7 +30,7 @@ use nix::sys::signal::Signal;
 use nsjail_core::LimitHit;
 use nsjail_core::limits::show_seconds;
 
-use crate::spawn::Sandbox;
+use crate::host::spawn::Sandbox;
 use crate::sys;
 
 /// The closest and the farthest two CPU checks may be.

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use nsjail_core::validate;
 use nsjail_core::{ErrorKind, HelperEvent};
 
-use crate::caller::{Caller, Via};
-use crate::conn::{self, Conn, PassedFds, Record};
 use crate::error::Result;
-use crate::grants;
-use crate::spawn;
-use crate::supervise;
-use crate::syslog::{self, Severity};
+use crate::host::caller::{Caller, Via};
+use crate::host::conn::{self, Conn, PassedFds, Record};
+use crate::host::grants;
+use crate::host::spawn;
+use crate::host::supervise;
+use crate::host::syslog::{self, Severity};
 
 /// Exit status of the helper after serving a connection.
 pub enum Outcome {

@@ -1,5 +1,5 @@
 //! The parent side of starting a sandbox: clone into the new namespaces, write the ID maps,
-//! release the child. The child side is `child.rs`.
+//! release the child. The child side is `sandbox/child.rs`.
 
 use std::os::fd::OwnedFd;
 use std::time::Instant;
@@ -10,13 +10,13 @@ use nix::sys::signal::Signal;
 use nix::unistd::{Pid, pipe2, write};
 use nsjail_core::{Limits, Namespaces, SpawnRequest};
 
-use crate::caller::Caller;
-use crate::cgroup::Cgroup;
-use crate::child::{self, ChildFds};
 use crate::error::{Result, sys};
-use crate::grants::Grants;
+use crate::host::caller::Caller;
+use crate::host::cgroup::Cgroup;
+use crate::host::grants::Grants;
+use crate::host::userns;
+use crate::sandbox::child::{self, ChildFds};
 use crate::sys::{self, Cloned};
-use crate::userns;
 
 /// A started sandbox, as the helper holds it.
 pub struct Sandbox {
@@ -36,12 +36,12 @@ pub struct Sandbox {
     /// Where SIGKILL comes whatever the grace (the policy's ceilings).
     pub hard_stops: nsjail_core::policy::HardStops,
     /// pasta, for `--net pasta`: killed when the sandbox is dropped.
-    pub _pasta: Option<crate::pasta::PastaProcess>,
+    pub _pasta: Option<crate::host::pasta::PastaProcess>,
     /// The sandbox's mount namespace, held open until the sandbox is dropped, after its
     /// cgroup's figures have been read and reported (see `spawn`).
     pub _mount_ns: Option<OwnedFd>,
     /// Our end of the socketpair the set-up sends the payload's terminal master on, when the
-    /// request asked for one (see `terminal.rs`).
+    /// request asked for one (see `sandbox/terminal.rs`).
     pub terminal: Option<OwnedFd>,
 }
 
@@ -100,7 +100,7 @@ pub fn spawn(
     let (report_r, report_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (report)"))?;
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2 (status)"))?;
     let (terminal, terminal_child) = if req.terminal {
-        let (ours, theirs) = crate::terminal::socketpair()?;
+        let (ours, theirs) = crate::sandbox::terminal::socketpair()?;
         (Some(ours), Some(theirs))
     } else {
         (None, None)
@@ -185,14 +185,14 @@ pub fn spawn(
     }
     // The caller's scheduling (nice, policy, CPUs, I/O priority, OOM score, timer slack), which
     // the helper did not keep for itself, for the sandbox and everything in it.
-    match crate::inherit::give_to(pid) {
+    match crate::host::inherit::give_to(pid) {
         Ok(lines) => lines.into_iter().for_each(&mut *step),
         Err(e) => return Err(kill(e)),
     }
     // The sandbox's network must be there before its payload runs.
     let pasta = match &req.pasta {
         None => None,
-        Some(cfg) => match crate::pasta::start(pid, caller, cfg, req.ids, step) {
+        Some(cfg) => match crate::host::pasta::start(pid, caller, cfg, req.ids, step) {
             Ok(p) => Some(p),
             Err(e) => return Err(kill(e)),
         },

@@ -1,5 +1,5 @@
 //! What the daemon learns about the process at the other end of a connection, besides the ids
-//! in `caller.rs`: its supplementary groups, which the connection process takes on before it
+//! in `host/caller.rs`: its supplementary groups, which the connection process takes on before it
 //! does anything for the caller, and whether it runs inside a sandbox, which the daemon
 //! refuses.
 //!
@@ -20,9 +20,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::stat;
 use nix::unistd::{Gid, Pid};
 
-use crate::caller::Caller;
-use crate::error::{HelperError, Result, sys};
-use crate::sys as os;
+use nsjail_helper::error::{HelperError, Result, sys};
+use nsjail_helper::host::caller::Caller;
+use nsjail_helper::sys as os;
 
 /// The refusals, word for word (the tests and docs/security-model.md quote them).
 pub const NO_NEW_PRIVS: &str = "the daemon does not serve a process that runs with \
@@ -114,7 +114,7 @@ fn refuse_sandboxed(sock: BorrowedFd<'_>, peer_pid: Option<Pid>) -> Result<()> {
     };
     let theirs = userns(&format!("/proc/{pid}/ns/user"))?;
     let ours = userns("/proc/self/ns/user")?;
-    // What a normal child of the caller would inherit, for the payload (see `inherit`).
+    // What a normal child of the caller would inherit, for the payload (see `host::inherit`).
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))
         .map_err(|e| unchecked(Some(pid), format!("reading /proc/{pid}/limits: {e}")))?;
     let umask = status
@@ -133,8 +133,8 @@ fn refuse_sandboxed(sock: BorrowedFd<'_>, peer_pid: Option<Pid>) -> Result<()> {
     if theirs != ours {
         return Err(HelperError::Refused(OTHER_USERNS.into()));
     }
-    crate::inherit::record_peer(
-        &crate::inherit::parse_proc_limits(&limits),
+    nsjail_helper::host::inherit::record_peer(
+        &nsjail_helper::host::inherit::parse_proc_limits(&limits),
         nix::sys::stat::Mode::from_bits_truncate(umask & 0o777),
     );
     Ok(())

@@ -28,9 +28,9 @@ use nix::sys::stat::{Mode, SFlag, fstat, major, minor};
 use nix::sys::termios::{SetArg, tcgetattr, tcsetattr};
 use nsjail_core::HelperEvent;
 
-use crate::conn::Conn;
 use crate::error::{Result, sys};
-use crate::report::Reporter;
+use crate::host::conn::Conn;
+use crate::setup_report::Reporter;
 use crate::sys as os;
 
 /// `/dev/ptmx` is character device 5:2; so is every devpts instance's `ptmx`, and a master

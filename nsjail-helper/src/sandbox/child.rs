@@ -20,9 +20,10 @@ use nsjail_core::exit::{NOT_EXECUTABLE, NOT_FOUND, SETUP_FAILED};
 use nsjail_core::limits::RlimitSetting;
 
 use crate::error::{Result, sys};
-use crate::lockdown::{self, Lockdown};
-use crate::report::Reporter;
-use crate::{init, mounts, sys};
+use crate::sandbox::lockdown::{self, Lockdown};
+use crate::sandbox::{init, mounts};
+use crate::setup_report::Reporter;
+use crate::sys;
 
 /// The fds the first process starts with, besides everything it inherited and closes.
 pub struct ChildFds {
@@ -65,9 +66,9 @@ pub fn run(req: &SpawnRequest, fds: ChildFds, lock: &Lockdown) -> ! {
     let err = match exec {
         Ok(exec) => {
             // After pivot_root, as the caller: the payload's terminal from the sandbox's own
-            // /dev/pts (see terminal.rs).
+            // /dev/pts (see sandbox/terminal.rs).
             let stdio = match terminal {
-                Some(sock) => crate::terminal::make_inside(stdio, sock, &reporter),
+                Some(sock) => crate::sandbox::terminal::make_inside(stdio, sock, &reporter),
                 None => stdio,
             };
             match start(req, exec, lock, stdio, reporter, status) {
@@ -251,9 +252,9 @@ fn prepare_exec(req: &SpawnRequest, landlock: nsjail_core::landlock::Ruleset) ->
         program: req.program.clone(),
         // The caller's limits first (what a normal child of the caller would have; the helper
         // raised its own), then the request's on top.
-        rlimits: crate::inherit::payload_rlimits()
+        rlimits: crate::host::inherit::payload_rlimits()
             .into_iter()
-            .chain(crate::rlimits::with_defaults(&req.limits.rlimits))
+            .chain(crate::sandbox::rlimits::with_defaults(&req.limits.rlimits))
             .collect(),
         landlock,
     })
@@ -300,7 +301,7 @@ fn start(
     // (before any capability is dropped, so every path the payload could reach opens); the
     // payload applies it to itself right before exec.
     let landlock = match lock.landlock {
-        Some(abi) => match crate::landlock::prepare(&exec.landlock, abi, &reporter) {
+        Some(abi) => match crate::sandbox::landlock::prepare(&exec.landlock, abi, &reporter) {
             Ok(p) => Some(p),
             Err(e) => return Err(fail(e, reporter)),
         },
@@ -384,7 +385,7 @@ fn reporter_fd(r: &Reporter) -> i32 {
 fn exec_payload(
     exec: &Exec,
     lock: &Lockdown,
-    landlock: Option<crate::landlock::Prepared>,
+    landlock: Option<crate::sandbox::landlock::Prepared>,
     reporter: &Reporter,
 ) -> ! {
     // Every signal at its default action and none blocked, as a shell starts a program: the
@@ -396,10 +397,10 @@ fn exec_payload(
         reporter.setup_failed(&sys("rt_sigaction (default signals)")(e).to_string());
         sys::exit_now(SETUP_FAILED);
     }
-    if let Some(mask) = crate::inherit::payload_umask() {
+    if let Some(mask) = crate::host::inherit::payload_umask() {
         nix::sys::stat::umask(mask);
     }
-    if let Err(e) = crate::rlimits::apply(&exec.rlimits) {
+    if let Err(e) = crate::sandbox::rlimits::apply(&exec.rlimits) {
         reporter.setup_failed(&e.to_string());
         sys::exit_now(SETUP_FAILED);
     }
@@ -420,7 +421,7 @@ fn exec_payload(
         let Err(e) = execve(path, &exec.argv, &exec.env);
         match e {
             Errno::ENOENT if nix::sys::stat::stat(path.as_c_str()).is_ok() => {
-                needs = Some((path, crate::interp::missing_for(path)));
+                needs = Some((path, crate::sandbox::interp::missing_for(path)));
                 last = e;
                 break;
             }

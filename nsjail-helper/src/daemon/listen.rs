@@ -12,7 +12,7 @@ use nix::sys::socket::{
 };
 use nix::sys::stat::{Mode, umask};
 
-use crate::sys;
+use nsjail_helper::sys;
 
 /// The first fd systemd passes (`SD_LISTEN_FDS_START`).
 pub const LISTEN_FDS_START: RawFd = 3;
@@ -54,7 +54,7 @@ impl Activation {
 pub fn activated(n: usize) -> Result<OwnedFd, String> {
     if n != 1 {
         return Err(format!(
-            "socket activation passed {n} sockets; nsjail-helper listens on exactly one \
+            "socket activation passed {n} sockets; nsjail-helperd listens on exactly one \
              (one ListenStream= in nsjail-helper.socket)"
         ));
     }

@@ -1,7 +1,7 @@
-//! `nsjail-helper --daemon`: the helper as a service. It listens on a Unix socket (its own, or
-//! one systemd passes by socket activation) and serves each accepted connection in a forked
-//! process running the same per-connection function as the setuid path. The caller is who the
-//! kernel says connected (`SO_PEERCRED`).
+//! The daemon's service loop: it listens on a Unix socket (its own, or one systemd passes by
+//! socket activation) and serves each accepted connection in a forked process running the same
+//! per-connection function as the setuid path. The caller is who the kernel says connected
+//! (`SO_PEERCRED`).
 //!
 //! The listening process never reads from a client, so no client can stall it: it accepts,
 //! counts, forks and goes back to `poll`. The forked process refuses a peer inside a sandbox,
@@ -22,12 +22,12 @@ use nix::sys::socket::{SockFlag, accept4};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::caller::Caller;
-use crate::limit::{self, Counts};
-use crate::listen;
-use crate::peer;
-use crate::serve::{self, Limits, Outcome};
-use crate::sys;
+use nsjail_helper::host::caller::Caller;
+use nsjail_helper::host::serve::{self, Limits, Outcome};
+use nsjail_helper::sys;
+
+use crate::connection_limit::{self, Counts};
+use crate::{listen, peer};
 
 /// How long a client may take to send its whole request before its connection is dropped.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,7 +42,7 @@ pub struct Config {
     /// Permissions of a socket we bind.
     pub socket_mode: u32,
     pub request_timeout: Duration,
-    /// `--max-per-user`: overrides the default (and, later, the policy's) per-user cap.
+    /// `--max-per-user`: the cap on one user's connections served at once, instead of the default.
     pub max_per_user: Option<usize>,
     /// The number of sockets systemd passed to us, if it did.
     pub activated: Option<usize>,
@@ -82,7 +82,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         ),
     };
     eprintln!(
-        "nsjail-helper: daemon listening on {} ({}; request timeout {}s; at most {} sandboxes \
+        "nsjail-helperd: daemon listening on {} ({}; request timeout {}s; at most {} sandboxes \
          per user)",
         listen::describe(&listener, bound.as_ref()),
         if cfg.activated.is_some() {
@@ -91,7 +91,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             "bound by us"
         },
         cfg.request_timeout.as_secs_f64(),
-        limit::max_per_user(nix::unistd::Uid::from_raw(u32::MAX), cfg.max_per_user)
+        connection_limit::max_per_user(cfg.max_per_user)
     );
     let mut d = Daemon {
         cfg,
@@ -176,12 +176,12 @@ impl Daemon {
                 Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
                 Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
                     // Out of resources: leave the client queued and breathe, rather than spin.
-                    eprintln!("nsjail-helper: accept: {}", e.desc());
+                    eprintln!("nsjail-helperd: accept: {}", e.desc());
                     std::thread::sleep(Duration::from_millis(100));
                     return;
                 }
                 Err(e) => {
-                    eprintln!("nsjail-helper: accept: {}", e.desc());
+                    eprintln!("nsjail-helperd: accept: {}", e.desc());
                     return;
                 }
             }
@@ -197,7 +197,7 @@ impl Daemon {
                 return;
             }
         };
-        let cap = limit::max_per_user(caller.uid, self.cfg.max_per_user);
+        let cap = connection_limit::max_per_user(self.cfg.max_per_user);
         let running = self.counts.of(caller.uid);
         if running >= cap {
             let reason = format!(
@@ -246,7 +246,7 @@ impl Daemon {
             Outcome::Served => 0,
             Outcome::Reported => 2,
             Outcome::Unreported(msg) => {
-                eprintln!("nsjail-helper: uid {}: {msg}", caller.uid);
+                eprintln!("nsjail-helperd: uid {}: {msg}", caller.uid);
                 1
             }
         };
@@ -262,7 +262,7 @@ impl Daemon {
         }
         let live: Vec<Pid> = self.counts.pids().collect();
         eprintln!(
-            "nsjail-helper: stopping; ending {} running connection(s)",
+            "nsjail-helperd: stopping; ending {} running connection(s)",
             live.len()
         );
         for pid in live {
@@ -270,6 +270,6 @@ impl Daemon {
             let _ = kill(pid, Signal::SIGTERM);
         }
         self.reap(true);
-        eprintln!("nsjail-helper: stopped");
+        eprintln!("nsjail-helperd: stopped");
     }
 }

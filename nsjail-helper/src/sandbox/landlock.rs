@@ -23,7 +23,7 @@ use nix::sys::stat::{SFlag, fstat};
 use nsjail_core::landlock::{Access as ViewAccess, Ruleset as Plan};
 
 use crate::error::{HelperError, Result};
-use crate::report::Reporter;
+use crate::setup_report::Reporter;
 
 /// A ruleset with its rules, ready for the payload to apply.
 pub struct Prepared {

@@ -85,7 +85,7 @@ fn cstring(s: &str) -> Result<CString> {
 /// Start pasta for the sandbox `pid` (our child, with its ID maps written, not yet released).
 pub fn start(
     pid: Pid,
-    caller: &crate::caller::Caller,
+    caller: &crate::host::caller::Caller,
     cfg: &Pasta,
     ids: IdMapping,
     step: &mut dyn FnMut(String),

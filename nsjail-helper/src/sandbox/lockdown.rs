@@ -12,7 +12,7 @@ use nix::errno::Errno;
 use nsjail_core::CapSet;
 
 use crate::error::{HelperError, Result, sys};
-use crate::seccomp::{self, SeccompPlan};
+use crate::host::seccomp::{self, SeccompPlan};
 use crate::sys as os;
 
 /// What the payload is left with.
@@ -46,10 +46,10 @@ pub fn limit_capabilities(keep: CapSet) -> Result<()> {
 /// Everything `execve` must not happen without: `no_new_privs`, then the Landlock ruleset (which
 /// needs it), then capabilities, then the filters (last, so that a strict custom profile cannot
 /// stop the steps before it).
-pub fn apply(l: &Lockdown, landlock: Option<crate::landlock::Prepared>) -> Result<()> {
+pub fn apply(l: &Lockdown, landlock: Option<crate::sandbox::landlock::Prepared>) -> Result<()> {
     nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
     if let Some(ruleset) = landlock {
-        crate::landlock::restrict(ruleset)?;
+        crate::sandbox::landlock::restrict(ruleset)?;
     }
     limit_capabilities(l.caps)?;
     seccomp::install(&l.seccomp).map_err(|e| HelperError::Sys {

@@ -11,11 +11,10 @@ use nix::unistd::{Pid, Uid};
 /// that one user cannot exhaust the host's pids through the daemon.
 pub const DEFAULT_MAX_PER_USER: usize = 64;
 
-/// The most connections `uid` may have served at once. This is the one place the admin policy
-/// (issue 4) plugs in: a per-user or per-group value from the policy file replaces the default
-/// here. `configured` is the daemon's `--max-per-user`, which overrides both for everyone.
-pub fn max_per_user(uid: Uid, configured: Option<usize>) -> usize {
-    let _ = uid; // The policy will look the caller up; until then every user has the same cap.
+/// The most connections one user may have served at once: the daemon's `--max-per-user`, else
+/// [`DEFAULT_MAX_PER_USER`]; the same for every user. The policy's `max_sandboxes_per_user`
+/// is a separate count, of live sandboxes on either way in (`host::sandbox_slots`).
+pub fn max_per_user(configured: Option<usize>) -> usize {
     configured.unwrap_or(DEFAULT_MAX_PER_USER)
 }
 
@@ -82,8 +81,7 @@ mod tests {
 
     #[test]
     fn the_cap_defaults_and_can_be_configured() {
-        let u = Uid::from_raw(1000);
-        assert_eq!(max_per_user(u, None), DEFAULT_MAX_PER_USER);
-        assert_eq!(max_per_user(u, Some(2)), 2);
+        assert_eq!(max_per_user(None), DEFAULT_MAX_PER_USER);
+        assert_eq!(max_per_user(Some(2)), 2);
     }
 }

@@ -13,9 +13,9 @@ use nix::fcntl::{Flock, FlockArg, OFlag, openat};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
 use crate::error::{HelperError, Result, sys};
-use crate::trusted;
+use crate::host::trusted;
 
-/// Where the slot directories live (the daemon's socket will be in the same directory).
+/// Where the slot directories live; the daemon's socket, `helper.sock`, is in the same directory.
 pub const RUN_DIR: &str = "/run/nsjail";
 
 /// A held slot; dropping it frees the slot.

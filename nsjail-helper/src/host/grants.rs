@@ -7,12 +7,12 @@ use nsjail_core::landlock::Decision;
 use nsjail_core::policy::{self, Accounts, MAX_POLICY_BYTES, Policy, Who};
 use nsjail_core::{IdRange, SpawnRequest};
 
-use crate::caller::Caller;
 use crate::error::{HelperError, Result, sys};
-use crate::lockdown::Lockdown;
-use crate::seccomp;
-use crate::slots::{self, Slot};
-use crate::trusted;
+use crate::host::caller::Caller;
+use crate::host::sandbox_slots::{self, Slot};
+use crate::host::seccomp;
+use crate::host::trusted;
+use crate::sandbox::lockdown::Lockdown;
 
 /// The policy's path, fixed when the helper is built (`NSJAIL_POLICY_PATH`), never taken from
 /// the environment or the request.
@@ -153,7 +153,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
     };
     effective.check_access(&who, &db)?;
     // Capabilities and nested user namespaces need the policy's grant when the helper has
-    // privilege the caller lacks (issue 10, item 6): on a host whose admin turned off
+    // privilege the caller lacks: on a host whose admin turned off
     // unprivileged user namespaces, a setuid helper would otherwise hand every user
     // CAP_SYS_ADMIN in a namespace it owns as root.
     let beyond_kernel = caller.privileged && !caller.uid.is_root();
@@ -218,7 +218,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
 
     let slot = match (caller.privileged, effective.limits.max_sandboxes_per_user) {
         (true, Some(max)) => {
-            let s = slots::acquire(who.uid, max)?;
+            let s = sandbox_slots::acquire(who.uid, max)?;
             steps.push(format!(
                 "slot: {} of {max} for uid {}",
                 s.index + 1,
@@ -247,7 +247,7 @@ pub fn decide(req: &SpawnRequest, caller: &Caller) -> Result<Grants> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caller::Via;
+    use crate::host::caller::Via;
     use nix::unistd::{Gid, Uid};
 
     fn caller(privileged: bool) -> Caller {
