@@ -308,6 +308,12 @@ fn start(
         None => None,
     };
 
+    // The bounding set down to the payload's capabilities, once for the init and the payload
+    // (both inherit it across the fork below).
+    if let Err(e) = lockdown::limit_bounding_set(lock.caps) {
+        return Err(fail(e, reporter));
+    }
+
     if req.as_pid_1 {
         drop(status);
         reporter.step(|| format!("exec: {} as PID 1", exec.program));
@@ -349,7 +355,7 @@ fn start(
             // custom profile cannot break the reaping of the payload.
             if let Err(e) = nix::sys::prctl::set_no_new_privs()
                 .map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))
-                .and_then(|()| lockdown::limit_capabilities(nsjail_core::CapSet::EMPTY))
+                .and_then(|()| lockdown::limit_capabilities(lock.caps, nsjail_core::CapSet::EMPTY))
             {
                 let _ = nix::sys::signal::kill(payload, Signal::SIGKILL);
                 reporter.setup_failed(&format!("init: {e}"));

@@ -23,19 +23,38 @@ pub struct Lockdown {
     pub landlock: Option<u32>,
 }
 
-/// Reduce this process's capabilities to `keep` in all five sets.
-pub fn limit_capabilities(keep: CapSet) -> Result<()> {
-    // Bounding set first: dropping needs CAP_SETPCAP, which capset below may remove. Walk until
-    // the kernel says the capability does not exist, so ones newer than this build go too.
+/// Drop from this process's bounding set every capability not in `keep`, once, before the
+/// init and the payload part: both inherit the result, so the walk over every capability the
+/// kernel knows (about 41 `prctl` calls) is paid once per sandbox, not once per process.
+///
+/// Dropping needs CAP_SETPCAP, which this process still has in the sandbox's user namespace;
+/// the bounding set limits only what an `execve` can give, so the steps before exec keep their
+/// effective capabilities. Each capability is dropped without reading it first; the walk ends
+/// where the kernel says the capability does not exist, so ones newer than this build go too.
+pub fn limit_bounding_set(keep: CapSet) -> Result<()> {
     for cap in 0..64u8 {
-        match os::capbset_read(cap) {
+        if keep.contains(cap) {
+            continue;
+        }
+        match os::capbset_drop(cap) {
+            Ok(()) => {}
             Err(Errno::EINVAL) => break,
-            Err(e) => return Err(sys(format!("prctl(PR_CAPBSET_READ, {cap})"))(e)),
-            Ok(false) => {}
-            Ok(true) if keep.contains(cap) => {}
-            Ok(true) => {
-                os::capbset_drop(cap).map_err(sys(format!("prctl(PR_CAPBSET_DROP, {cap})")))?
-            }
+            Err(e) => return Err(sys(format!("prctl(PR_CAPBSET_DROP, {cap})"))(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Reduce this process's capabilities to `keep` in all five sets, after `limit_bounding_set`
+/// left the bounding set at `bounding` (a superset of `keep`): what is in `bounding` and not in
+/// `keep` is dropped from it here, then the other four sets are set to `keep`.
+pub fn limit_capabilities(bounding: CapSet, keep: CapSet) -> Result<()> {
+    // Bounding set first: dropping needs CAP_SETPCAP, which capset below may remove.
+    for cap in bounding.iter().filter(|c| !keep.contains(*c)) {
+        match os::capbset_drop(cap) {
+            // A capability this build knows and the kernel does not: nothing to drop.
+            Ok(()) | Err(Errno::EINVAL) => {}
+            Err(e) => return Err(sys(format!("prctl(PR_CAPBSET_DROP, {cap})"))(e)),
         }
     }
     os::capset(keep.0, keep.0, keep.0).map_err(sys(format!("capset({keep})")))?;
@@ -51,7 +70,7 @@ pub fn apply(l: &Lockdown, landlock: Option<crate::sandbox::landlock::Prepared>)
     if let Some(ruleset) = landlock {
         crate::sandbox::landlock::restrict(ruleset)?;
     }
-    limit_capabilities(l.caps)?;
+    limit_capabilities(l.caps, l.caps)?;
     seccomp::install(&l.seccomp).map_err(|e| HelperError::Sys {
         call: format!(
             "seccomp(SECCOMP_SET_MODE_FILTER) [{}]",

@@ -778,13 +778,6 @@ pub fn capbset_drop(cap: u8) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// Whether `cap` is in this thread's bounding set (`EINVAL` beyond the kernel's last capability).
-pub fn capbset_read(cap: u8) -> Result<bool, Errno> {
-    // SAFETY: as above; PR_CAPBSET_READ only returns a value.
-    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
-    Errno::result(ret).map(|r| r == 1)
-}
-
 /// Layout of `struct __user_cap_header_struct` and `__user_cap_data_struct` (version 3).
 #[repr(C)]
 struct CapHeader {

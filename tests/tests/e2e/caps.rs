@@ -93,6 +93,29 @@ fn cap_add_keeps_exactly_those_in_every_set() {
                 }
             }
         }
+        // The init behind the payload (PID 1 inside) keeps none of them, in any set: it shares
+        // the payload's bounding-set walk and then drops the payload's own capabilities too.
+        let out = grant.sh_as(
+            c,
+            &["--cap-add", "CAP_SYS_ADMIN", "--cap-add", "net_admin"],
+            "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/1/status; cat /proc/1/cmdline | tr '\\0' ' '",
+        );
+        out.expect_success();
+        let lines = out.lines();
+        assert!(
+            lines.len() == 6 && lines[5].contains("nsjail-helper"),
+            "[{}] PID 1 is the helper's init: {}",
+            c.name(),
+            out.describe()
+        );
+        for l in &lines[..5] {
+            assert!(
+                l.ends_with("\t0000000000000000"),
+                "[{}] the init: {l}\n{}",
+                c.name(),
+                out.describe()
+            );
+        }
         let f = status_fields(
             c,
             Some(&grant),
