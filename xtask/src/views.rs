@@ -95,7 +95,7 @@ fn usr_view() -> Vec<String> {
 
 /// The same filesystem view as nsjail's default one (see README) in bwrap's options, for
 /// `HOME=/` and the working directory `/` (so neither a home nor the cwd is added).
-fn bwrap_default_view() -> Vec<String> {
+pub(crate) fn bwrap_default_view() -> Vec<String> {
     let mut v: Vec<String> = ["--ro-bind", "/usr", "/usr"].map(String::from).to_vec();
     v.extend(
         [
@@ -375,8 +375,8 @@ impl Timed for Case {
     fn shown(&self) -> &str {
         &self.shown
     }
-    fn record(&mut self, took: Duration) {
-        self.times.push(took);
+    fn record(&mut self, took: crate::bench::Took) {
+        self.times.push(took.wall);
     }
 }
 
