@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: start-up cost of `nsjail run -- /bin/true` through the setuid helper and
 //! through the helper daemon, as an ordinary user, side by side with bwrap, unshare and plain
-//! `/bin/true`; then sandboxes per second through each nsjail path, sequentially and from 8
-//! parallel clients.
+//! `/bin/true`, and of our `bwrap` drop-in against Debian's given the same arguments; then
+//! sandboxes per second through each nsjail path, sequentially and from 8 parallel clients.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -41,6 +41,10 @@ pub(crate) const BWRAP_TRUE: [&str; 10] = [
 ];
 
 const PARALLEL: u32 = 8;
+
+/// Our `bwrap` drop-in: `$PREFIX/bin/bwrap`, the link `install --bwrap` makes, given exactly
+/// [`BWRAP_TRUE`]'s arguments, through the setuid helper.
+pub(crate) const DROP_IN: &str = "bwrap (nsjail)";
 
 /// The installed daemon (`nsjail-helperd`) run by root on `$PREFIX/helper.sock`, ended (SIGTERM,
 /// which drains it) when dropped.
@@ -148,6 +152,8 @@ pub(crate) struct Case {
     pub(crate) argv: Vec<OsString>,
     /// How the command is shown in the output (the nsjail prefix is a temporary directory).
     pub(crate) shown: String,
+    /// Set in the command's environment, after it is cleared.
+    pub(crate) env: Vec<(&'static str, &'static str)>,
     pub(crate) times: Vec<Duration>,
 }
 
@@ -163,6 +169,7 @@ impl Case {
             name,
             argv,
             shown,
+            env: Vec::new(),
             times: Vec::new(),
         }
     }
@@ -178,6 +185,10 @@ pub(crate) trait Timed {
     fn argv(&self) -> &[OsString];
     fn shown(&self) -> &str;
     fn record(&mut self, took: Duration);
+    /// Variables set in the command's environment, after it is cleared.
+    fn env(&self) -> &[(&'static str, &'static str)] {
+        &[]
+    }
 }
 
 impl Timed for Case {
@@ -189,6 +200,9 @@ impl Timed for Case {
     }
     fn record(&mut self, took: Duration) {
         self.times.push(took);
+    }
+    fn env(&self) -> &[(&'static str, &'static str)] {
+        &self.env
     }
 }
 
@@ -214,6 +228,7 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
         prefix.path().display()
     ));
     install_files(&bin_dir, prefix.path(), true)?;
+    crate::install::install_bwrap_link(prefix.path())?;
     let user = ensure_user()?;
     if args.throughput {
         return crate::throughput::run(args, prefix.path(), &user);
@@ -297,6 +312,24 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
             None
         }
     };
+    // Ours, by the same arguments, through the setuid helper (never a daemon of the host).
+    let mut drop_in = Case::new(
+        DROP_IN,
+        std::iter::once(
+            prefix
+                .path()
+                .join(crate::install::BWRAP_REL)
+                .into_os_string(),
+        )
+        .chain(BWRAP_TRUE[1..].iter().map(OsString::from))
+        .collect(),
+        Some(format!(
+            "NSJAIL_SOCKET=none $PREFIX/bin/bwrap {}",
+            BWRAP_TRUE[1..].join(" ")
+        )),
+    );
+    drop_in.env.push(("NSJAIL_SOCKET", "none"));
+    cases.push(drop_in);
     if find_program("unshare").is_none() {
         bail!("unshare not found in {CHILD_PATH}: apt-get install util-linux");
     }
@@ -338,6 +371,13 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     if let (Some(on), Some(off)) = (times("nsjail"), times("nsjail-nolandlock")) {
         let (diff, pct) = paired_change(on, off);
         println!("Landlock, paired run by run: {diff:+.3} ms, {pct:+.1} % of a start without it");
+    }
+    if let (Some(ours), Some(debian)) = (times(DROP_IN), times("bwrap")) {
+        let (diff, _) = paired_change(ours, debian);
+        println!(
+            "our bwrap ÷ Debian's, paired run by run: {:.2}× (median difference {diff:+.3} ms)",
+            paired_ratio(ours, debian)
+        );
     }
     println!();
     println!("commands (each as {BENCH_USER}, env HOME=/ PATH={CHILD_PATH}, stdio /dev/null):");
@@ -495,6 +535,9 @@ pub(crate) fn command(case: &impl Timed, user: &RunAs) -> Result<Command> {
         .uid(user.uid.as_raw())
         .gid(user.gid.as_raw())
         .stdin(Stdio::null());
+    for (k, v) in case.env() {
+        cmd.env(k, v);
+    }
     Ok(cmd)
 }
 
@@ -694,6 +737,18 @@ fn markdown(
          hakoniwa's libseccomp path is reported at about 20 ms a start)."
     );
     let times = |name: &str| cases.iter().find(|c| c.name == name).map(|c| &c.times);
+    if let (Some(ours), Some(debian)) = (times(DROP_IN), times("bwrap")) {
+        let (diff, _) = paired_change(ours, debian);
+        let _ = writeln!(
+            md,
+            "\n`{DROP_IN}` is the drop-in: `$PREFIX/bin/bwrap`, the link `cargo xtask install \
+             --bwrap` makes, given exactly the `bwrap` row's arguments and starting the sandbox \
+             through the setuid helper. Paired run by run against Debian's bwrap (each run \
+             against Debian's of the same round), the median ratio is {:.2}× and the median \
+             difference {diff:+.3} ms.",
+            paired_ratio(ours, debian)
+        );
+    }
     if let (Some(on), Some(off)) = (times("nsjail"), times("nsjail-nolandlock")) {
         let (on_m, off_m) = (Stats::of(on).median, Stats::of(off).median);
         let (diff, pct) = paired_change(on, off);
@@ -725,9 +780,31 @@ pub(crate) fn paired_change(a: &[Duration], b: &[Duration]) -> (f64, f64) {
     (diff, diff / Stats::of(b).median * 100.0)
 }
 
+/// The median of the run-by-run ratios `a[i] / b[i]` (runs of the same round).
+pub(crate) fn paired_ratio(a: &[Duration], b: &[Duration]) -> f64 {
+    let mut r: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x.as_secs_f64() / y.as_secs_f64())
+        .collect();
+    r.sort_by(f64::total_cmp);
+    percentile(&r, 50.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paired_ratio_is_the_median_of_the_rounds_ratios() {
+        let ms =
+            |v: &[u64]| -> Vec<Duration> { v.iter().map(|m| Duration::from_millis(*m)).collect() };
+        // Drift (10, 20, 40) cancels out round by round; the ratio is 1.5 in each.
+        assert!((paired_ratio(&ms(&[15, 30, 60]), &ms(&[10, 20, 40])) - 1.5).abs() < 1e-9);
+        // One slow round moves the median of ratios less than the ratio of the medians.
+        let r = paired_ratio(&ms(&[10, 10, 90]), &ms(&[10, 10, 10]));
+        assert!((r - 1.0).abs() < 1e-9);
+    }
 
     #[test]
     fn paired_change_is_the_median_difference() {
