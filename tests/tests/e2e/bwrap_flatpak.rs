@@ -161,11 +161,14 @@ const ALLOW_ALL: [u8; 8] = [0x06, 0, 0, 0, 0, 0, 0xff, 0x7f];
 /// (`unshare(0)`, which changes nothing and succeeds where allowed), one refused as not there
 /// (`clone3(NULL, 0)`), a keyring lookup (EPERM here, the kernel's own answer where allowed),
 /// an allowed call, and starting a process (which works either way: the C library falls back
-/// from clone3 to clone).
+/// from clone3 to clone). On x86-64 also a child making an x32 call, which the filter's
+/// "not this ABI" branch kills with SIGSYS (the helper's own filter, next to a replacing
+/// program, kills it too: Debian's bwrap, which has only the client's program, shows that the
+/// program's branch does it).
 fn probe_script() -> String {
     format!(
         "python3 - <<'EOF'\n\
-import ctypes, errno, subprocess\n\
+import ctypes, errno, subprocess, sys\n\
 libc = ctypes.CDLL(None, use_errno=True)\n\
 def call(name, nr, *args):\n    \
 ctypes.set_errno(0)\n    \
@@ -176,7 +179,11 @@ call('clone3', {clone3}, 0, 0)\n\
 call('keyctl', {keyctl}, 0, -2, 0)\n\
 call('getppid', {getppid})\n\
 print('spawn', subprocess.run(['true']).returncode)\n\
+if {x32}:\n    \
+x32 = 'import ctypes; ctypes.CDLL(None).syscall({x32})'\n    \
+print('x32', subprocess.run([sys.executable, '-c', x32]).returncode)\n\
 EOF\n",
+        x32 = X32_SYSCALL_BIT.map_or(0, |bit| bit | libc::SYS_getpid as u32),
         unshare = libc::SYS_unshare,
         clone3 = libc::SYS_clone3,
         keyctl = libc::SYS_keyctl,
@@ -492,15 +499,19 @@ fn a_flatpak_like_launch_through_args_info_sync_and_seccomp() {
     ] {
         assert!(o.stdout.contains(want), "{want:?}\n{}", o.describe());
     }
+    if X32_SYSCALL_BIT.is_some() {
+        let sigsys = format!("x32 -{}\n", libc::SIGSYS);
+        assert!(o.stdout.contains(&sigsys), "{}", o.describe());
+    }
     assert!(!o.stdout.contains("LANG="), "{}", o.describe());
     // What Flatpak reads from the info fd: the pid of the sandbox's first process, on the host.
     let info: serde_json::Value = serde_json::from_str(&info).expect("info JSON");
     assert!(info["child-pid"].as_i64().is_some_and(|p| p > 1), "{info}");
 
     // The control: the same launch under a program that allows everything, where the same
-    // calls get the kernel's own answers. (clone3 stays ENOSYS: a program that replaces the
-    // default filter gets the helper's denial of nested user namespaces next to it, and that
-    // cannot read clone3's flags either.)
+    // calls get the kernel's own answers. (clone3 stays ENOSYS and the x32 call is still
+    // killed: a program that replaces the default filter gets the helper's denial of nested
+    // user namespaces next to it, which cannot read clone3's flags either and admits one ABI.)
     let Launch { out: open, .. } = client.launch(&c, &[&nsjail, "bwrap"], &ALLOW_ALL, &script);
     open.expect_success();
     for want in ["unshare ok\n", "getppid ok\n", "spawn 0\n"] {
