@@ -352,8 +352,9 @@ impl Client {
     }
 }
 
-/// How Flatpak starts an app: most options through `--args FD` (its ~60 words), the info fd, the
-/// sync fd, the block fd, a seccomp program it compiled, a lock on the runtime, then the command.
+/// How Flatpak starts an app: most options through `--args FD` (about a hundred words), the info
+/// fd, the sync fd, the block fd, a seccomp program it compiled, a lock on the runtime, then the
+/// command. Through the setuid helper, and through the daemon.
 #[test]
 fn a_flatpak_like_launch_through_args_info_sync_and_seccomp() {
     if !nsjail_tests::require_root("bwrap flatpak launch") {
@@ -507,6 +508,28 @@ fn a_flatpak_like_launch_through_args_info_sync_and_seccomp() {
     // What Flatpak reads from the info fd: the pid of the sandbox's first process, on the host.
     let info: serde_json::Value = serde_json::from_str(&info).expect("info JSON");
     assert!(info["child-pid"].as_i64().is_some_and(|p| p > 1), "{info}");
+
+    // Through the daemon: the app sees the same.
+    let d = Caller::daemon_user();
+    assert_eq!((d.uid, d.gid), (c.uid, c.gid));
+    let via_daemon = d.nsjail.to_string_lossy().into_owned();
+    let Launch {
+        out: od,
+        info: dinfo,
+    } = client.launch(&d, &[&via_daemon, "bwrap"], &filter, &script);
+    assert_eq!(
+        o.stdout,
+        od.stdout,
+        "setuid:\n{}\ndaemon:\n{}",
+        o.describe(),
+        od.describe()
+    );
+    assert_eq!(od.code(), Some(0), "{}", od.describe());
+    let dinfo: serde_json::Value = serde_json::from_str(&dinfo).expect("info JSON (daemon)");
+    assert!(
+        dinfo["child-pid"].as_i64().is_some_and(|p| p > 1),
+        "{dinfo}"
+    );
 
     // The control: the same launch under a program that allows everything, where the same
     // calls get the kernel's own answers. (clone3 stays ENOSYS and the x32 call is still
