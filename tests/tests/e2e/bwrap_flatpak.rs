@@ -321,6 +321,11 @@ impl Client {
             None,
             "{program:?} ended while blocked"
         );
+        assert_eq!(
+            run.stdout.text(),
+            "",
+            "{program:?}: the app ran before the block fd was written"
+        );
         // Ours starts nothing before the byte; bubblewrap has cloned (and may have said so on
         // the info fd) and waits inside.
         if ours {
