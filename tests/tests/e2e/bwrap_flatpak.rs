@@ -347,9 +347,17 @@ impl Client {
         go.write_all(b"go\n").unwrap();
         drop(go);
         let out = run.wait();
+        // Ours holds the only copy in the `bwrap` process, so it is closed once that has
+        // ended. bubblewrap's init inside the sandbox has one too and ends just after the
+        // `bwrap` process: the client waits for the close.
+        let grace = if ours {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(10)
+        };
         assert!(
-            !has_writer(&mut sync),
-            "{program:?}: the sync fd is still held after the app ended\n{}",
+            nsjail_tests::poll_until(grace, || !has_writer(&mut sync)),
+            "{program:?}: the sync fd is still held {grace:?} after the app ended\n{}",
             out.describe()
         );
         let info = std::fs::read_to_string(&self.info_file).unwrap_or_default();
