@@ -5,6 +5,10 @@
 pub mod args;
 pub mod limit_args;
 
+/// The bubblewrap release whose command line `nsjail bwrap` speaks (also the version the
+/// `nsjail-bwrap` package provides `bubblewrap` at).
+pub const BWRAP_VERSION: &str = "0.11.0";
+
 /// The built-in profiles, by name (also installed as files by `cargo xtask dist`).
 pub const BUILTIN_PROFILES: [(&str, &str); 6] = [
     ("default", include_str!("../profiles/default.toml")),

@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: start-up cost of `nsjail run -- /bin/true` through the setuid helper and
 //! through the helper daemon, as an ordinary user, side by side with bwrap, unshare and plain
-//! `/bin/true`; then sandboxes per second through each nsjail path, sequentially and from 8
-//! parallel clients.
+//! `/bin/true`, and of our `bwrap` drop-in against Debian's given the same arguments; then
+//! sandboxes per second through each nsjail path, sequentially and from 8 parallel clients.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -41,6 +41,12 @@ pub(crate) const BWRAP_TRUE: [&str; 10] = [
 ];
 
 const PARALLEL: u32 = 8;
+
+/// Our `bwrap` drop-in: `$PREFIX/bin/bwrap`, the link `install --bwrap` makes, given exactly
+/// [`BWRAP_TRUE`]'s arguments, through the setuid helper.
+pub(crate) const DROP_IN: &str = "bwrap (nsjail)";
+/// Debian's bwrap given [`BWRAP_TRUE`]'s arguments: the drop-in's reference.
+pub(crate) const HOSTROOT: &str = "bwrap-hostroot";
 
 /// The installed daemon (`nsjail-helperd`) run by root on `$PREFIX/helper.sock`, ended (SIGTERM,
 /// which drains it) when dropped.
@@ -152,6 +158,8 @@ pub(crate) struct Case {
     pub(crate) argv: Vec<OsString>,
     /// How the command is shown in the output (the nsjail prefix is a temporary directory).
     pub(crate) shown: String,
+    /// Set in the command's environment, after it is cleared.
+    pub(crate) env: Vec<(&'static str, &'static str)>,
     pub(crate) times: Vec<Duration>,
     /// CPU time (user + system) of each run's whole process tree, in the order of `times`.
     pub(crate) cpu: Vec<Duration>,
@@ -169,6 +177,7 @@ impl Case {
             name,
             argv,
             shown,
+            env: Vec::new(),
             times: Vec::new(),
             cpu: Vec::new(),
         }
@@ -185,6 +194,10 @@ pub(crate) trait Timed {
     fn argv(&self) -> &[OsString];
     fn shown(&self) -> &str;
     fn record(&mut self, took: Took);
+    /// Variables set in the command's environment, after it is cleared.
+    fn env(&self) -> &[(&'static str, &'static str)] {
+        &[]
+    }
 }
 
 /// One run's figures.
@@ -210,6 +223,9 @@ impl Timed for Case {
         self.times.push(took.wall);
         self.cpu.push(took.cpu);
     }
+    fn env(&self) -> &[(&'static str, &'static str)] {
+        &self.env
+    }
 }
 
 pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
@@ -234,6 +250,7 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
         prefix.path().display()
     ));
     install_files(&bin_dir, prefix.path(), true)?;
+    crate::install::install_bwrap_link(prefix.path())?;
     let user = ensure_user()?;
     if args.throughput {
         return crate::throughput::run(args, prefix.path(), &user);
@@ -323,7 +340,7 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
                 ),
             ));
             cases.push(Case::new(
-                "bwrap-hostroot",
+                HOSTROOT,
                 BWRAP_TRUE.into_iter().map(OsString::from).collect(),
                 None,
             ));
@@ -334,6 +351,24 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
             None
         }
     };
+    // Ours, by the same arguments, through the setuid helper (never a daemon of the host).
+    let mut drop_in = Case::new(
+        DROP_IN,
+        std::iter::once(
+            prefix
+                .path()
+                .join(crate::install::BWRAP_REL)
+                .into_os_string(),
+        )
+        .chain(BWRAP_TRUE[1..].iter().map(OsString::from))
+        .collect(),
+        Some(format!(
+            "NSJAIL_SOCKET=none $PREFIX/bin/bwrap {}",
+            BWRAP_TRUE[1..].join(" ")
+        )),
+    );
+    drop_in.env.push(("NSJAIL_SOCKET", "none"));
+    cases.push(drop_in);
     if find_program("unshare").is_none() {
         bail!("unshare not found in {CHILD_PATH}: apt-get install util-linux");
     }
@@ -375,6 +410,20 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     if let (Some(on), Some(off)) = (times("nsjail"), times("nsjail-nolandlock")) {
         let (diff, pct) = paired_change(on, off);
         println!("Landlock, paired run by run: {diff:+.3} ms, {pct:+.1} % of a start without it");
+    }
+    let cpu = |name: &str| cases.iter().find(|c| c.name == name).map(|c| &c.cpu);
+    if let (Some(ours), Some(debian)) = (times(DROP_IN), times(HOSTROOT)) {
+        let (diff, _) = paired_change(ours, debian);
+        println!(
+            "our bwrap ÷ Debian's, same arguments, paired run by run: wall {} (median difference \
+             {diff:+.3} ms), CPU {}",
+            Ratio::show(Some(Ratio::paired(ours, debian))),
+            Ratio::show(
+                cpu(DROP_IN)
+                    .zip(cpu(HOSTROOT))
+                    .map(|(a, b)| Ratio::paired(a, b))
+            )
+        );
     }
     println!();
     println!("commands (each as {BENCH_USER}, env HOME=/ PATH={CHILD_PATH}, stdio /dev/null):");
@@ -653,6 +702,9 @@ pub(crate) fn command(case: &impl Timed, user: &RunAs) -> Result<Command> {
         .uid(user.uid.as_raw())
         .gid(user.gid.as_raw())
         .stdin(Stdio::null());
+    for (k, v) in case.env() {
+        cmd.env(k, v);
+    }
     Ok(cmd)
 }
 
@@ -920,6 +972,25 @@ fn markdown(
          hakoniwa's libseccomp path is reported at about 20 ms a start)."
     );
     let times = |name: &str| cases.iter().find(|c| c.name == name).map(|c| &c.times);
+    let cpu = |name: &str| cases.iter().find(|c| c.name == name).map(|c| &c.cpu);
+    if let (Some(ours), Some(debian)) = (times(DROP_IN), times(HOSTROOT)) {
+        let (diff, _) = paired_change(ours, debian);
+        let _ = writeln!(
+            md,
+            "\n`{DROP_IN}` is the drop-in: `$PREFIX/bin/bwrap`, the link `cargo xtask install \
+             --bwrap` makes, given exactly the `{HOSTROOT}` row's arguments and starting the sandbox \
+             through the setuid helper (its ratios in the table are against the same-view \
+             `bwrap` row, like every row's). Paired run by run against Debian's bwrap with the \
+             same arguments (each run against Debian's of the same round): wall {}, median \
+             difference {diff:+.3} ms; CPU {}.",
+            Ratio::show(Some(Ratio::paired(ours, debian))),
+            Ratio::show(
+                cpu(DROP_IN)
+                    .zip(cpu(HOSTROOT))
+                    .map(|(a, b)| Ratio::paired(a, b))
+            )
+        );
+    }
     if let (Some(on), Some(off)) = (times("nsjail"), times("nsjail-nolandlock")) {
         let (on_m, off_m) = (Stats::of(on).median, Stats::of(off).median);
         let (diff, pct) = paired_change(on, off);

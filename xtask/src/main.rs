@@ -104,7 +104,8 @@ enum Cmd {
     /// Needs root; installs qemu, debootstrap and busybox-static with apt-get when missing.
     Vmtest(vmtest::VmtestArgs),
     /// Time `nsjail run -- /bin/true` (setuid helper, ordinary user) against bwrap, unshare and
-    /// plain /bin/true. Must run as root.
+    /// plain /bin/true, and our `bwrap` against Debian's with the same arguments. Must run as
+    /// root.
     Bench(bench::BenchArgs),
     /// Run each cargo-fuzz target in fuzz/ for a while (stable toolchain, RUSTC_BOOTSTRAP=1).
     Fuzz(fuzz::FuzzArgs),

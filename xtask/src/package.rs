@@ -391,10 +391,58 @@ pub fn dist(ws: &Workspace) -> Result<PathBuf> {
     Ok(tarball)
 }
 
-/// `cargo xtask deb`: `target/dist/nsjail_VERSION_ARCH.deb`, built with Debian's own
-/// `dpkg-deb` (no other packaging tool needed), installing under /usr with the helper
-/// root:root 4755.
-pub fn deb(ws: &Workspace) -> Result<PathBuf> {
+/// The main package's name (`nsjail` is Debian's package of Google's nsjail).
+pub const DEB_MAIN: &str = "nsjail-rs";
+/// The package of the `bwrap` link.
+pub const DEB_BWRAP: &str = "nsjail-bwrap";
+
+/// The main package's `DEBIAN/control`.
+fn control_main(arch: &str) -> String {
+    format!(
+        "Package: {DEB_MAIN}\n\
+         Version: {}\n\
+         Architecture: {arch}\n\
+         Maintainer: nsjail maintainers <maintainers@localhost>\n\
+         Section: admin\n\
+         Priority: optional\n\
+         Recommends: passt\n\
+         Suggests: {DEB_BWRAP}\n\
+         Description: process sandbox with a small setuid helper\n \
+         nsjail run -- CMD starts CMD in new Linux namespaces as an ordinary user, with a\n \
+         chosen filesystem view, profiles, desktop sockets and network through pasta.\n",
+        version()
+    )
+}
+
+/// `nsjail-bwrap`'s `DEBIAN/control`. It ships `/usr/bin/bwrap`, as Debian's `bubblewrap` does,
+/// so it takes that package's place (Conflicts and Replaces, the replacing-a-package idiom of
+/// Debian's policy, 7.6.2) and provides it at the version of bubblewrap's command line it
+/// speaks, so that packages depending on `bubblewrap (>= X)` (Flatpak, GNOME's thumbnailers)
+/// are satisfied by it. docs/admin.md says why and how to keep Debian's instead.
+fn control_bwrap(arch: &str) -> String {
+    let v = version();
+    let bwrap = nsjail_cli::BWRAP_VERSION;
+    format!(
+        "Package: {DEB_BWRAP}\n\
+         Version: {v}\n\
+         Architecture: {arch}\n\
+         Maintainer: nsjail maintainers <maintainers@localhost>\n\
+         Section: admin\n\
+         Priority: optional\n\
+         Depends: {DEB_MAIN} (= {v})\n\
+         Provides: bubblewrap (= {bwrap})\n\
+         Conflicts: bubblewrap\n\
+         Replaces: bubblewrap\n\
+         Description: bubblewrap's command line on nsjail's setuid helper\n \
+         /usr/bin/bwrap as a link to nsjail, which run by that name speaks bubblewrap's\n \
+         command line ({bwrap}) and starts the sandbox through nsjail's helper, so that\n \
+         Flatpak and the other programs that run bwrap work where unprivileged user\n \
+         namespaces are switched off, under the admin's policy.\n"
+    )
+}
+
+/// The architecture dpkg builds for, from `dpkg --print-architecture`.
+fn deb_arch() -> Result<String> {
     if Command::new("dpkg-deb").arg("--version").output().is_err() {
         bail!("dpkg-deb is not installed (Debian: apt install dpkg)");
     }
@@ -406,6 +454,39 @@ pub fn deb(ws: &Workspace) -> Result<PathBuf> {
     if arch.is_empty() {
         bail!("dpkg --print-architecture said nothing");
     }
+    Ok(arch)
+}
+
+/// `dpkg-deb --root-owner-group --build ROOT DEB`: every file root:root, modes as in the tree.
+fn build_deb(root: &Path, control: &str, deb: &Path) -> Result<()> {
+    let control_dir = root.join("DEBIAN");
+    crate::install::make_dirs(&control_dir)?;
+    fs::write(control_dir.join("control"), control).context("writing DEBIAN/control")?;
+    let mut cmd = Command::new("dpkg-deb");
+    cmd.args(["--root-owner-group", "--build"])
+        .arg(root)
+        .arg(deb);
+    run_checked(&mut cmd)
+}
+
+/// `nsjail-bwrap_VERSION_ARCH.deb` in `out_dir`: the link `/usr/bin/bwrap` -> `nsjail`, laid out
+/// as `cargo xtask install --bwrap` makes it.
+pub fn bwrap_deb(out_dir: &Path, arch: &str) -> Result<PathBuf> {
+    let tmp = tempfile::tempdir_in(out_dir).context("a staging directory")?;
+    let root = tmp.path().join("root");
+    let usr = root.join("usr");
+    crate::install::make_dirs(&usr.join("bin"))?;
+    crate::install::install_bwrap_link(&usr)?;
+    let deb = out_dir.join(format!("{DEB_BWRAP}_{}_{arch}.deb", version()));
+    build_deb(&root, &control_bwrap(arch), &deb)?;
+    Ok(deb)
+}
+
+/// `cargo xtask deb`: `target/dist/nsjail-rs_VERSION_ARCH.deb`, built with Debian's own
+/// `dpkg-deb` (no other packaging tool needed), installing under /usr with the helper
+/// root:root 4755; and `nsjail-bwrap_VERSION_ARCH.deb`, the `bwrap` link on its own.
+pub fn deb(ws: &Workspace) -> Result<PathBuf> {
+    let arch = deb_arch()?;
     let out_dir = ws.target.join("dist");
     crate::install::make_dirs(&out_dir)?;
     let tmp = tempfile::tempdir_in(&out_dir).context("a staging directory")?;
@@ -418,29 +499,11 @@ pub fn deb(ws: &Workspace) -> Result<PathBuf> {
         fs::Permissions::from_mode(0o4755),
     )
     .context("chmod 4755 the staged helper")?;
-    let control_dir = root.join("DEBIAN");
-    crate::install::make_dirs(&control_dir)?;
-    let control = format!(
-        "Package: nsjail-rs\n\
-         Version: {}\n\
-         Architecture: {arch}\n\
-         Maintainer: nsjail maintainers <maintainers@localhost>\n\
-         Section: admin\n\
-         Priority: optional\n\
-         Recommends: passt\n\
-         Description: process sandbox with a small setuid helper\n \
-         nsjail run -- CMD starts CMD in new Linux namespaces as an ordinary user, with a\n \
-         chosen filesystem view, profiles, desktop sockets and network through pasta.\n",
-        version()
-    );
-    fs::write(control_dir.join("control"), control).context("writing DEBIAN/control")?;
-    let deb = out_dir.join(format!("nsjail-rs_{}_{arch}.deb", version()));
-    let mut cmd = Command::new("dpkg-deb");
-    cmd.args(["--root-owner-group", "--build"])
-        .arg(&root)
-        .arg(&deb);
-    run_checked(&mut cmd)?;
+    let deb = out_dir.join(format!("{DEB_MAIN}_{}_{arch}.deb", version()));
+    build_deb(&root, &control_main(&arch), &deb)?;
     println!("{}", deb.display());
+    let bwrap = bwrap_deb(&out_dir, &arch)?;
+    println!("{}", bwrap.display());
     Ok(deb)
 }
 
@@ -589,6 +652,62 @@ mod tests {
         let all = nsjail_core::policy::Policy::parse(&uncommented).unwrap();
         assert_eq!(all.limits.max_sandboxes_per_user, Some(8), "{uncommented}");
         assert!(example.contains("#[limits]"), "{example}");
+    }
+
+    /// `dpkg-deb ARGS DEB`'s stdout.
+    fn dpkg_deb(args: &[&str], deb: &Path) -> String {
+        let out = Command::new("dpkg-deb")
+            .args(args)
+            .arg(deb)
+            .output()
+            .expect("dpkg-deb (Debian: apt install dpkg)");
+        assert!(out.status.success(), "dpkg-deb {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn the_bwrap_package_is_the_link_and_takes_bubblewraps_place() {
+        let out = tempfile::tempdir().unwrap();
+        let arch = deb_arch().unwrap();
+        let deb = bwrap_deb(out.path(), &arch).unwrap();
+        assert_eq!(
+            deb.file_name().unwrap().to_str().unwrap(),
+            format!("nsjail-bwrap_{}_{arch}.deb", version())
+        );
+        let f = |name: &str| {
+            let out = Command::new("dpkg-deb")
+                .arg("-f")
+                .arg(&deb)
+                .arg(name)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "dpkg-deb -f {name}: {out:?}");
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        assert_eq!(f("Package"), "nsjail-bwrap");
+        assert_eq!(f("Version"), version());
+        assert_eq!(f("Architecture"), arch);
+        // The exact CLI it links to, whose name is the main package's.
+        assert_eq!(f("Depends"), format!("nsjail-rs (= {})", version()));
+        assert!(control_main(&arch).starts_with("Package: nsjail-rs\n"));
+        assert_eq!(
+            f("Provides"),
+            format!("bubblewrap (= {})", nsjail_cli::BWRAP_VERSION)
+        );
+        assert_eq!(f("Conflicts"), "bubblewrap");
+        assert_eq!(f("Replaces"), "bubblewrap");
+        // Its one file: /usr/bin/bwrap, root's, a link to nsjail next to it.
+        let listing = dpkg_deb(&["-c"], &deb);
+        let entries: Vec<&str> = listing.lines().filter(|l| !l.starts_with('d')).collect();
+        assert_eq!(entries.len(), 1, "{listing}");
+        let words: Vec<&str> = entries[0].split_whitespace().collect();
+        assert!(words[0].starts_with('l'), "{listing}");
+        assert_eq!(words[1], "root/root", "{listing}");
+        assert_eq!(
+            words[words.len() - 3..],
+            ["./usr/bin/bwrap", "->", "nsjail"],
+            "{listing}"
+        );
     }
 
     #[test]

@@ -7,8 +7,7 @@
 /// bubblewrap's limit on the words read through `--args`, all files together.
 pub const MAX_ARGS: usize = 9000;
 
-/// The bubblewrap release whose command line this is.
-pub const BWRAP_VERSION: &str = "0.11.0";
+pub use nsjail_cli::BWRAP_VERSION;
 
 /// One filesystem operation, in command-line order, as bubblewrap names it. Fds are the
 /// caller's numbers; paths are as given.

@@ -5,6 +5,8 @@
 //! Build the binaries first: `cargo build --workspace --bins` (or set NSJAIL_BIN_DIR).
 
 mod bwrap;
+mod bwrap_cli;
+mod bwrap_flatpak;
 mod caller_state;
 mod caps;
 mod cgroup_placement;
