@@ -282,3 +282,45 @@ pub fn connect_as(path: &Path, uid: u32, gid: u32) -> std::os::unix::net::UnixSt
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
     s
 }
+
+/// The host's kernel switches some tests turn for everyone (`kernel.unprivileged_userns_clone`):
+/// a test that changes one holds this for writing while it does, a test whose comparison needs
+/// the host as it is (Debian's bwrap starting sandboxes) holds it for reading. Tests run in
+/// parallel threads of one process.
+pub fn host_knobs() -> &'static std::sync::RwLock<()> {
+    static KNOBS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+    &KNOBS
+}
+
+/// Sets a sysctl for the life of the value, then puts the old value back (also when the test
+/// fails); meanwhile no test that needs the host as it is runs ([`host_knobs`]).
+pub struct Sysctl {
+    path: &'static str,
+    old: String,
+    _alone: std::sync::RwLockWriteGuard<'static, ()>,
+}
+
+impl Sysctl {
+    pub fn set(path: &'static str, value: &str) -> Sysctl {
+        let alone = host_knobs().write().unwrap_or_else(|e| e.into_inner());
+        let old = fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        fs::write(path, value).unwrap_or_else(|e| panic!("write {value} to {path}: {e}"));
+        Sysctl {
+            path,
+            old,
+            _alone: alone,
+        }
+    }
+
+    /// Sets it again, to `value`; the old value still comes back at the end.
+    pub fn change(&self, value: &str) {
+        fs::write(self.path, value)
+            .unwrap_or_else(|e| panic!("write {value} to {}: {e}", self.path));
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        let _ = fs::write(self.path, self.old.trim());
+    }
+}

@@ -50,8 +50,11 @@ pub struct VmtestArgs {
 }
 
 const SUITE: &str = "bookworm";
-/// python3 is for the limit tests (they allocate and fork with it), as on the host.
-const DEBOOTSTRAP_INCLUDE: &str = "systemd,systemd-sysv,udev,dbus,iproute2,procps,kmod,python3";
+/// python3 is for the limit tests (they allocate and fork with it), as on the host; bubblewrap
+/// is Debian's `bwrap`, which the bwrap tests compare ours with (and show failing where
+/// `kernel.unprivileged_userns_clone=0`).
+const DEBOOTSTRAP_INCLUDE: &str =
+    "systemd,systemd-sysv,udev,dbus,iproute2,procps,kmod,python3,bubblewrap";
 /// Modules the initramfs loads (with their dependencies, in order): the disks, the root file
 /// system, and overlayfs (the e2e log test puts an overlay on /dev in a private mount namespace).
 const INITRAMFS_MODULES: [&str; 5] = [

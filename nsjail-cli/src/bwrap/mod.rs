@@ -62,8 +62,12 @@ fn read_fd(fd: RawFd) -> Result<Vec<u8>, String> {
 /// `--bind-fd FD`: the directory the fd is open on, by its path, checked to be the same
 /// directory (device and inode) so that a path renamed meanwhile is not bound instead.
 fn bind_fd_path(fd: RawFd) -> Result<String, String> {
-    let link = std::fs::read_link(fd_path(fd))
-        .map_err(|_| format!("Can't find source path for --bind-fd {fd}: Bad file descriptor"))?;
+    let link = std::fs::read_link(fd_path(fd)).map_err(|_| {
+        format!(
+            "Can't find source path {}: No such file or directory",
+            fd_path(fd)
+        )
+    })?;
     let by_fd = std::fs::metadata(fd_path(fd)).map_err(|e| format!("fstat {fd}: {e}"))?;
     let path = link.to_string_lossy().into_owned();
     match std::fs::metadata(&link) {
@@ -98,18 +102,16 @@ fn namespace_ids(pid: i32, ns: &nsjail_core::Namespaces) -> Vec<(&'static str, u
         .collect()
 }
 
-/// Wait until fd `fd` has data (bubblewrap reads one byte) or its end.
-fn block_on(fd: RawFd) -> Result<(), String> {
-    if !fd_open(fd) {
-        return Err(format!("--block-fd {fd}: Bad file descriptor"));
-    }
-    let mut f = std::fs::File::open(fd_path(fd)).map_err(|e| e.to_string())?;
+/// Wait until fd `fd` has data (bubblewrap reads one byte) or its end. A read that fails (a
+/// closed fd) does not wait, and is no error, as in bubblewrap.
+fn block_on(fd: RawFd) {
+    let Ok(mut f) = std::fs::File::open(fd_path(fd)) else {
+        return;
+    };
     let mut b = [0u8; 1];
-    loop {
-        match f.read(&mut b) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.to_string()),
-            Ok(_) => return Ok(()),
+    while let Err(e) = f.read(&mut b) {
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return;
         }
     }
 }
@@ -248,6 +250,15 @@ fn prepare(inv: &Invocation) -> Result<(nsjail_core::SpawnRequest, Vec<RawFd>)> 
         anyhow::bail!("{msg}");
     }
     translate::check_combinations(inv).map_err(anyhow::Error::msg)?;
+    // A closed seccomp fd, in bubblewrap's words (its read fails).
+    if !inv
+        .seccomp_fd
+        .iter()
+        .chain(&inv.add_seccomp_fds)
+        .all(|fd| fd_open(*fd))
+    {
+        anyhow::bail!("Can't read seccomp data: Bad file descriptor");
+    }
     let seccomp_prog = match inv.seccomp_fd {
         Some(fd) => Some(
             seccomp::read_bpf_programs(&[fd])
@@ -302,8 +313,15 @@ fn prepare(inv: &Invocation) -> Result<(nsjail_core::SpawnRequest, Vec<RawFd>)> 
 
 fn run(inv: &Invocation, say: &Say) -> Result<i32> {
     let (req, fds) = prepare(inv)?;
+    // bubblewrap fails on its first write to a closed info or status fd; here the sandbox
+    // would have started by then, so the fd is checked first, in the same words.
+    for fd in [inv.info_fd, inv.json_status_fd].into_iter().flatten() {
+        if !fd_open(fd) {
+            anyhow::bail!("Write to info_fd: Bad file descriptor");
+        }
+    }
     for fd in [inv.block_fd, inv.userns_block_fd].into_iter().flatten() {
-        block_on(fd).map_err(anyhow::Error::msg)?;
+        block_on(fd);
     }
     let route = daemon::choose(None, None)?;
     daemon::say_way_in(&route)?;

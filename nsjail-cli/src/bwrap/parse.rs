@@ -437,6 +437,9 @@ impl Parser<'_> {
             "--json-status-fd" => inv.json_status_fd = Some(parse_fd(&next())?),
             "--seccomp" => {
                 let fd = parse_fd(&next())?;
+                if !inv.add_seccomp_fds.is_empty() {
+                    return err("--seccomp cannot be combined with --add-seccomp-fd");
+                }
                 if inv.seccomp_fd.replace(fd).is_some() {
                     inv.warnings
                         .push("Only the last --seccomp option will take effect".into());
@@ -444,6 +447,9 @@ impl Parser<'_> {
             }
             "--add-seccomp-fd" => {
                 let fd = parse_fd(&next())?;
+                if inv.seccomp_fd.is_some() {
+                    return err("--add-seccomp-fd cannot be combined with --seccomp");
+                }
                 inv.add_seccomp_fds.push(fd);
             }
             "--exec-label" | "--file-label" => inv.labels.push(next()),
@@ -1014,8 +1020,6 @@ mod tests {
             "ALL",
             "--cap-add",
             "cap_net_raw",
-            "--seccomp",
-            "10",
             "--add-seccomp-fd",
             "11",
             "--add-seccomp-fd",
@@ -1067,8 +1071,9 @@ mod tests {
                 (true, "cap_net_raw".into())
             ]
         );
-        assert_eq!(i.seccomp_fd, Some(10));
+        assert_eq!(i.seccomp_fd, None);
         assert_eq!(i.add_seccomp_fds, [11, 12]);
+        assert_eq!(inv(&["--seccomp", "10", "true"]).seccomp_fd, Some(10));
         assert_eq!(
             (
                 i.info_fd,
@@ -1083,6 +1088,22 @@ mod tests {
         assert_eq!(i.labels, ["x", "y"]);
         assert!(i.warnings.is_empty());
         assert_eq!(i.command, ["cmd", "a"]);
+    }
+
+    #[test]
+    fn seccomp_and_add_seccomp_fd_exclude_each_other_in_either_order() {
+        for (args, msg) in [
+            (
+                &["--seccomp", "3", "--add-seccomp-fd", "4", "true"],
+                "--add-seccomp-fd cannot be combined with --seccomp",
+            ),
+            (
+                &["--add-seccomp-fd", "4", "--seccomp", "3", "true"],
+                "--seccomp cannot be combined with --add-seccomp-fd",
+            ),
+        ] {
+            assert_eq!(error(args), msg, "{args:?}");
+        }
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct Translated {
 
 /// The default mode bubblewrap gives a `--file` it creates.
 pub const FILE_MODE: u32 = 0o666;
+/// The default mode of the file `--bind-data` and `--ro-bind-data` bind (bubblewrap's
+/// temporary file, made private to the caller).
+pub const DATA_MODE: u32 = 0o600;
 
 fn inside(path: &str) -> String {
     // bubblewrap resolves every destination under the new root: `foo` is `/foo`.
@@ -184,10 +187,12 @@ pub fn request(
     req.env.retain(|(k, _)| k != "PWD");
     req.env.push(("PWD".into(), pwd));
     let mut fds: Vec<RawFd> = Vec::new();
-    let mut take_fd = |opt: &str, fd: RawFd| -> Result<u32, String> {
+    // bubblewrap writes the fd's data to the file it makes, and words a bad fd that way.
+    let mut take_fd = |fd: RawFd, dst: &str| -> Result<u32, String> {
         if !(caller.fd_open)(fd) {
             return Err(format!(
-                "Can't read from {opt} fd {fd}: Bad file descriptor"
+                "Can't write data to file {}: Bad file descriptor",
+                inside(dst)
             ));
         }
         fds.push(fd);
@@ -234,7 +239,7 @@ pub fn request(
                 perms: *perms,
             },
             FsOp::File { fd, dst, perms } => MountOp::File {
-                fd: take_fd("--file", *fd)?,
+                fd: take_fd(*fd, dst)?,
                 dst: inside(dst),
                 perms: Some(perms.unwrap_or(FILE_MODE)),
             },
@@ -244,17 +249,10 @@ pub fn request(
                 read_only,
                 perms,
             } => MountOp::BindData {
-                fd: take_fd(
-                    if *read_only {
-                        "--ro-bind-data"
-                    } else {
-                        "--bind-data"
-                    },
-                    *fd,
-                )?,
+                fd: take_fd(*fd, dst)?,
                 dst: inside(dst),
                 read_only: *read_only,
-                perms: *perms,
+                perms: Some(perms.unwrap_or(DATA_MODE)),
             },
             FsOp::Symlink { target, link } => MountOp::Symlink {
                 target: target.clone(),
@@ -523,7 +521,33 @@ mod tests {
             ]
         );
         nsjail_core::validate::check(&t.req).unwrap();
-        assert!(req(&["--file", "9", "/f", "true"]).is_err());
+        // A closed fd, as bubblewrap words it when it writes the fd's data to the file.
+        for args in [
+            &["--file", "9", "f", "true"][..],
+            &["--bind-data", "9", "/f", "true"],
+            &["--ro-bind-data", "9", "/f", "true"],
+        ] {
+            assert_eq!(
+                req(args).err().as_deref(),
+                Some("Can't write data to file /f: Bad file descriptor"),
+                "{args:?}"
+            );
+        }
+        // The data of --bind-data and --ro-bind-data is the caller's alone unless --perms says.
+        for (args, mode) in [
+            (&["--bind-data", "5", "/g", "true"][..], 0o600),
+            (
+                &["--perms", "0444", "--ro-bind-data", "5", "/g", "true"],
+                0o444,
+            ),
+        ] {
+            let t = req(args).unwrap();
+            assert!(
+                matches!(t.req.mounts[..], [MountOp::BindData { perms: Some(m), .. }] if m == mode),
+                "{args:?}: {:?}",
+                t.req.mounts
+            );
+        }
         assert!(req(&["--bind-fd", "9", "/f", "true"]).is_err());
     }
 

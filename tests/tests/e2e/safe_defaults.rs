@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use nsjail_tests::hardening::{GRANT_CAPS_AND_USERNS, PolicyEnv, probe_dir, probe_result};
-use nsjail_tests::{Caller, Output, Running, root_or_skip, system_install};
+use nsjail_tests::{Caller, Output, Running, Sysctl, root_or_skip, system_install};
 
 const REFUSED_CAP_ADD: &str = "nsjail: the nsjail policy does not allow --cap-add: an \
                                administrator can grant it with `allow.cap_add = true` in \
@@ -112,27 +112,6 @@ fn without_a_policy_users_get_no_capabilities_and_no_nested_user_namespaces() {
     expect_result(&out, "mount-tmpfs", "ok", "[plain helper]");
     let out = plain.probe(dir.path(), &["--allow-userns"], "unshare-user", None);
     expect_result(&out, "unshare-user", "ok", "[plain helper]");
-}
-
-/// Sets a sysctl for the life of the value, then puts the old value back (also when the test
-/// fails).
-struct Sysctl {
-    path: &'static str,
-    old: String,
-}
-
-impl Sysctl {
-    fn set(path: &'static str, value: &str) -> Sysctl {
-        let old = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-        std::fs::write(path, value).unwrap_or_else(|e| panic!("write {value} to {path}: {e}"));
-        Sysctl { path, old }
-    }
-}
-
-impl Drop for Sysctl {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.path, self.old.trim());
-    }
 }
 
 #[test]
