@@ -66,14 +66,6 @@ fn debian(c: &Caller, args: &[&str], data: Option<&Path>) -> Output {
     Running::spawn(&mut cmd, None, &what).wait()
 }
 
-/// Whether Debian's bwrap can start a sandbox for this caller (not where unprivileged user
-/// namespaces are switched off).
-fn debian_works(c: &Caller) -> bool {
-    let mut args = SYSTEM.to_vec();
-    args.push("true");
-    debian(c, &args, None).code() == Some(0)
-}
-
 /// One invocation of the corpus: what comes after the system binds (or instead of them), the
 /// exit status ours must give, and what it is compared with.
 ///
