@@ -1346,7 +1346,7 @@ fn process_and_input() -> Vec<Case> {
 
 /// Each fd 3 to 9 the command has, with what it is open on (the shell's own, checked one by
 /// one: a pipe of a pipeline would show up in a listing).
-const LIST_FDS: &str = "for n in 3 4 5 6 7 8 9; do test -e /proc/$$/fd/$n && echo $n $(readlink /proc/$$/fd/$n); done; true";
+const LIST_FDS: &str = "test -d /proc/$$/fd || exit 3; for n in 3 4 5 6 7 8 9; do test -e /proc/$$/fd/$n && echo $n $(readlink /proc/$$/fd/$n); done; true";
 
 /// The fds the caller left open reach the command at their numbers, as with bubblewrap, and
 /// those bubblewrap itself consumes do not: the data of `--file`, `--bind-data`, `--args`,
@@ -1354,7 +1354,8 @@ const LIST_FDS: &str = "for n in 3 4 5 6 7 8 9; do test -e /proc/$$/fd/$n && ech
 /// `--block-fd`, `--sync-fd`.
 fn inherited_fds() -> Vec<Case> {
     let listed = |args: &[&'static str]| {
-        let mut a = args.to_vec();
+        let mut a = vec!["--proc", "/proc"];
+        a.extend(args);
         a.extend(["sh", "-c", LIST_FDS]);
         case(&a, 0)
     };
@@ -1362,9 +1363,12 @@ fn inherited_fds() -> Vec<Case> {
         // Read, written and read-write, behind the init and as pid 1.
         case(
             &[
+                "--proc",
+                "/proc",
                 "sh",
                 "-c",
-                "for n in 3 4 5 6 7 8 9; do test -e /proc/$$/fd/$n && echo $n; done; \
+                "test -d /proc/$$/fd || exit 3; \
+                 for n in 3 4 5 6 7 8 9; do test -e /proc/$$/fd/$n && echo $n; done; \
                  cat <&3; echo written >&5; cat <&9; echo more >&9",
             ],
             0,
@@ -1375,16 +1379,18 @@ fn inherited_fds() -> Vec<Case> {
             &[
                 "--unshare-pid",
                 "--as-pid-1",
+                "--proc",
+                "/proc",
                 "sh",
                 "-c",
-                "echo $$; for n in 3 4 5 6 7 8 9; do test -e /proc/$$/fd/$n && echo $n; done; \
+                "echo $$; test -d /proc/$$/fd || exit 3; for n in 3 4 5 6 7 8 9; do test -e /proc/$$/fd/$n && echo $n; done; \
                  cat <&7; echo written >&4",
             ],
             0,
         )
         .data(b"inherited\n")
         .fds("7<\"$D\" 4>\"$O/four\""),
-        listed(&["--unshare-all", "--proc", "/proc"])
+        listed(&["--unshare-all"])
             .data(b"x")
             .fds("6<\"$D\" 8<\"$D\""),
         listed(&["--file", "4", "/f"])
