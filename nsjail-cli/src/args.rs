@@ -125,6 +125,10 @@ pub struct RunArgs {
     /// Run CMD itself as PID 1 instead of behind nsjail's small init [default: behind the init]
     #[arg(long)]
     pub as_pid_1: bool,
+    /// Give CMD your open file descriptor FD, at the same number (3 to 1023, at most 64 of them;
+    /// repeatable) [default: only stdin, stdout and stderr]
+    #[arg(long, value_name = "FD")]
+    pub pass_fd: Vec<u32>,
     /// The helper to use [default: $NSJAIL_HELPER, next to nsjail, ../libexec/nsjail/, then the install location]
     #[arg(long, value_name = "PATH")]
     pub helper: Option<PathBuf>,

@@ -238,6 +238,14 @@ pub fn text(req: &SpawnRequest, r: &Resolved) -> String {
             format!("{} (inside the sandbox's user namespace only)", req.caps)
         }
     );
+    if !req.pass_fds.is_empty() {
+        let list: Vec<String> = req.pass_fds.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            o,
+            "passed fds:  {} (yours, at the same numbers, to the command only)",
+            list.join(", ")
+        );
+    }
     landlock_text(&mut o, req, r.landlock);
     let _ = writeln!(o, "mounts, in order, on an empty root:");
     for (i, m) in req.mounts.iter().enumerate() {

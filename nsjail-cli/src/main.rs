@@ -9,6 +9,7 @@ mod desktop;
 mod dryrun;
 mod helper;
 mod net;
+mod passfd;
 mod profile_toml;
 mod profiles;
 mod report_sinks;
@@ -257,7 +258,11 @@ fn run_sandbox(
         req.env.retain(|(key, _)| *key != k);
         req.env.push((k, v));
     }
+    req.pass_fds = run.pass_fd.clone();
     nsjail_core::validate::check(&req)?;
+    for &fd in &req.pass_fds {
+        passfd::check(fd).map_err(anyhow::Error::msg)?;
+    }
 
     let located = helper::locate(run.helper.as_deref());
     if let Some(format) = run.dry_run {
@@ -319,7 +324,8 @@ fn run_sandbox(
         not_found_hint: not_found_hint.as_deref(),
         ..Default::default()
     };
-    let result = start_and_supervise(run.verbose, &req, route, &view.fds, &mut hooks);
+    let fds = passfd::with_passed(&view.fds, &req.pass_fds);
+    let result = start_and_supervise(run.verbose, &req, route, &fds, &mut hooks);
     drop(dbus_proxy);
     let report = match &result {
         Ok(o) => RunReport::from_exit(&o.exit, o.exec_error.as_deref()),

@@ -9,7 +9,8 @@ use crate::request::SpawnRequest;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientMessage {
     /// Start a sandbox. Carries [`STDIO_FDS`] file descriptors (stdin, stdout, stderr), then the
-    /// request's `extra_fds` (filesystem data), as `SCM_RIGHTS`, in that order.
+    /// request's `extra_fds` (filesystem data), then one fd for each of its `pass_fds`, as
+    /// `SCM_RIGHTS`, in that order.
     Spawn(Box<SpawnRequest>),
     /// Deliver this signal to the payload.
     Signal(i32),
@@ -25,14 +26,19 @@ pub const STDIO_FDS: usize = 3;
 pub const MAX_SECCOMP_PROGRAMS: usize = 5;
 /// At most this many fds for `--file`, `--bind-data` and the like.
 pub const MAX_EXTRA_FDS: usize = 56;
-/// The most fds any message carries.
-pub const MAX_FDS: usize = STDIO_FDS + MAX_EXTRA_FDS;
+/// At most this many fds handed to the payload (`--pass-fd`, and `bwrap`'s inherited fds).
+pub const MAX_PASS_FDS: usize = 64;
+/// The numbers a passed fd may have inside: 3 up to (not including) this, the default soft
+/// `RLIMIT_NOFILE`.
+pub const PASS_FD_LIMIT: u32 = 1024;
+/// The most fds any message carries (123, well within the kernel's 253 of one `SCM_RIGHTS`).
+pub const MAX_FDS: usize = STDIO_FDS + MAX_EXTRA_FDS + MAX_PASS_FDS;
 
 impl ClientMessage {
     /// How many fds must arrive with this message; any other count is a protocol error.
     pub fn expected_fds(&self) -> usize {
         match self {
-            ClientMessage::Spawn(req) => STDIO_FDS + req.extra_fds as usize,
+            ClientMessage::Spawn(req) => STDIO_FDS + req.extra_fds as usize + req.pass_fds.len(),
             ClientMessage::Signal(_) | ClientMessage::Continue => 0,
         }
     }

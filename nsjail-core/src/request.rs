@@ -38,6 +38,11 @@ pub struct SpawnRequest {
     /// How many fds beyond stdin, stdout and stderr travel with the request (for `--file`,
     /// `--bind-data` and the like, which refer to them by index).
     pub extra_fds: u32,
+    /// Fds of the caller's the payload gets, at these numbers (each at least 3), open and not
+    /// close-on-exec when it starts: `--pass-fd`, and what `bwrap` passes on as bubblewrap does.
+    /// The fds themselves travel after the extra fds, in this order. Only the payload gets them,
+    /// never the sandbox's init.
+    pub pass_fds: Vec<u32>,
     /// Resource limits, time limits and accounting.
     pub limits: Limits,
     /// Outbound network through `pasta` (run as the caller, in the host's network namespace)
@@ -144,6 +149,7 @@ impl SpawnRequest {
             verbose: false,
             mounts: Vec::new(),
             extra_fds: 0,
+            pass_fds: Vec::new(),
             limits: Limits::default(),
             pasta: None,
             seccomp: SeccompMode::Default,

@@ -5,7 +5,7 @@ use thiserror::Error;
 
 use crate::caps::CapError;
 use crate::limits::show_seconds;
-use crate::message::MAX_SECCOMP_PROGRAMS;
+use crate::message::{MAX_PASS_FDS, MAX_SECCOMP_PROGRAMS, PASS_FD_LIMIT};
 use crate::mounts::{MountOp, OverlayKind};
 use crate::request::IdRange;
 use crate::request::{Limits, SpawnRequest};
@@ -110,6 +110,34 @@ pub enum ValidationError {
     BadMap { kind: &'static str, reason: String },
     #[error("--{kind} {id} is not mapped: the --map-{kind} ranges must cover it inside")]
     Unmapped { kind: &'static str, id: u32 },
+    #[error(
+        "--pass-fd {0}: only fds 3 to {max} can be passed (0, 1 and 2 are the payload's stdio)",
+        max = PASS_FD_LIMIT - 1
+    )]
+    PassFdOutOfRange(u32),
+    #[error("--pass-fd {0} is given more than once")]
+    PassFdTwice(u32),
+}
+
+/// The fds the payload gets: each a number from 3 below [`PASS_FD_LIMIT`], none twice, at most
+/// [`MAX_PASS_FDS`] of them. The helper places them at these numbers; 0 to 2 are stdio's.
+pub fn check_pass_fds(fds: &[u32]) -> Result<(), ValidationError> {
+    if fds.len() > MAX_PASS_FDS {
+        return Err(ValidationError::TooMany {
+            field: "--pass-fd",
+            count: fds.len(),
+            max: MAX_PASS_FDS,
+        });
+    }
+    for (i, &fd) in fds.iter().enumerate() {
+        if !(3..PASS_FD_LIMIT).contains(&fd) {
+            return Err(ValidationError::PassFdOutOfRange(fd));
+        }
+        if fds[..i].contains(&fd) {
+            return Err(ValidationError::PassFdTwice(fd));
+        }
+    }
+    Ok(())
 }
 
 fn check_map(kind: &'static str, map: &[IdRange], id: u32) -> Result<(), ValidationError> {
@@ -219,6 +247,7 @@ pub fn check(req: &SpawnRequest) -> Result<(), ValidationError> {
             max: crate::message::MAX_EXTRA_FDS,
         });
     }
+    check_pass_fds(&req.pass_fds)?;
     if req.seccomp_programs.len() > MAX_SECCOMP_PROGRAMS {
         return Err(ValidationError::TooManySeccompPrograms(
             req.seccomp_programs.len(),
@@ -435,6 +464,43 @@ mod tests {
     #[test]
     fn default_request_is_valid() {
         assert_eq!(check(&ok()), Ok(()));
+    }
+
+    #[test]
+    fn passed_fds_are_3_to_1023_each_once_at_most_64() {
+        let with = |fds: Vec<u32>| {
+            let mut r = ok();
+            r.pass_fds = fds;
+            check(&r)
+        };
+        assert_eq!(with(vec![3]), Ok(()));
+        assert_eq!(with(vec![1023, 3, 9]), Ok(()));
+        for bad in [0, 1, 2, 1024, u32::MAX] {
+            assert_eq!(
+                with(vec![5, bad]),
+                Err(ValidationError::PassFdOutOfRange(bad))
+            );
+        }
+        assert_eq!(with(vec![5, 7, 5]), Err(ValidationError::PassFdTwice(5)));
+        assert_eq!(with(vec![7, 5, 9]), Ok(()));
+        assert_eq!(with((3..67).collect()), Ok(()));
+        assert_eq!(
+            with((3..68).collect()),
+            Err(ValidationError::TooMany {
+                field: "--pass-fd",
+                count: 65,
+                max: 64
+            })
+        );
+        // Each refusal is one line that names the fd.
+        assert_eq!(
+            ValidationError::PassFdOutOfRange(2).to_string(),
+            "--pass-fd 2: only fds 3 to 1023 can be passed (0, 1 and 2 are the payload's stdio)"
+        );
+        assert_eq!(
+            ValidationError::PassFdTwice(5).to_string(),
+            "--pass-fd 5 is given more than once"
+        );
     }
 
     #[test]

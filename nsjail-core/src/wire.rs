@@ -15,7 +15,7 @@ use crate::message::ClientMessage;
 
 pub const MAGIC: [u8; 4] = *b"NSJL";
 /// Bumped on every incompatible change of any type that travels.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 pub const HEADER_LEN: usize = 12;
 /// The largest body either side accepts.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -515,6 +515,18 @@ mod tests {
             assert!(matches!(
                 check_fds(&msg, n),
                 Err(WireError::FdCount { expected: 5, .. })
+            ));
+        }
+        // The payload's passed fds travel after those, one each.
+        let mut r = SpawnRequest::new(vec!["/bin/true".into()]);
+        r.extra_fds = 2;
+        r.pass_fds = vec![7, 9, 3];
+        let msg = ClientMessage::Spawn(Box::new(r));
+        assert!(check_fds(&msg, 8).is_ok());
+        for n in [5, 7, 9] {
+            assert!(matches!(
+                check_fds(&msg, n),
+                Err(WireError::FdCount { expected: 8, .. })
             ));
         }
     }

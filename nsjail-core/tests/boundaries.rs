@@ -514,3 +514,13 @@ mod wire_edges {
         ));
     }
 }
+
+#[test]
+fn passed_fd_numbers_and_count_reach_their_maxima() {
+    assert_eq!(with(|r| r.pass_fds = vec![3, 1023]), Ok(()));
+    assert!(refused(with(|r| r.pass_fds = vec![2])));
+    assert!(refused(with(|r| r.pass_fds = vec![1024])));
+    assert_eq!(with(|r| r.pass_fds = (3..67).collect()), Ok(()));
+    assert!(refused(with(|r| r.pass_fds = (3..68).collect())));
+    assert_eq!(nsjail_core::message::MAX_FDS, 123);
+}

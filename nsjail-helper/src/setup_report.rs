@@ -62,6 +62,10 @@ impl Reporter {
         let _ = nix::unistd::write(self.fd.as_fd(), &rec);
     }
 
+    pub fn is_verbose(&self) -> bool {
+        self.verbose
+    }
+
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         std::os::fd::AsRawFd::as_raw_fd(&self.fd)
     }

@@ -131,8 +131,14 @@ pub fn dry_run(args: &[OsString], format: crate::args::DryRun) -> ExitCode {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let mut reader = read_fd;
-    let inv = match parse::parse(&args, &mut reader) {
+    // Unlike a run, the dry run leaves the --args fds open: they are left out by number.
+    let mut consumed = Vec::new();
+    let mut reader = |fd: RawFd| {
+        consumed.push(fd);
+        read_fd(fd)
+    };
+    let parsed = parse::parse(&args, &mut reader);
+    let inv = match parsed {
         Ok(Parsed::Run(inv)) => inv,
         Ok(Parsed::Help | Parsed::Version) => return main(&[OsString::from("--help")]),
         Err(e) => {
@@ -144,7 +150,7 @@ pub fn dry_run(args: &[OsString], format: crate::args::DryRun) -> ExitCode {
             return ExitCode::from(FAILED);
         }
     };
-    match prepare(&inv) {
+    match prepare(&inv, &consumed) {
         Ok((req, fds)) => {
             let located = crate::helper::locate(None);
             let (helper, helper_error) = match &located {
@@ -244,8 +250,39 @@ pub fn main(args: &[OsString]) -> ExitCode {
     }
 }
 
-/// The request and the fds that go with it, checked as the helper will check it.
-fn prepare(inv: &Invocation) -> Result<(nsjail_core::SpawnRequest, Vec<RawFd>)> {
+/// The fds bubblewrap itself reads, waits on, writes or holds outside the command, and does not
+/// pass on (each checked against Debian's bwrap 0.8 with `ls -l /proc/self/fd` inside): the
+/// data of `--file`, `--bind-data`, `--ro-bind-data`, `--seccomp`, `--add-seccomp-fd`, the
+/// directories of `--bind-fd`, `--info-fd`, `--json-status-fd`, `--block-fd`,
+/// `--userns-block-fd`, `--sync-fd` (its init holds it, not the command; here this process
+/// does) and the namespaces to join. `--args` fds are closed once read.
+fn consumed_fds(inv: &Invocation) -> Vec<RawFd> {
+    let mut v: Vec<RawFd> = inv
+        .seccomp_fd
+        .iter()
+        .chain(&inv.add_seccomp_fds)
+        .chain(&inv.info_fd)
+        .chain(&inv.json_status_fd)
+        .chain(&inv.sync_fd)
+        .chain(&inv.block_fd)
+        .chain(&inv.userns_block_fd)
+        .copied()
+        .collect();
+    v.extend(inv.join_ns.iter().map(|(_, fd)| *fd));
+    for op in &inv.ops {
+        match op {
+            parse::FsOp::BindFd { fd, .. }
+            | parse::FsOp::File { fd, .. }
+            | parse::FsOp::BindData { fd, .. } => v.push(*fd),
+            _ => {}
+        }
+    }
+    v
+}
+
+/// The request and the fds that go with it, checked as the helper will check it. `read` are
+/// the `--args` fds parsing read.
+fn prepare(inv: &Invocation, read: &[RawFd]) -> Result<(nsjail_core::SpawnRequest, Vec<RawFd>)> {
     if let Some(msg) = translate::refused(inv) {
         anyhow::bail!("{msg}");
     }
@@ -304,15 +341,21 @@ fn prepare(inv: &Invocation) -> Result<(nsjail_core::SpawnRequest, Vec<RawFd>)> 
         }
     }
     let mut req = t.req;
+    // Every other fd the caller left open (not close-on-exec) goes to the command at its
+    // number, as bubblewrap leaves it; this process's own are all close-on-exec.
+    let mut not_passed = consumed_fds(inv);
+    not_passed.extend_from_slice(read);
+    req.pass_fds = crate::passfd::inherited(&not_passed);
     // With a terminal on stdin the payload gets one of its own, --new-session or not: TIOCSTI
     // then reaches no terminal of the caller (bwrap CVE-2017-5226), whatever filter it runs under.
     req.terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
     nsjail_core::validate::check(&req)?;
-    Ok((req, t.fds))
+    let fds = crate::passfd::with_passed(&t.fds, &req.pass_fds);
+    Ok((req, fds))
 }
 
 fn run(inv: &Invocation, say: &Say) -> Result<i32> {
-    let (req, fds) = prepare(inv)?;
+    let (req, fds) = prepare(inv, &[])?;
     // bubblewrap fails on its first write to a closed info or status fd; here the sandbox
     // would have started by then, so the fd is checked first, in the same words.
     for fd in [inv.info_fd, inv.json_status_fd].into_iter().flatten() {

@@ -40,6 +40,8 @@ pub struct PassedFds {
     pub stdio: [OwnedFd; STDIO_FDS],
     /// Fds for `--file`, `--bind-data` and the like, by index.
     pub extra: Vec<OwnedFd>,
+    /// The payload's, one for each of the request's `pass_fds`, in that order.
+    pub pass: Vec<OwnedFd>,
 }
 
 pub struct Conn {
@@ -126,7 +128,7 @@ impl Conn {
     }
 
     /// Read the opening message, which must be a spawn request carrying exactly the three
-    /// stdio fds, then the extra fds it announces. All of it
+    /// stdio fds, then the extra fds it announces, then the payload's passed fds. All of it
     /// must have arrived by `deadline` (counted from the connection, however the bytes came).
     pub fn read_spawn(&mut self, deadline: Option<Instant>) -> Result<(SpawnRequest, PassedFds)> {
         let mut chunk = vec![0u8; CHUNK];
@@ -167,8 +169,9 @@ impl Conn {
             ));
         };
         let mut fds = fds;
-        // In the order they were sent: stdio, the filesystem's extra fds.
-        let extra = fds.split_off(STDIO_FDS.min(fds.len()));
+        // In the order they were sent: stdio, the filesystem's extra fds, the payload's.
+        let mut extra = fds.split_off(STDIO_FDS.min(fds.len()));
+        let pass = extra.split_off((req.extra_fds as usize).min(extra.len()));
         for fd in &fds {
             check_stdio_fd(fd)?;
         }
@@ -178,7 +181,7 @@ impl Conn {
                 got: v.len(),
             })
         })?;
-        Ok((*req, PassedFds { stdio, extra }))
+        Ok((*req, PassedFds { stdio, extra, pass }))
     }
 
     /// Receive some bytes and any fds that come with them, without waiting: `None` when there

@@ -164,7 +164,7 @@ fn serve(conn: &mut Conn, caller: &Caller, limits: &Limits, began: Instant) -> R
     }
     // The policy and the account files are read, and their fds closed, before anything is
     // cloned: none of them can reach the sandbox.
-    let PassedFds { stdio, extra } = fds;
+    let PassedFds { stdio, extra, pass } = fds;
     let grants = grants::decide(&req, caller)?;
     // From here on the request carries the limits the policy allows (ceilings fill in what was
     // not asked for).
@@ -173,7 +173,7 @@ fn serve(conn: &mut Conn, caller: &Caller, limits: &Limits, began: Instant) -> R
     if verbose {
         steps.extend(grants.steps.iter().cloned());
     }
-    let spawned = spawn::spawn(&req, caller, stdio, extra, &grants, &mut |s| {
+    let spawned = spawn::spawn(&req, caller, stdio, extra, pass, &grants, &mut |s| {
         if verbose {
             steps.push(s)
         }

@@ -89,6 +89,7 @@ pub fn spawn(
     caller: &Caller,
     stdio: [OwnedFd; 3],
     extra: Vec<OwnedFd>,
+    pass: Vec<OwnedFd>,
     grants: &Grants,
     step: &mut dyn FnMut(String),
 ) -> Result<Sandbox> {
@@ -132,6 +133,7 @@ pub fn spawn(
                 ChildFds {
                     stdio,
                     extra,
+                    pass,
                     sync: sync_r,
                     report: report_w,
                     status: status_w,
@@ -142,7 +144,17 @@ pub fn spawn(
         }
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
     };
-    drop((sync_r, report_w, status_w, stdio, extra, terminal_child));
+    // The helper keeps none of the caller's fds: a passed socket's peer sees its end when the
+    // sandbox's last holder closes it.
+    drop((
+        sync_r,
+        report_w,
+        status_w,
+        stdio,
+        extra,
+        pass,
+        terminal_child,
+    ));
     // Whoever drops the last reference to the sandbox's mount namespace unmounts its whole
     // tree, and the CPU that takes is charged to that process's cgroup. Held here, that is the
     // helper after the sandbox's usage has been read, not the sandbox's last process while it

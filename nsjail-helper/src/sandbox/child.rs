@@ -30,6 +30,8 @@ pub struct ChildFds {
     pub stdio: [OwnedFd; 3],
     /// The request's extra fds, consumed by the filesystem view.
     pub extra: Vec<OwnedFd>,
+    /// The payload's passed fds, one for each of the request's `pass_fds`, in that order.
+    pub pass: Vec<OwnedFd>,
     /// Readable once the parent has written the ID maps; hangs up when the parent dies.
     pub sync: OwnedFd,
     pub report: OwnedFd,
@@ -55,6 +57,7 @@ pub fn run(req: &SpawnRequest, fds: ChildFds, lock: &Lockdown) -> ! {
     let ChildFds {
         stdio,
         extra,
+        pass,
         sync,
         report,
         status,
@@ -71,7 +74,7 @@ pub fn run(req: &SpawnRequest, fds: ChildFds, lock: &Lockdown) -> ! {
                 Some(sock) => crate::sandbox::terminal::make_inside(stdio, sock, &reporter),
                 None => stdio,
             };
-            match start(req, exec, lock, stdio, reporter, status) {
+            match start(req, exec, lock, stdio, pass, reporter, status) {
                 Ok(never) => match never {},
                 Err((e, reporter)) => {
                     reporter.setup_failed(&e.to_string());
@@ -269,6 +272,7 @@ fn start(
     exec: Exec,
     lock: &Lockdown,
     stdio: [OwnedFd; 3],
+    pass: Vec<OwnedFd>,
     reporter: Reporter,
     status: OwnedFd,
 ) -> std::result::Result<std::convert::Infallible, StartError> {
@@ -290,9 +294,16 @@ fn start(
     if ctty {
         reporter.step(|| "terminal: stdin is the session's controlling terminal".into());
     }
+    // The caller's passed fds at their numbers (still close-on-exec; the payload clears that
+    // right before exec, the init closes them).
+    let (reporter, status, passed) = match place_passed(&req.pass_fds, pass, reporter, status) {
+        Ok(placed) => placed,
+        Err((e, r)) => return Err(fail(e, r)),
+    };
     // Every other inherited fd (the client socket, the helper's pipe ends) goes now; the two
     // pipes we keep are close-on-exec.
-    let mut keep = [reporter_fd(&reporter), status.as_raw_fd()];
+    let mut keep = vec![reporter_fd(&reporter), status.as_raw_fd()];
+    keep.extend(passed.iter().map(AsRawFd::as_raw_fd));
     keep.sort_unstable();
     if let Err(e) = sys::close_fds_from_except(3, &keep) {
         return Err(fail(sys("close_range")(e), reporter));
@@ -317,7 +328,7 @@ fn start(
     if req.as_pid_1 {
         drop(status);
         reporter.step(|| format!("exec: {} as PID 1", exec.program));
-        exec_payload(&exec, lock, landlock, &reporter);
+        exec_payload(&exec, lock, landlock, &passed, &reporter);
     }
 
     // The init takes signals through a signalfd; block them before the fork so none is lost
@@ -345,9 +356,12 @@ fn start(
             if ctty {
                 foreground();
             }
-            exec_payload(&exec, lock, landlock, &reporter)
+            exec_payload(&exec, lock, landlock, &passed, &reporter)
         }
         Ok(Some(payload)) => {
+            // The passed fds are the payload's alone: the init never holds a caller's socket,
+            // so its peer sees the end when the payload (and what it gave them to) is done.
+            drop(passed);
             // The ruleset is the payload's; the init runs without it.
             drop(landlock);
             // The init needs no capability at all: waiting, signalling its own child and
@@ -386,12 +400,85 @@ fn reporter_fd(r: &Reporter) -> i32 {
     r.raw_fd()
 }
 
+/// Put each passed fd at its number inside. First every fd this process still uses (the
+/// report and status pipes, the passed fds as they arrived) moves above the highest target, so
+/// that placing one never closes another or one of ours; never onto 0 to 2 (validation keeps
+/// every target at 3 or above). Returns the pipes, moved, and the placed fds (close-on-exec).
+#[allow(clippy::type_complexity)]
+fn place_passed(
+    targets: &[u32],
+    pass: Vec<OwnedFd>,
+    reporter: Reporter,
+    status: OwnedFd,
+) -> std::result::Result<(Reporter, OwnedFd, Vec<OwnedFd>), StartError> {
+    let Some(&top) = targets.iter().max() else {
+        return Ok((reporter, status, Vec::new()));
+    };
+    let verbose = reporter.is_verbose();
+    if targets.len() != pass.len() || targets.iter().any(|&t| t < 3) {
+        return Err((
+            crate::error::HelperError::Refused(format!(
+                "{} fds passed for {} --pass-fd targets",
+                pass.len(),
+                targets.len()
+            )),
+            reporter,
+        ));
+    }
+    let above = top as i32 + 1;
+    let report = reporter.into_fd();
+    let moved = sys::dup_at_or_above(report.as_fd(), above);
+    // The original goes either way; on failure the error is written to the original's copy.
+    let reporter = match moved {
+        Ok(fd) => {
+            drop(report);
+            Reporter::new(fd, verbose)
+        }
+        Err(e) => {
+            return Err((
+                sys("fcntl(F_DUPFD_CLOEXEC) of the report pipe")(e),
+                Reporter::new(report, verbose),
+            ));
+        }
+    };
+    let status = match sys::dup_at_or_above(status.as_fd(), above) {
+        Ok(fd) => fd,
+        Err(e) => {
+            return Err((
+                sys("fcntl(F_DUPFD_CLOEXEC) of the status pipe")(e),
+                reporter,
+            ));
+        }
+    };
+    let mut sources = Vec::with_capacity(pass.len());
+    for fd in pass {
+        match sys::dup_at_or_above(fd.as_fd(), above) {
+            Ok(moved) => sources.push(moved),
+            Err(e) => return Err((sys("fcntl(F_DUPFD_CLOEXEC) of a passed fd")(e), reporter)),
+        }
+    }
+    let mut placed = Vec::with_capacity(targets.len());
+    for (&target, fd) in targets.iter().zip(&sources) {
+        match sys::dup_onto(fd.as_fd(), target as i32) {
+            Ok(at) => placed.push(at),
+            Err(e) => return Err((sys(format!("dup3 onto passed fd {target}"))(e), reporter)),
+        }
+    }
+    drop(sources);
+    reporter.step(|| {
+        let list: Vec<String> = targets.iter().map(u32::to_string).collect();
+        format!("fds: passed to the payload at {}", list.join(", "))
+    });
+    Ok((reporter, status, placed))
+}
+
 /// The last steps before the payload's code runs: its rlimits, no inherited fd, no new
 /// privileges, its Landlock ruleset, only the capabilities asked for, the seccomp filters, exec.
 fn exec_payload(
     exec: &Exec,
     lock: &Lockdown,
     landlock: Option<crate::sandbox::landlock::Prepared>,
+    passed: &[OwnedFd],
     reporter: &Reporter,
 ) -> ! {
     // Every signal at its default action and none blocked, as a shell starts a program: the
@@ -413,6 +500,16 @@ fn exec_payload(
     if let Err(e) = sys::cloexec_from(3) {
         reporter.setup_failed(&sys("close_range(CLOEXEC)")(e).to_string());
         sys::exit_now(SETUP_FAILED);
+    }
+    // The caller's passed fds, and only they, survive the exec (before the filters, which
+    // could deny fcntl).
+    for fd in passed {
+        if let Err(e) = sys::keep_across_exec(fd.as_fd()) {
+            reporter.setup_failed(
+                &sys(format!("fcntl(F_SETFD) on passed fd {}", fd.as_raw_fd()))(e).to_string(),
+            );
+            sys::exit_now(SETUP_FAILED);
+        }
     }
     if let Err(e) = lockdown::apply(lock, landlock) {
         reporter.setup_failed(&e.to_string());

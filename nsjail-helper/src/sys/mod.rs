@@ -106,6 +106,31 @@ pub fn close_fds_from_except(first: RawFd, keep: &[RawFd]) -> Result<(), Errno> 
     close_range(start, libc::c_uint::MAX, 0)
 }
 
+/// A close-on-exec copy of `fd` numbered `min` or above (`fcntl(F_DUPFD_CLOEXEC)`).
+pub fn dup_at_or_above(fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an int by value and touches no memory of ours; on success
+    // the new fd is installed in this process and nothing else owns it.
+    let new = Errno::result(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) })?;
+    Ok(take_fd(new))
+}
+
+/// A close-on-exec copy of `fd` at exactly `target` (`dup3(O_CLOEXEC)`). Whatever was open at
+/// `target` is closed by the kernel: the caller moves every fd it still uses out of the way
+/// first (see `sandbox/child.rs`).
+pub fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: dup3 takes ints by value and touches no memory of ours; on success `target` is
+    // the new copy, and the caller guarantees no live Rust object of this process uses the fd
+    // that was at `target` before (it has moved its own above every target).
+    let new = Errno::result(unsafe { libc::dup3(fd.as_raw_fd(), target, libc::O_CLOEXEC) })?;
+    Ok(take_fd(new))
+}
+
+/// Let `fd` stay open across exec (clear `FD_CLOEXEC`).
+pub fn keep_across_exec(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: F_SETFD takes an int by value and changes only the descriptor's flags.
+    Errno::result(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) }).map(drop)
+}
+
 /// Mark every fd from `first` upwards close-on-exec.
 pub fn cloexec_from(first: RawFd) -> Result<(), Errno> {
     close_range(

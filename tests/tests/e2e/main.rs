@@ -36,6 +36,7 @@ mod maps;
 mod messages;
 mod namespaces;
 mod network;
+mod pass_fds;
 mod plain;
 mod policy;
 mod processes;
