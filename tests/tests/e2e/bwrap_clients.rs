@@ -1,23 +1,27 @@
 //! Real clients of `bwrap`, from Debian's packages, run by the ordinary user with our `bwrap`
-//! (the `nsjail` binary under that name, through the setuid helper) first on their `PATH`, and
-//! the same run with Debian's `/usr/bin/bwrap` as the control wherever that one can start a
-//! sandbox. Each client judges its own sandbox (it reads the output its sandboxed tool wrote);
-//! the test then checks what the client made, and that both bwraps made the same.
+//! (the `nsjail` binary under that name, through the setuid helper), and the same runs with
+//! Debian's bubblewrap as the control wherever that one can start a sandbox. Each client judges
+//! its own sandbox (it reads what its sandboxed tool wrote); the test then checks what the
+//! client made, and that both bwraps made the same.
 //!
-//! Both clients find `bwrap` on `PATH` (`shutil.which` in libmat2, `G_SPAWN_SEARCH_PATH` in
-//! gnome-desktop). The `bwrap` they find is a small script that records each invocation's
-//! words and stderr in a directory of its own and execs the real one: for ours a symlink named
-//! `bwrap` to the installed `nsjail`, as `cargo xtask install --bwrap` makes, so the CLI finds its
-//! helper at `../libexec/nsjail/` next to the binary the link names. The records show that the
-//! client did run a sandbox, with which words, and (from our CLI's stderr, which gnome-desktop
-//! swallows) by which way in.
+//! libmat2 (`shutil.which`) and gnome-desktop (`G_SPAWN_SEARCH_PATH`) find `bwrap` on `PATH`;
+//! the portal's icon validator runs `/usr/bin/bwrap`, with an empty environment, so it runs in a
+//! mount namespace of its own with the `bwrap` under test bound over that path. The `bwrap` a
+//! client finds is a small script that records each invocation's words and stderr and execs
+//! the real one: for ours a symlink named `bwrap` to the installed `nsjail`, as `cargo xtask
+//! install --bwrap` makes, so the CLI finds its helper at `../libexec/nsjail/` next to the file
+//! the link names. The records show that the client did run a sandbox, with which words, and
+//! (from our CLI's stderr, which gnome-desktop swallows) by which way in.
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use nsjail_tests::{Caller, Output, Running, check_way_in, root_or_skip, shell_words, skip};
+use nsjail_tests::{
+    Caller, Output, Running, WAY_IN_LINE, WayIn, check_way_in, root_or_skip, shell_words, skip,
+    tool,
+};
 
 const DEBIAN_BWRAP: &str = "/usr/bin/bwrap";
 const PYTHON: &str = "/usr/bin/python3";
@@ -68,14 +72,25 @@ struct Client {
     path_dir: PathBuf,
 }
 
-/// Records the invocation, then execs the real `bwrap` with the client's words and fds; its
-/// stderr also goes where the client sent it.
-const RECORDER: &str = r#"#!/bin/bash
-set -e
-run=$(mktemp -d "$BWRAP_CLIENTS_LOG/run.XXXXXX")
-printf '%s\0' "$@" >"$run/args"
-exec "$BWRAP_CLIENTS_REAL" "$@" 2> >(exec tee "$run/stderr" >&2)
-"#;
+/// The `bwrap` a client finds: records the invocation (its words; its stderr, which also
+/// goes where the client sent it) in a directory of its own under `log`, then execs `real`
+/// with the client's words and fds. Everything is written into the script, as some clients run
+/// `bwrap` with an empty environment; for ours it states the caller's way in there too.
+fn recorder(log: &Path, real: &Path, way_in: Option<&str>) -> String {
+    for p in [log, real] {
+        assert!(!p.to_string_lossy().contains('\''), "{}", p.display());
+    }
+    let way_in = way_in.map_or(String::new(), |w| {
+        format!("export NSJAIL_WAY_IN={w} NSJAIL_SOCKET=none\n")
+    });
+    format!(
+        "#!/bin/bash\nset -e\n{way_in}run=$(mktemp -d '{}/run.XXXXXX')\n\
+         printf '%s\\0' \"$@\" >\"$run/args\"\n\
+         exec '{}' \"$@\" 2> >(exec tee \"$run/stderr\" >&2)\n",
+        log.display(),
+        real.display()
+    )
+}
 
 impl Client {
     fn new(c: &Caller, bwrap: Bwrap) -> Client {
@@ -92,15 +107,29 @@ impl Client {
         for d in [&work, &log] {
             chown(d, Some(c.uid), Some(c.gid)).unwrap();
         }
-        let script = path_dir.join("bwrap");
-        fs::write(&script, RECORDER).unwrap();
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-        // Ours is the installed binary under the name `bwrap`, as `install --bwrap` links it.
-        let target = match bwrap {
-            Bwrap::Ours => c.nsjail.clone(),
-            Bwrap::Debian => PathBuf::from(DEBIAN_BWRAP),
+        // Ours is the installed binary under the name `bwrap`, as `install --bwrap` links it;
+        // Debian's a copy (it has no privilege), which stays reachable where a client's
+        // /usr/bin/bwrap is the recorder.
+        let real = real_dir.join("bwrap");
+        let way_in = match bwrap {
+            Bwrap::Ours => {
+                assert_eq!(
+                    c.way_in(),
+                    WayIn::Setuid,
+                    "the recorder says NSJAIL_SOCKET=none"
+                );
+                symlink(&c.nsjail, &real).unwrap();
+                Some(c.way_in().name())
+            }
+            Bwrap::Debian => {
+                fs::copy(DEBIAN_BWRAP, &real).unwrap();
+                fs::set_permissions(&real, fs::Permissions::from_mode(0o755)).unwrap();
+                None
+            }
         };
-        symlink(&target, real_dir.join("bwrap")).unwrap();
+        let script = path_dir.join("bwrap");
+        fs::write(&script, recorder(&log, &real, way_in)).unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
         Client {
             c: c.clone(),
             bwrap,
@@ -120,11 +149,6 @@ impl Client {
             .env("HOME", &self.work)
             .env("GSETTINGS_BACKEND", "memory")
             .env("PATH", format!("{}:{SYSTEM_PATH}", self.path_dir.display()))
-            .env("BWRAP_CLIENTS_LOG", &self.log)
-            .env(
-                "BWRAP_CLIENTS_REAL",
-                self.path_dir.parent().unwrap().join("real/bwrap"),
-            )
             .arg("-c")
             .arg(script)
             .args(args);
@@ -142,6 +166,38 @@ impl Client {
             out.describe()
         );
         let new = all.into_iter().skip(before).collect();
+        (out, new)
+    }
+
+    /// `PROGRAM ARGS…` as the user, in the working directory, in a mount namespace of its own
+    /// where the recorder is bound over `/usr/bin/bwrap`: for clients that run that path, not
+    /// whatever `bwrap` PATH finds (as `dpkg-divert` and a link put ours there; admin.md).
+    fn run_at_usr_bin_bwrap(&self, program: &str, args: &[&str]) -> (Output, Vec<Invocation>) {
+        let before = self.invocations().len();
+        let mut cmd = Command::new(tool("unshare"));
+        cmd.env_clear()
+            .env("PATH", SYSTEM_PATH)
+            .env("HOME", &self.work)
+            .current_dir(&self.work)
+            .args(["--mount", "--propagation", "private", "--"])
+            .arg(tool("sh"))
+            .arg("-c")
+            .arg(r#"mount --bind "$0" /usr/bin/bwrap && exec "$@""#)
+            .arg(self.path_dir.join("bwrap"))
+            .arg(tool("setpriv"))
+            .arg(format!("--reuid={}", self.c.uid))
+            .arg(format!("--regid={}", self.c.gid))
+            .arg("--clear-groups")
+            .arg(program)
+            .args(args);
+        let what = format!(
+            "[{}, {:?} bwrap at {DEBIAN_BWRAP}] {program} {}",
+            self.c.name(),
+            self.bwrap,
+            shell_words(args)
+        );
+        let out = Running::spawn(&mut cmd, None, &what).wait();
+        let new = self.invocations().into_iter().skip(before).collect();
         (out, new)
     }
 
@@ -483,6 +539,103 @@ fn gnome_thumbnailer_makes_a_thumbnail_under_its_seccomp_filter() {
         [(_, ours), (_, debian)] => assert_eq!(
             ours, debian,
             "the thumbnailer made something else with Debian's bwrap"
+        ),
+        // Debian's bwrap cannot start a sandbox here (said above): ours alone was checked.
+        [(Bwrap::Ours, _)] => {}
+        other => panic!(
+            "runs: {:?}",
+            other.iter().map(|(b, _)| b).collect::<Vec<_>>()
+        ),
+    }
+}
+
+/// xdg-desktop-portal's icon validator, which the portal runs on every icon an application
+/// hands it (notifications, dynamic launchers): with `--sandbox` it runs itself again through
+/// `/usr/bin/bwrap` (the path is built in, and the environment it gives bwrap is empty), with
+/// the icon bound read-only, no network, a /tmp of its own, and prints what it found.
+const VALIDATE_ICON: &str = "/usr/libexec/xdg-desktop-portal-validate-icon";
+
+/// What the validator said of a good icon and of a file that is no image.
+#[derive(PartialEq, Debug)]
+struct IconResult {
+    good: String,
+    bad_code: Option<i32>,
+    bad: String,
+}
+
+fn validate_icon_with(c: &Caller, bwrap: Bwrap) -> IconResult {
+    let client = Client::new(c, bwrap);
+    let png = make_png(&client, "icon.png");
+    let png = png.to_str().unwrap();
+    let (out, runs) = client.run_at_usr_bin_bwrap(VALIDATE_ICON, &["--sandbox", "16", "16", png]);
+    out.expect_success();
+    client.expect_one_sandbox(
+        &runs,
+        &[
+            "--unshare-net",
+            "--die-with-parent",
+            "--tmpfs",
+            png,
+            VALIDATE_ICON,
+        ],
+        &out,
+    );
+    assert_eq!(
+        out.lines(),
+        ["[Icon Validator]", "format=png", "width=16"],
+        "{}",
+        out.describe()
+    );
+
+    // The control: a file that is no image is refused in the sandbox, and the validator
+    // passes that on.
+    let text = client.work.join("notes.png");
+    fs::write(&text, "not an image\n").unwrap();
+    fs::set_permissions(&text, fs::Permissions::from_mode(0o644)).unwrap();
+    let (bad, runs) = client.run_at_usr_bin_bwrap(
+        VALIDATE_ICON,
+        &["--sandbox", "16", "16", text.to_str().unwrap()],
+    );
+    bad.expect_code(1);
+    client.expect_one_sandbox(&runs, &["--unshare-net"], &bad);
+    assert!(bad.stdout.is_empty(), "{}", bad.describe());
+    // Our CLI's way-in line reaches the validator's stderr through the recorder; the rest is
+    // the sandboxed validator's.
+    let said: Vec<&str> = bad
+        .stderr_lines()
+        .into_iter()
+        .filter(|l| !l.starts_with(WAY_IN_LINE))
+        .collect();
+    assert_eq!(said, ["Format not recognized"], "{}", bad.describe());
+    IconResult {
+        good: out.stdout.clone(),
+        bad_code: bad.code(),
+        bad: said.join("\n"),
+    }
+}
+
+#[test]
+fn portal_icon_validator_runs_in_our_sandbox_at_usr_bin_bwrap() {
+    root_or_skip!();
+    let test = "bwrap_clients::portal_icon_validator";
+    if missing(
+        test,
+        &[
+            (VALIDATE_ICON, "xdg-desktop-portal"),
+            (DEBIAN_BWRAP, "bubblewrap"),
+        ],
+    ) {
+        return;
+    }
+    let c = Caller::setuid_user();
+    let results: Vec<(Bwrap, IconResult)> = bwraps(&c)
+        .into_iter()
+        .map(|b| (b, validate_icon_with(&c, b)))
+        .collect();
+    match &results[..] {
+        [(_, ours), (_, debian)] => assert_eq!(
+            ours, debian,
+            "the icon validator said something else with Debian's bwrap"
         ),
         // Debian's bwrap cannot start a sandbox here (said above): ours alone was checked.
         [(Bwrap::Ours, _)] => {}
