@@ -191,7 +191,8 @@ impl Terminal {
         }
     }
 
-    /// The payload wrote: copy it to our stdout. `false` once the payload's side is closed.
+    /// The payload wrote: copy it to our terminal ([`screen`]). `false` once the payload's side
+    /// is closed.
     pub fn relay_master(&mut self) -> bool {
         let mut buf = [0u8; 8192];
         loop {
@@ -200,10 +201,16 @@ impl Terminal {
                     self.master_open = false;
                     return false;
                 }
-                Ok(n) => {
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
-                }
+                Ok(n) => match screen(self.replaced) {
+                    1 => {
+                        let mut out = std::io::stdout().lock();
+                        let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
+                    }
+                    2 => {
+                        let _ = std::io::stderr().lock().write_all(&buf[..n]);
+                    }
+                    _ => write_all(std::io::stdin().as_fd(), &buf[..n]),
+                },
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return true,
                 Err(_) => {
@@ -234,8 +241,51 @@ impl Terminal {
     }
 }
 
+/// Which of our fds shows what the payload's terminal shows: our stdout when it is a terminal,
+/// else our stderr when that one is, else the terminal on our stdin. Never a pipe or a file:
+/// where our stdout is one, only the payload's own stdout goes there, as without a terminal.
+/// (A client that reads its sandboxed tool's stdout through a pipe while stdin and stderr are
+/// the user's terminal, as `mat2 --show` does, would otherwise find the tool's warnings and the
+/// echo of anything typed in what it parses.)
+fn screen(replaced: [bool; 3]) -> RawFd {
+    if replaced[1] {
+        1
+    } else if replaced[2] {
+        2
+    } else {
+        0
+    }
+}
+
+/// Write all of `buf` to `fd` as far as it takes it (a terminal on stdin opened read-only
+/// does not: the echo is then dropped).
+fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Ok(0) => return,
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
 impl Drop for Terminal {
     fn drop(&mut self) {
         self.leave_raw();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::screen;
+
+    #[test]
+    fn the_payloads_terminal_shows_on_ours_never_in_a_pipe() {
+        assert_eq!(screen([true, true, true]), 1);
+        // `mat2 --show` at a terminal: stdout a pipe it parses, stderr the terminal.
+        assert_eq!(screen([true, false, true]), 2);
+        assert_eq!(screen([true, false, false]), 0);
+        assert_eq!(screen([true, true, false]), 1);
     }
 }
