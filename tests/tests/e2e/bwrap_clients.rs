@@ -15,12 +15,15 @@
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown, symlink};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use nsjail_tests::{
-    Caller, Output, Running, WAY_IN_LINE, WayIn, check_way_in, root_or_skip, shell_words, skip,
-    tool,
+    Caller, Capture, Output, Running, WAY_IN_LINE, WayIn, check_way_in, root_or_skip, shell_words,
+    skip, tool,
 };
 
 const DEBIAN_BWRAP: &str = "/usr/bin/bwrap";
@@ -83,12 +86,15 @@ fn recorder(log: &Path, real: &Path, way_in: Option<&str>) -> String {
     let way_in = way_in.map_or(String::new(), |w| {
         format!("export NSJAIL_WAY_IN={w} NSJAIL_SOCKET=none\n")
     });
+    // A terminal on stderr stays the terminal (the shape of the client's fds is part of
+    // what is tested); the test reads the screen instead.
+    let real = real.display();
     format!(
         "#!/bin/bash\nset -e\n{way_in}run=$(mktemp -d '{}/run.XXXXXX')\n\
          printf '%s\\0' \"$@\" >\"$run/args\"\n\
-         exec '{}' \"$@\" 2> >(exec tee \"$run/stderr\" >&2)\n",
+         if [ -t 2 ]; then exec '{real}' \"$@\"; fi\n\
+         exec '{real}' \"$@\" 2> >(exec tee \"$run/stderr\" >&2)\n",
         log.display(),
-        real.display()
     )
 }
 
@@ -144,14 +150,7 @@ impl Client {
     /// first on PATH. Returns the client's output and the invocations of `bwrap` it made.
     fn python(&self, script: &str, args: &[&str]) -> (Output, Vec<Invocation>) {
         let before = self.invocations().len();
-        let mut cmd = self.c.command_for(PYTHON);
-        cmd.current_dir(&self.work)
-            .env("HOME", &self.work)
-            .env("GSETTINGS_BACKEND", "memory")
-            .env("PATH", format!("{}:{SYSTEM_PATH}", self.path_dir.display()))
-            .arg("-c")
-            .arg(script)
-            .args(args);
+        let mut cmd = self.python_cmd(script, args);
         let what = format!(
             "[{}, {:?} bwrap] python3 -c CLIENT {}",
             self.c.name(),
@@ -166,6 +165,86 @@ impl Client {
             out.describe()
         );
         let new = all.into_iter().skip(before).collect();
+        (out, new)
+    }
+
+    fn python_cmd(&self, script: &str, args: &[&str]) -> Command {
+        let mut cmd = self.c.command_for(PYTHON);
+        cmd.current_dir(&self.work)
+            .env("HOME", &self.work)
+            .env("GSETTINGS_BACKEND", "memory")
+            .env("PATH", format!("{}:{SYSTEM_PATH}", self.path_dir.display()))
+            .arg("-c")
+            .arg(script)
+            .args(args);
+        cmd
+    }
+
+    /// [`Client::python`] as a user at a terminal runs it: stdin and stderr a new
+    /// pseudo-terminal, the client's controlling terminal; stdout a pipe (the test reads what
+    /// the client printed there). The output's `stderr` is what appeared on the terminal.
+    fn python_on_terminal(
+        &self,
+        script: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Output, Vec<Invocation>) {
+        let before = self.invocations().len();
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let mut cmd = self.python_cmd(script, args);
+        cmd.envs(env.iter().copied());
+        let dup = || Stdio::from(pty.slave.try_clone().unwrap());
+        cmd.stdin(dup()).stderr(dup()).stdout(Stdio::piped());
+        // SAFETY: setsid and ioctl only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let what = format!(
+            "[{}, {:?} bwrap] python3 -c CLIENT {} at a terminal",
+            self.c.name(),
+            self.bwrap,
+            shell_words(args)
+        );
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+        drop(cmd);
+        drop(pty.slave);
+        let screen = Capture::start(fs::File::from(pty.master));
+        let stdout = Capture::start(child.stdout.take().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                // The client leads its own session, so its pid is its process group's id.
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = child.wait();
+                panic!(
+                    "{what}: still running after 60 s; screen: {:?}",
+                    screen.text()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        assert!(
+            stdout.wait_eof(Duration::from_secs(20)) && screen.wait_eof(Duration::from_secs(20)),
+            "{what}: something the client started outlived it"
+        );
+        let out = Output {
+            what,
+            status,
+            stdout: stdout.text(),
+            stderr: screen.text().replace("\r\n", "\n"),
+        };
+        let new = self.invocations().into_iter().skip(before).collect();
         (out, new)
     }
 
@@ -221,7 +300,7 @@ impl Client {
                             .collect()
                     })
                     .unwrap_or_default(),
-                stderr: fs::read_to_string(dir.join("stderr")).unwrap_or_default(),
+                stderr: fs::read_to_string(dir.join("stderr")).ok(),
             })
             .collect()
     }
@@ -246,7 +325,8 @@ impl Client {
             );
         }
         if self.bwrap == Bwrap::Ours {
-            check_way_in(&runs[0].stderr, self.c.way_in(), true, out);
+            let said = runs[0].stderr.as_deref().unwrap_or(&out.stderr);
+            check_way_in(said, self.c.way_in(), true, out);
         }
     }
 }
@@ -254,7 +334,8 @@ impl Client {
 #[derive(Debug)]
 struct Invocation {
     args: Vec<String>,
-    stderr: String,
+    /// `None` where bwrap's stderr was a terminal (the client's screen has it).
+    stderr: Option<String>,
 }
 
 /// Whether Debian's bwrap can start a sandbox for this user (not where unprivileged user
@@ -427,6 +508,62 @@ fn mat2_shows_and_cleans_metadata_in_our_sandbox() {
         [(_, ours), (_, debian)] => {
             assert_eq!(ours, debian, "mat2 made something else with Debian's bwrap")
         }
+        // Debian's bwrap cannot start a sandbox here (said above): ours alone was checked.
+        [(Bwrap::Ours, _)] => {}
+        other => panic!(
+            "runs: {:?}",
+            other.iter().map(|(b, _)| b).collect::<Vec<_>>()
+        ),
+    }
+}
+
+/// What mat2 showed, and whether perl's locale warning reached the screen, at a terminal.
+fn mat2_at_a_terminal_with(c: &Caller, bwrap: Bwrap) -> String {
+    let client = Client::new(c, bwrap);
+    let png = make_png(&client, "photo.png");
+    // A locale the system does not have: perl (exiftool) warns on stderr, in the sandbox, as
+    // for a user whose locale was never generated. On a terminal, that warning belongs on the
+    // screen; in mat2's pipe it would make exiftool's JSON unreadable.
+    let (out, runs) =
+        client.python_on_terminal(MAT2, &["show", "photo.png"], &[("LC_ALL", "xx_YY.UTF-8")]);
+    out.expect_success();
+    client.expect_one_sandbox(&runs, &["--new-session", png.to_str().unwrap()], &out);
+    assert!(
+        out.stderr.contains("perl: warning: Setting locale failed"),
+        "the control: exiftool warned on the terminal\n{}",
+        out.describe()
+    );
+    let shown = out.lines().get(1).cloned().unwrap_or_default();
+    assert_eq!(
+        shown,
+        format!(r#"{{"Author": "{SECRET}"}}"#),
+        "mat2 read exiftool's output, and nothing else, from the sandbox\n{}",
+        out.describe()
+    );
+    shown
+}
+
+#[test]
+fn mat2_at_a_terminal_reads_only_the_tools_stdout() {
+    root_or_skip!();
+    let test = "bwrap_clients::mat2_at_a_terminal";
+    if missing(
+        test,
+        &[
+            ("python3:import libmat2", "mat2"),
+            ("/usr/bin/exiftool", "libimage-exiftool-perl"),
+            (DEBIAN_BWRAP, "bubblewrap"),
+        ],
+    ) {
+        return;
+    }
+    let c = Caller::setuid_user();
+    let results: Vec<(Bwrap, String)> = bwraps(&c)
+        .into_iter()
+        .map(|b| (b, mat2_at_a_terminal_with(&c, b)))
+        .collect();
+    match &results[..] {
+        [(_, ours), (_, debian)] => assert_eq!(ours, debian, "mat2 showed something else"),
         // Debian's bwrap cannot start a sandbox here (said above): ours alone was checked.
         [(Bwrap::Ours, _)] => {}
         other => panic!(
