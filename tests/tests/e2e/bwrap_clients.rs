@@ -1,5 +1,6 @@
 //! Real clients of `bwrap`, from Debian's packages, run by the ordinary user with our `bwrap`
-//! (the `nsjail` binary under that name, through the setuid helper), and the same runs with
+//! (the `nsjail` binary under that name, through the setuid helper and through the daemon),
+//! and the same runs with
 //! Debian's bubblewrap as the control wherever that one can start a sandbox. Each client judges
 //! its own sandbox (it reads what its sandboxed tool wrote); the test then checks what the
 //! client made, and that both bwraps made the same.
@@ -13,6 +14,7 @@
 //! the link names. The records show that the client did run a sandbox, with which words, and
 //! (from our CLI's stderr, which gnome-desktop swallows) by which way in.
 
+use std::fmt::Debug;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown, symlink};
 use std::os::unix::process::CommandExt;
@@ -22,8 +24,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nsjail_tests::{
-    Caller, Capture, Output, Running, WAY_IN_LINE, WayIn, check_way_in, root_or_skip, shell_words,
-    skip, tool,
+    Caller, Capture, Output, Running, WAY_IN_LINE, check_way_in, daemon_socket_env, root_or_skip,
+    shell_words, skip, tool,
 };
 
 const DEBIAN_BWRAP: &str = "/usr/bin/bwrap";
@@ -79,13 +81,10 @@ struct Client {
 /// goes where the client sent it) in a directory of its own under `log`, then execs `real`
 /// with the client's words and fds. Everything is written into the script, as some clients run
 /// `bwrap` with an empty environment; for ours it states the caller's way in there too.
-fn recorder(log: &Path, real: &Path, way_in: Option<&str>) -> String {
+fn recorder(log: &Path, real: &Path, way_in: &str) -> String {
     for p in [log, real] {
         assert!(!p.to_string_lossy().contains('\''), "{}", p.display());
     }
-    let way_in = way_in.map_or(String::new(), |w| {
-        format!("export NSJAIL_WAY_IN={w} NSJAIL_SOCKET=none\n")
-    });
     // A terminal on stderr stays the terminal (the shape of the client's fds is part of
     // what is tested); the test reads the screen instead.
     let real = real.display();
@@ -119,22 +118,24 @@ impl Client {
         let real = real_dir.join("bwrap");
         let way_in = match bwrap {
             Bwrap::Ours => {
-                assert_eq!(
-                    c.way_in(),
-                    WayIn::Setuid,
-                    "the recorder says NSJAIL_SOCKET=none"
-                );
                 symlink(&c.nsjail, &real).unwrap();
-                Some(c.way_in().name())
+                // As `Caller::command_for` states it: the way, and the daemon's socket (or
+                // none, so that a setuid run cannot reach a daemon).
+                let socket = match (c.via_daemon(), daemon_socket_env()) {
+                    (true, Some(sock)) => format!(" NSJAIL_SOCKET='{}'", sock.display()),
+                    (true, None) => String::new(),
+                    (false, _) => " NSJAIL_SOCKET=none".into(),
+                };
+                format!("export NSJAIL_WAY_IN={}{socket}\n", c.way_in().name())
             }
             Bwrap::Debian => {
                 fs::copy(DEBIAN_BWRAP, &real).unwrap();
                 fs::set_permissions(&real, fs::Permissions::from_mode(0o755)).unwrap();
-                None
+                String::new()
             }
         };
         let script = path_dir.join("bwrap");
-        fs::write(&script, recorder(&log, &real, way_in)).unwrap();
+        fs::write(&script, recorder(&log, &real, &way_in)).unwrap();
         fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
         Client {
             c: c.clone(),
@@ -356,15 +357,29 @@ fn debian_works(c: &Caller) -> bool {
     Running::spawn(&mut cmd, None, &what).wait().code() == Some(0)
 }
 
-/// The bwraps to run a client with: ours, then Debian's where it can start a sandbox.
-fn bwraps(c: &Caller) -> Vec<Bwrap> {
-    let mut v = vec![Bwrap::Ours];
-    if debian_works(c) {
-        v.push(Bwrap::Debian);
-    } else {
-        eprintln!("Debian's bwrap cannot start a sandbox here: the control run is left out");
+/// Runs a client (`run`: one run with one bwrap, returning what the client made) with ours
+/// by each way in an ordinary user has (the setuid helper, the daemon), then with Debian's as
+/// the control where it can start a sandbox; all must make the same.
+fn with_each_bwrap<T: PartialEq + Debug>(client: &str, run: impl Fn(&Caller, Bwrap) -> T) {
+    let users = [Caller::setuid_user(), Caller::daemon_user()];
+    let ours: Vec<(&str, T)> = users
+        .iter()
+        .map(|c| (c.name(), run(c, Bwrap::Ours)))
+        .collect();
+    let (first, made) = &ours[0];
+    for (name, other) in &ours[1..] {
+        assert_eq!(
+            made, other,
+            "{client} made something else {first} than {name}"
+        );
     }
-    v
+    match debian_works(&users[0]).then(|| run(&users[0], Bwrap::Debian)) {
+        Some(debian) => assert_eq!(
+            made, &debian,
+            "{client} made something else with ours than with Debian's bwrap"
+        ),
+        None => eprintln!("Debian's bwrap cannot start a sandbox here: the control is left out"),
+    }
 }
 
 /// A 16×16 PNG with a `tEXt` chunk `Author: Secret Person` (written by Python's zlib, which
@@ -499,22 +514,7 @@ fn mat2_shows_and_cleans_metadata_in_our_sandbox() {
     ) {
         return;
     }
-    let c = Caller::setuid_user();
-    let results: Vec<(Bwrap, Mat2Result)> = bwraps(&c)
-        .into_iter()
-        .map(|b| (b, mat2_with(&c, b)))
-        .collect();
-    match &results[..] {
-        [(_, ours), (_, debian)] => {
-            assert_eq!(ours, debian, "mat2 made something else with Debian's bwrap")
-        }
-        // Debian's bwrap cannot start a sandbox here (said above): ours alone was checked.
-        [(Bwrap::Ours, _)] => {}
-        other => panic!(
-            "runs: {:?}",
-            other.iter().map(|(b, _)| b).collect::<Vec<_>>()
-        ),
-    }
+    with_each_bwrap("mat2", mat2_with);
 }
 
 /// What mat2 showed, and whether perl's locale warning reached the screen, at a terminal.
@@ -557,20 +557,7 @@ fn mat2_at_a_terminal_reads_only_the_tools_stdout() {
     ) {
         return;
     }
-    let c = Caller::setuid_user();
-    let results: Vec<(Bwrap, String)> = bwraps(&c)
-        .into_iter()
-        .map(|b| (b, mat2_at_a_terminal_with(&c, b)))
-        .collect();
-    match &results[..] {
-        [(_, ours), (_, debian)] => assert_eq!(ours, debian, "mat2 showed something else"),
-        // Debian's bwrap cannot start a sandbox here (said above): ours alone was checked.
-        [(Bwrap::Ours, _)] => {}
-        other => panic!(
-            "runs: {:?}",
-            other.iter().map(|(b, _)| b).collect::<Vec<_>>()
-        ),
-    }
+    with_each_bwrap("mat2 at a terminal", mat2_at_a_terminal_with);
 }
 
 /// gnome-desktop's thumbnail factory, as Nautilus and GNOME's file chooser use it: it runs
@@ -667,23 +654,7 @@ fn gnome_thumbnailer_makes_a_thumbnail_under_its_seccomp_filter() {
     ) {
         return;
     }
-    let c = Caller::setuid_user();
-    let results: Vec<(Bwrap, ThumbnailResult)> = bwraps(&c)
-        .into_iter()
-        .map(|b| (b, thumbnail_with(&c, b)))
-        .collect();
-    match &results[..] {
-        [(_, ours), (_, debian)] => assert_eq!(
-            ours, debian,
-            "the thumbnailer made something else with Debian's bwrap"
-        ),
-        // Debian's bwrap cannot start a sandbox here (said above): ours alone was checked.
-        [(Bwrap::Ours, _)] => {}
-        other => panic!(
-            "runs: {:?}",
-            other.iter().map(|(b, _)| b).collect::<Vec<_>>()
-        ),
-    }
+    with_each_bwrap("the thumbnailer", thumbnail_with);
 }
 
 /// xdg-desktop-portal's icon validator, which the portal runs on every icon an application
@@ -764,21 +735,5 @@ fn portal_icon_validator_runs_in_our_sandbox_at_usr_bin_bwrap() {
     ) {
         return;
     }
-    let c = Caller::setuid_user();
-    let results: Vec<(Bwrap, IconResult)> = bwraps(&c)
-        .into_iter()
-        .map(|b| (b, validate_icon_with(&c, b)))
-        .collect();
-    match &results[..] {
-        [(_, ours), (_, debian)] => assert_eq!(
-            ours, debian,
-            "the icon validator said something else with Debian's bwrap"
-        ),
-        // Debian's bwrap cannot start a sandbox here (said above): ours alone was checked.
-        [(Bwrap::Ours, _)] => {}
-        other => panic!(
-            "runs: {:?}",
-            other.iter().map(|(b, _)| b).collect::<Vec<_>>()
-        ),
-    }
+    with_each_bwrap("the icon validator", validate_icon_with);
 }
