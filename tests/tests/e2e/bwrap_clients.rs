@@ -1,9 +1,8 @@
 //! Real clients of `bwrap`, from Debian's packages, run by the ordinary user with our `bwrap`
 //! (the `nsjail` binary under that name, through the setuid helper and through the daemon),
-//! and the same runs with
-//! Debian's bubblewrap as the control wherever that one can start a sandbox. Each client judges
-//! its own sandbox (it reads what its sandboxed tool wrote); the test then checks what the
-//! client made, and that both bwraps made the same.
+//! and the same runs with Debian's bubblewrap as the control wherever that one can start a
+//! sandbox. Each client judges its own sandbox (it reads what its sandboxed tool wrote); the
+//! test then checks what the client made, and that every run made the same.
 //!
 //! libmat2 (`shutil.which`) and gnome-desktop (`G_SPAWN_SEARCH_PATH`) find `bwrap` on `PATH`;
 //! the portal's icon validator runs `/usr/bin/bwrap`, with an empty environment, so it runs in a
