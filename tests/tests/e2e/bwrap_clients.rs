@@ -15,13 +15,18 @@
 
 use std::fmt::Debug;
 use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{PermissionsExt, chown, symlink};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{OFlag, open};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::stat::Mode;
+use nix::unistd::mkfifo;
 use nsjail_tests::{
     Caller, Capture, Output, Running, WAY_IN_LINE, check_way_in, daemon_socket_env, root_or_skip,
     shell_words, skip, tool,
@@ -654,6 +659,101 @@ fn gnome_thumbnailer_makes_a_thumbnail_under_its_seccomp_filter() {
         return;
     }
     with_each_bwrap("the thumbnailer", thumbnail_with);
+}
+
+/// Wait until something holds `fifo` open for reading, and hold it open for writing: the reader
+/// then waits for data that never comes. `None` after 60 s.
+fn hold_fifo(fifo: &Path) -> Option<OwnedFd> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        match open(
+            fifo,
+            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => return Some(fd),
+            // ENXIO: no reader yet.
+            Err(nix::errno::Errno::ENXIO) => thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("open {} for writing: {e}", fifo.display()),
+        }
+    }
+    None
+}
+
+/// Whether the last reader of the FIFO whose write end is `writer` went away within `limit`.
+fn reader_gone(writer: &OwnedFd, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let mut fds = [PollFd::new(writer.as_fd(), PollFlags::empty())];
+        let _ = poll(&mut fds, PollTimeout::from(100u16));
+        if fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLERR))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// The thumbnailer is still reading (a FIFO that never delivers) when the client dies: with
+/// `--die-with-parent`, which gnome-desktop passes, the sandbox goes with it.
+fn thumbnailer_dies_with_the_client(c: &Caller, bwrap: Bwrap) {
+    let client = Client::new(c, bwrap);
+    let fifo = client.work.join("slow.png");
+    mkfifo(&fifo, Mode::from_bits_truncate(0o644)).unwrap();
+    chown(&fifo, Some(c.uid), Some(c.gid)).unwrap();
+    let dest = client.work.join("never.png");
+    let args = [fifo.to_str().unwrap(), "image/png", dest.to_str().unwrap()];
+    let mut cmd = client.python_cmd(THUMBNAIL, &args);
+    let what = format!(
+        "[{}, {:?} bwrap] python3 -c CLIENT {}, killed while its sandbox reads",
+        c.name(),
+        bwrap,
+        shell_words(&args)
+    );
+    let run = Running::spawn(&mut cmd, None, &what);
+    // The control: the sandboxed thumbnailer is there, reading the FIFO.
+    let writer = hold_fifo(&fifo);
+    assert!(
+        writer.is_some(),
+        "{what}: the sandboxed thumbnailer never opened the FIFO"
+    );
+    let writer = writer.unwrap();
+    assert!(
+        !reader_gone(&writer, Duration::from_millis(500)),
+        "{what}: the thumbnailer stopped reading before the client died"
+    );
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    // (Should it fail, dropping the FIFO ends the thumbnailer's read, and the sandbox.)
+    assert!(
+        reader_gone(&writer, Duration::from_secs(10)),
+        "{what}: the sandbox still reads 10 s after its client died (--die-with-parent)"
+    );
+    let out = run.wait();
+    assert_eq!(out.status.signal(), Some(9), "{}", out.describe());
+    let runs = client.invocations();
+    client.expect_one_sandbox(&runs, &["--die-with-parent", "--seccomp"], &out);
+}
+
+#[test]
+fn gnome_thumbnailer_sandbox_dies_with_its_client() {
+    root_or_skip!();
+    let test = "bwrap_clients::gnome_thumbnailer_dies";
+    if missing(
+        test,
+        &[
+            (
+                "python3:import gi; gi.require_version('GnomeDesktop', '3.0')",
+                "gir1.2-gnomedesktop-3.0",
+            ),
+            ("/usr/bin/gdk-pixbuf-thumbnailer", "libgdk-pixbuf2.0-bin"),
+            (DEBIAN_BWRAP, "bubblewrap"),
+        ],
+    ) {
+        return;
+    }
+    with_each_bwrap("the thumbnailer", thumbnailer_dies_with_the_client);
 }
 
 /// xdg-desktop-portal's icon validator, which the portal runs on every icon an application
