@@ -93,7 +93,7 @@ fn recorder(log: &Path, real: &Path, way_in: &str) -> String {
     // what is tested); the test reads the screen instead.
     let real = real.display();
     format!(
-        "#!/bin/bash\nset -e\n{way_in}run=$(mktemp -d '{}/run.XXXXXX')\n\
+        "#!/bin/bash\nset -e\n{way_in}run=$(mktemp -d '{}'/\"$(date +%s%N)\".XXXXXX)\n\
          printf '%s\\0' \"$@\" >\"$run/args\"\n\
          if [ -t 2 ]; then exec '{real}' \"$@\"; fi\n\
          exec '{real}' \"$@\" 2> >(exec tee \"$run/stderr\" >&2)\n",
@@ -287,16 +287,14 @@ impl Client {
 
     /// Every invocation recorded so far, oldest first.
     fn invocations(&self) -> Vec<Invocation> {
-        let mut runs: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(&self.log)
+        // Named by the time each started (nanoseconds, all of the same width), then a suffix.
+        let mut runs: Vec<PathBuf> = fs::read_dir(&self.log)
             .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (e.metadata().unwrap().modified().unwrap(), e.path())
-            })
+            .map(|e| e.unwrap().path())
             .collect();
         runs.sort();
         runs.into_iter()
-            .map(|(_, dir)| Invocation {
+            .map(|dir| Invocation {
                 args: fs::read(dir.join("args"))
                     .map(|b| {
                         b.split(|&c| c == 0)
