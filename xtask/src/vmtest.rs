@@ -128,8 +128,8 @@ fi
 # parallel.
 # The desktop, network and terminal tests need an X server, pasta and tmux, which this minimal
 # guest does not have; they run on the host in the same CI run. The bwrap_clients tests run
-# Debian's mat2, GNOME's thumbnailer and the portal's icon validator (GTK and its stack), which
-# the guest does not have either; they run on the host. Everything else runs here.
+# Debian's mat2, GNOME's thumbnailer, the portal's icon validator (GTK and its stack) and opam,
+# which the guest does not have either; they run on the host. Everything else runs here.
 echo "vmtest: not run in the guest (run on the host): desktop:: network:: terminal:: bwrap_clients::"
 # The guest is pure cgroup v2: the cgroup v1 placement tests run on the host (hybrid, memory on
 # v1), where CI requires them to run.

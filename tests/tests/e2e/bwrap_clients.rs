@@ -82,8 +82,10 @@ struct Client {
 }
 
 /// The `bwrap` a client finds: records the invocation (its words; its stderr, which also
-/// goes where the client sent it) in a directory of its own under `log`, then execs `real`
-/// with the client's words and fds. Everything is written into the script, as some clients run
+/// goes where the client sent it, but for our CLI's way-in line) in a directory of its own
+/// under `log`, then execs `real` with the client's words and fds. The client must not see
+/// the way-in line: opam, for one, reads its sandbox check's stderr with its stdout, and turns
+/// its sandbox off when there is more than it expects. Everything is written into the script, as some clients run
 /// `bwrap` with an empty environment; for ours it states the caller's way in there too.
 fn recorder(log: &Path, real: &Path, way_in: &str) -> String {
     for p in [log, real] {
@@ -96,7 +98,7 @@ fn recorder(log: &Path, real: &Path, way_in: &str) -> String {
         "#!/bin/bash\nset -e\n{way_in}run=$(mktemp -d '{}'/\"$(date +%s%N)\".XXXXXX)\n\
          printf '%s\\0' \"$@\" >\"$run/args\"\n\
          if [ -t 2 ]; then exec '{real}' \"$@\"; fi\n\
-         exec '{real}' \"$@\" 2> >(exec tee \"$run/stderr\" >&2)\n",
+         exec '{real}' \"$@\" 2> >(tee \"$run/stderr\" | exec grep --line-buffered -v '^{WAY_IN_LINE}' >&2)\n",
         log.display(),
     )
 }
@@ -174,14 +176,19 @@ impl Client {
     }
 
     fn python_cmd(&self, script: &str, args: &[&str]) -> Command {
-        let mut cmd = self.c.command_for(PYTHON);
+        let mut cmd = self.client_cmd(PYTHON);
+        cmd.arg("-c").arg(script).args(args);
+        cmd
+    }
+
+    /// `program` as the user, in the working directory (also `HOME`), with this `bwrap` first
+    /// on PATH.
+    fn client_cmd(&self, program: &str) -> Command {
+        let mut cmd = self.c.command_for(program);
         cmd.current_dir(&self.work)
             .env("HOME", &self.work)
             .env("GSETTINGS_BACKEND", "memory")
-            .env("PATH", format!("{}:{SYSTEM_PATH}", self.path_dir.display()))
-            .arg("-c")
-            .arg(script)
-            .args(args);
+            .env("PATH", format!("{}:{SYSTEM_PATH}", self.path_dir.display()));
         cmd
     }
 
@@ -804,13 +811,9 @@ fn validate_icon_with(c: &Caller, bwrap: Bwrap) -> IconResult {
     bad.expect_code(1);
     client.expect_one_sandbox(&runs, &["--unshare-net"], &bad);
     assert!(bad.stdout.is_empty(), "{}", bad.describe());
-    // Our CLI's way-in line reaches the validator's stderr through the recorder; the rest is
-    // the sandboxed validator's.
-    let said: Vec<&str> = bad
-        .stderr_lines()
-        .into_iter()
-        .filter(|l| !l.starts_with(WAY_IN_LINE))
-        .collect();
+    // What the sandboxed validator said, and nothing else (the recorder keeps our CLI's
+    // way-in line to itself).
+    let said = bad.stderr_lines();
     assert_eq!(said, ["Format not recognized"], "{}", bad.describe());
     IconResult {
         good: out.stdout.clone(),
@@ -833,4 +836,75 @@ fn portal_icon_validator_runs_in_our_sandbox_at_usr_bin_bwrap() {
         return;
     }
     with_each_bwrap("the icon validator", validate_icon_with);
+}
+
+/// A package whose build reports whether its sandbox let it write to `$HOME`, and whose install
+/// copies the report into the switch.
+const OPAM_PACKAGE: &str = r#"opam-version: "2.0"
+synopsis: "A build that reports what its sandbox allowed"
+maintainer: "nsjail tests"
+build: [["sh" "-c" "echo built > report; if (echo x > \"$HOME/leak\") 2>/dev/null; then echo leaked >> report; else echo contained >> report; fi"]]
+install: [["cp" "report" "%{prefix}%/report"]]
+"#;
+
+/// What opam made: the installed report, and how many sandboxes it ran.
+fn opam_with(c: &Caller, bwrap: Bwrap) -> (String, usize) {
+    let client = Client::new(c, bwrap);
+    // A local repository with one package: nothing is fetched from the network.
+    let package = client.work.join("repo/packages/report/report.1");
+    fs::create_dir_all(&package).unwrap();
+    fs::write(client.work.join("repo/repo"), "opam-version: \"2.0\"\n").unwrap();
+    fs::write(package.join("opam"), OPAM_PACKAGE).unwrap();
+    let root = client.work.join("opam");
+    let mut cmd = client.client_cmd("/bin/sh");
+    cmd.env("OPAMROOT", &root)
+        .env("OPAMYES", "1")
+        .arg("-c")
+        .arg(
+            "opam init --bare -n --disable-completion default \"$PWD/repo\" && \
+             opam switch create s --empty && opam install report",
+        );
+    let what = format!(
+        "[{}, {:?} bwrap] opam init, switch create, install",
+        c.name(),
+        bwrap
+    );
+    let out = Running::spawn(&mut cmd, None, &what).wait();
+    out.expect_success();
+    // opam's own script (written by `opam init` into its hooks) runs each build and install
+    // command through bwrap.
+    let runs = client.invocations();
+    assert!(
+        runs.len() >= 2,
+        "opam was to build and install in a sandbox: {runs:#?}\n{}",
+        out.describe()
+    );
+    for run in &runs {
+        client.expect_one_sandbox(
+            std::slice::from_ref(run),
+            &["--unshare-net", "--die-with-parent", "/opam-tmp"],
+            &out,
+        );
+    }
+    let report = fs::read_to_string(root.join("s/report"))
+        .unwrap_or_else(|e| panic!("opam installed no report: {e}\n{}", out.describe()));
+    assert_eq!(report, "built\ncontained\n", "{}", out.describe());
+    assert!(
+        !client.work.join("leak").exists(),
+        "the build wrote to $HOME"
+    );
+    (report, runs.len())
+}
+
+#[test]
+fn opam_builds_and_installs_a_package_in_our_sandbox() {
+    root_or_skip!();
+    let test = "bwrap_clients::opam";
+    if missing(
+        test,
+        &[("/usr/bin/opam", "opam"), (DEBIAN_BWRAP, "bubblewrap")],
+    ) {
+        return;
+    }
+    with_each_bwrap("opam", opam_with);
 }
