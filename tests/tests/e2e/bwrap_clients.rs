@@ -85,8 +85,9 @@ struct Client {
 /// goes where the client sent it, but for our CLI's way-in line) in a directory of its own
 /// under `log`, then execs `real` with the client's words and fds. The client must not see
 /// the way-in line: opam, for one, reads its sandbox check's stderr with its stdout, and turns
-/// its sandbox off when there is more than it expects. Everything is written into the script, as some clients run
-/// `bwrap` with an empty environment; for ours it states the caller's way in there too.
+/// its sandbox off when there is more than it expects. Everything is written into the script,
+/// as some clients run `bwrap` with an empty environment; for ours it states the caller's way
+/// in there too.
 fn recorder(log: &Path, real: &Path, way_in: &str) -> String {
     for p in [log, real] {
         assert!(!p.to_string_lossy().contains('\''), "{}", p.display());
@@ -379,7 +380,7 @@ fn with_each_bwrap<T: PartialEq + Debug>(client: &str, run: impl Fn(&Caller, Bwr
     for (name, other) in &ours[1..] {
         assert_eq!(
             made, other,
-            "{client} made something else {first} than {name}"
+            "{client} made something else as {first} than as {name}"
         );
     }
     match debian_works(&users[0]).then(|| run(&users[0], Bwrap::Debian)) {
