@@ -202,10 +202,22 @@ impl Client {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> (Output, Vec<Invocation>) {
-        let before = self.invocations().len();
-        let pty = nix::pty::openpty(None, None).expect("openpty");
         let mut cmd = self.python_cmd(script, args);
         cmd.envs(env.iter().copied());
+        let what = format!(
+            "[{}, {:?} bwrap] python3 -c CLIENT {} at a terminal",
+            self.c.name(),
+            self.bwrap,
+            shell_words(args)
+        );
+        self.on_terminal(cmd, what)
+    }
+
+    /// `cmd` (made by [`Client::client_cmd`]) on a new pseudo-terminal as stdin and stderr,
+    /// its controlling terminal; stdout a pipe.
+    fn on_terminal(&self, mut cmd: Command, what: String) -> (Output, Vec<Invocation>) {
+        let before = self.invocations().len();
+        let pty = nix::pty::openpty(None, None).expect("openpty");
         let dup = || Stdio::from(pty.slave.try_clone().unwrap());
         cmd.stdin(dup()).stderr(dup()).stdout(Stdio::piped());
         // SAFETY: setsid and ioctl only, between fork and exec.
@@ -217,12 +229,6 @@ impl Client {
                 Ok(())
             });
         }
-        let what = format!(
-            "[{}, {:?} bwrap] python3 -c CLIENT {} at a terminal",
-            self.c.name(),
-            self.bwrap,
-            shell_words(args)
-        );
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
         drop(cmd);
         drop(pty.slave);
@@ -568,6 +574,61 @@ fn mat2_at_a_terminal_reads_only_the_tools_stdout() {
         return;
     }
     with_each_bwrap("mat2 at a terminal", mat2_at_a_terminal_with);
+}
+
+/// mat2 started as a background job (`mat2 --show photo.png > shown &`) of a shell with job
+/// control at a terminal: the terminal is still its stdin, but it is not the terminal's
+/// foreground job. bubblewrap does not touch the terminal, so the job runs to its end; a bwrap
+/// that put the terminal in raw mode would be stopped (SIGTTOU) and never finish.
+fn mat2_in_the_background_with(c: &Caller, bwrap: Bwrap) -> String {
+    let client = Client::new(c, bwrap);
+    make_png(&client, "photo.png");
+    let mut cmd = client.client_cmd("/bin/bash");
+    cmd.arg("-c")
+        .arg(
+            r#"set -m; /usr/bin/python3 -c "$0" show photo.png >shown 2>errors & wait $!; echo "job: $?""#,
+        )
+        .arg(MAT2);
+    let what = format!(
+        "[{}, {bwrap:?} bwrap] mat2 show as a background job at a terminal",
+        c.name()
+    );
+    let (out, runs) = client.on_terminal(cmd, what);
+    out.expect_success();
+    let errors = fs::read_to_string(client.work.join("errors")).unwrap_or_default();
+    assert_eq!(
+        out.out(),
+        "job: 0",
+        "the job did not run to its end: {errors}\n{}",
+        out.describe()
+    );
+    client.expect_one_sandbox(&runs, &["--new-session"], &out);
+    let shown = fs::read_to_string(client.work.join("shown")).unwrap();
+    let shown = shown.lines().nth(1).unwrap_or_default().to_string();
+    assert_eq!(
+        shown,
+        format!(r#"{{"Author": "{SECRET}"}}"#),
+        "{errors}\n{}",
+        out.describe()
+    );
+    shown
+}
+
+#[test]
+fn mat2_as_a_background_job_at_a_terminal_runs_to_its_end() {
+    root_or_skip!();
+    let test = "bwrap_clients::mat2_in_the_background";
+    if missing(
+        test,
+        &[
+            ("python3:import libmat2", "mat2"),
+            ("/usr/bin/exiftool", "libimage-exiftool-perl"),
+            (DEBIAN_BWRAP, "bubblewrap"),
+        ],
+    ) {
+        return;
+    }
+    with_each_bwrap("mat2 in the background", mat2_in_the_background_with);
 }
 
 /// gnome-desktop's thumbnail factory, as Nautilus and GNOME's file chooser use it: it runs
