@@ -375,7 +375,7 @@ pub(crate) fn start_and_supervise(
         }
     };
     if let Some(t) = term.as_mut() {
-        t.enter_raw()?;
+        t.enter_raw_if_foreground()?;
     }
     let outcome = session::run(
         sock,

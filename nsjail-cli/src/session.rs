@@ -29,7 +29,9 @@ pub const FORWARDED: [Signal; 6] = [
 
 /// Block the forwarded signals and return a signalfd for them. Done before the helper starts,
 /// so that a signal arriving during set-up is forwarded, not fatal to us. With a terminal,
-/// `SIGWINCH` too (window size changes are passed to the payload's terminal, not forwarded).
+/// `SIGWINCH` too (window size changes are passed to the payload's terminal, not forwarded),
+/// and `SIGCONT` (a job started in the background takes the terminal once continued in the
+/// foreground; the kernel continues us whether or not it is blocked).
 pub fn catch_signals(terminal: bool) -> Result<SignalFd> {
     let mut mask = SigSet::empty();
     for s in FORWARDED {
@@ -37,6 +39,7 @@ pub fn catch_signals(terminal: bool) -> Result<SignalFd> {
     }
     if terminal {
         mask.add(Signal::SIGWINCH);
+        mask.add(Signal::SIGCONT);
     }
     mask.thread_block().context("blocking signals")?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")
@@ -116,7 +119,13 @@ pub fn run(
                 fds.push(PollFd::new(t.master.as_fd(), flags));
             }
         }
-        match poll(&mut fds, PollTimeout::NONE) {
+        // A job started in the background looks now and then whether it is the foreground
+        // one (a shell's `fg` of a running job need not send SIGCONT).
+        let timeout = match term.as_deref() {
+            Some(t) if t.in_background() => PollTimeout::from(200u8),
+            _ => PollTimeout::NONE,
+        };
+        match poll(&mut fds, timeout) {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e).context("poll"),
             Ok(_) => {}
@@ -130,6 +139,9 @@ pub fn run(
         let (stdin_ready, master_ready) = (ready(stdin_at), ready(master_at));
         drop(fds);
         if let Some(t) = term.as_deref_mut() {
+            if t.in_background() {
+                t.continued()?;
+            }
             if master_ready {
                 t.relay_master();
                 t.flush_input();
@@ -143,6 +155,12 @@ pub fn run(
                 if info.ssi_signo == Signal::SIGWINCH as u32 {
                     if let Some(t) = term.as_deref() {
                         t.resize();
+                    }
+                    continue;
+                }
+                if info.ssi_signo == Signal::SIGCONT as u32 {
+                    if let Some(t) = term.as_deref_mut() {
+                        t.continued()?;
                     }
                     continue;
                 }

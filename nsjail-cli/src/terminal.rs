@@ -4,7 +4,8 @@
 //! Ctrl-Z reach only the foreground job inside, and `TIOCSTI` can only push input into that
 //! pseudo-terminal, never into the terminal the user typed `nsjail` in. Our own terminal is put
 //! in raw mode while the sandbox runs (restored when this value is dropped, on every return
-//! path), bytes are relayed both ways, and window size changes are passed on.
+//! path), bytes are relayed both ways, and window size changes are passed on. Started as a
+//! background job, we take the terminal only once we are the foreground one.
 //!
 //! Where the sandbox has a `/dev/pts` of its own, the helper answers with the master of a
 //! pseudo-terminal made there instead (`tty` inside then names a device that exists inside),
@@ -116,6 +117,34 @@ impl Terminal {
         Ok(())
     }
 
+    /// [`Terminal::enter_raw`] when we are the terminal's foreground job. Started in the
+    /// background (`&` in a shell with job control), we leave the terminal alone, as a program
+    /// that does not use it: no raw mode (which would stop us with SIGTTOU) and our stdin is
+    /// not read, until a `fg` continues us in the foreground ([`Terminal::continued`]). The
+    /// payload keeps its own terminal all along, and what it writes still shows.
+    pub fn enter_raw_if_foreground(&mut self) -> Result<()> {
+        if foreground() {
+            self.enter_raw()?;
+        }
+        Ok(())
+    }
+
+    /// The terminal is not ours: we started as a background job and have not been brought
+    /// to the foreground since.
+    pub fn in_background(&self) -> bool {
+        self.saved.is_none()
+    }
+
+    /// We were continued (SIGCONT), or look again: brought to the foreground after starting in
+    /// the background, take the terminal now.
+    pub fn continued(&mut self) -> Result<()> {
+        if self.saved.is_none() && foreground() {
+            self.enter_raw()?;
+            self.resize();
+        }
+        Ok(())
+    }
+
     /// Our terminal back to the settings it had before [`Terminal::enter_raw`].
     pub fn leave_raw(&mut self) {
         if let Some(saved) = self.saved.take() {
@@ -151,7 +180,11 @@ impl Terminal {
     /// What to poll for: (our stdin, the master) interest; `None` when not to poll it.
     pub fn interest(&self) -> (bool, Option<nix::poll::PollFlags>) {
         use nix::poll::PollFlags;
-        let read_stdin = self.stdin_open && !self.paused && self.pending.len() < MAX_PENDING;
+        // Only while the terminal is ours (raw mode): a background job that reads it stops.
+        let read_stdin = self.stdin_open
+            && !self.paused
+            && self.saved.is_some()
+            && self.pending.len() < MAX_PENDING;
         let master = if !self.master_open {
             None
         } else if self.pending.is_empty() {
@@ -191,7 +224,8 @@ impl Terminal {
         }
     }
 
-    /// The payload wrote: copy it to our stdout. `false` once the payload's side is closed.
+    /// The payload wrote: copy it to our terminal ([`screen`]). `false` once the payload's side
+    /// is closed.
     pub fn relay_master(&mut self) -> bool {
         let mut buf = [0u8; 8192];
         loop {
@@ -200,10 +234,16 @@ impl Terminal {
                     self.master_open = false;
                     return false;
                 }
-                Ok(n) => {
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
-                }
+                Ok(n) => match screen(self.replaced) {
+                    1 => {
+                        let mut out = std::io::stdout().lock();
+                        let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
+                    }
+                    2 => {
+                        let _ = std::io::stderr().lock().write_all(&buf[..n]);
+                    }
+                    _ => write_all(std::io::stdin().as_fd(), &buf[..n]),
+                },
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return true,
                 Err(_) => {
@@ -234,8 +274,56 @@ impl Terminal {
     }
 }
 
+/// Whether our process group is the foreground job of the terminal on our stdin.
+fn foreground() -> bool {
+    nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|pg| pg == nix::unistd::getpgrp())
+}
+
+/// Which of our fds shows what the payload's terminal shows: our stdout when it is a terminal,
+/// else our stderr when that one is, else the terminal on our stdin. Never a pipe or a file:
+/// where our stdout is one, only the payload's own stdout goes there, as without a terminal.
+/// (A client that reads its sandboxed tool's stdout through a pipe while stdin and stderr are
+/// the user's terminal, as `mat2 --show` does, would otherwise find the tool's warnings and the
+/// echo of anything typed in what it parses.)
+fn screen(replaced: [bool; 3]) -> RawFd {
+    if replaced[1] {
+        1
+    } else if replaced[2] {
+        2
+    } else {
+        0
+    }
+}
+
+/// Write all of `buf` to `fd` as far as it takes it (a terminal on stdin opened read-only
+/// does not: the echo is then dropped).
+fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Ok(0) => return,
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
 impl Drop for Terminal {
     fn drop(&mut self) {
         self.leave_raw();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::screen;
+
+    #[test]
+    fn the_payloads_terminal_shows_on_ours_never_in_a_pipe() {
+        assert_eq!(screen([true, true, true]), 1);
+        // `mat2 --show` at a terminal: stdout a pipe it parses, stderr the terminal.
+        assert_eq!(screen([true, false, true]), 2);
+        assert_eq!(screen([true, false, false]), 0);
+        assert_eq!(screen([true, true, false]), 1);
     }
 }

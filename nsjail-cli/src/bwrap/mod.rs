@@ -355,6 +355,13 @@ fn prepare(inv: &Invocation, read: &[RawFd]) -> Result<(nsjail_core::SpawnReques
 }
 
 fn run(inv: &Invocation, say: &Say) -> Result<i32> {
+    // `--die-with-parent`: as bubblewrap, this process dies (SIGKILL) with the one that started
+    // it, and the sandbox with it (the helper ends a sandbox whose CLI is gone). A client that
+    // crashes then leaves no sandbox behind.
+    if inv.die_with_parent {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .map_err(|e| anyhow::anyhow!("prctl(PR_SET_PDEATHSIG): {e}"))?;
+    }
     let (req, fds) = prepare(inv, &[])?;
     // bubblewrap fails on its first write to a closed info or status fd; here the sandbox
     // would have started by then, so the fd is checked first, in the same words.

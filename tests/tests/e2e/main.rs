@@ -6,6 +6,7 @@
 
 mod bwrap;
 mod bwrap_cli;
+mod bwrap_clients;
 mod bwrap_flatpak;
 mod caller_state;
 mod caps;
