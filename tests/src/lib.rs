@@ -8,6 +8,7 @@ use std::time::Duration;
 
 mod binaries;
 mod callers;
+mod debian_bwrap;
 mod from_inside;
 pub mod hardening;
 mod helper_direct;
@@ -20,6 +21,7 @@ mod system;
 
 pub use binaries::*;
 pub use callers::*;
+pub use debian_bwrap::*;
 pub use from_inside::*;
 pub use helper_direct::*;
 pub use host_processes::*;

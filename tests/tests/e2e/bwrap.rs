@@ -7,28 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use nsjail_tests::{Caller, Output, Running, shell_words};
-
-const DEBIAN_BWRAP: &str = "/usr/bin/bwrap";
-
-/// The system, read-only, as Flatpak-like clients lay out a merged-/usr root.
-const SYSTEM: &[&str] = &[
-    "--ro-bind",
-    "/usr",
-    "/usr",
-    "--symlink",
-    "usr/lib",
-    "/lib",
-    "--symlink",
-    "usr/lib64",
-    "/lib64",
-    "--symlink",
-    "usr/bin",
-    "/bin",
-    "--symlink",
-    "usr/sbin",
-    "/sbin",
-];
+use nsjail_tests::{BWRAP_SYSTEM as SYSTEM, Caller, DEBIAN_BWRAP, Output, Running, shell_words};
 
 /// The fds a command gets besides stdio: none, `data` on fd 3, or redirections of the shell
 /// that starts it, where `$D` is the data file and `$O` the run's own directory.

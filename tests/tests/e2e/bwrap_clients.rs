@@ -28,11 +28,10 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::Mode;
 use nix::unistd::mkfifo;
 use nsjail_tests::{
-    Caller, Capture, Output, Running, WAY_IN_LINE, check_way_in, daemon_socket_env, root_or_skip,
-    shell_words, skip, tool,
+    Caller, Capture, DEBIAN_BWRAP, Output, Running, WAY_IN_LINE, check_way_in, daemon_socket_env,
+    debian_bwrap_works, root_or_skip, shell_words, skip, tool,
 };
 
-const DEBIAN_BWRAP: &str = "/usr/bin/bwrap";
 const PYTHON: &str = "/usr/bin/python3";
 
 /// The PATH the clients get after the directory holding the `bwrap` under test.
@@ -355,24 +354,6 @@ struct Invocation {
     stderr: Option<String>,
 }
 
-/// Whether Debian's bwrap can start a sandbox for this user (not where unprivileged user
-/// namespaces are switched off): the control runs only there.
-fn debian_works(c: &Caller) -> bool {
-    let mut cmd = c.command_for(DEBIAN_BWRAP);
-    cmd.args(["--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin"])
-        .args([
-            "--symlink",
-            "usr/lib",
-            "/lib",
-            "--symlink",
-            "usr/lib64",
-            "/lib64",
-        ])
-        .arg("true");
-    let what = format!("[{}] {DEBIAN_BWRAP} true", c.name());
-    Running::spawn(&mut cmd, None, &what).wait().code() == Some(0)
-}
-
 /// Runs a client (`run`: one run with one bwrap, returning what the client made) with ours
 /// by each way in an ordinary user has (the setuid helper, the daemon), then with Debian's as
 /// the control where it can start a sandbox; all must make the same.
@@ -389,7 +370,7 @@ fn with_each_bwrap<T: PartialEq + Debug>(client: &str, run: impl Fn(&Caller, Bwr
             "{client} made something else as {first} than as {name}"
         );
     }
-    match debian_works(&users[0]).then(|| run(&users[0], Bwrap::Debian)) {
+    match debian_bwrap_works(&users[0]).then(|| run(&users[0], Bwrap::Debian)) {
         Some(debian) => assert_eq!(
             made, &debian,
             "{client} made something else with ours than with Debian's bwrap"

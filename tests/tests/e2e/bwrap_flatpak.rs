@@ -10,36 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nsjail_tests::{Caller, Output, Running, shell_words};
-
-const DEBIAN_BWRAP: &str = "/usr/bin/bwrap";
-
-/// Whether Debian's bwrap is there and can start a sandbox for this caller (not where
-/// unprivileged user namespaces are switched off).
-fn debian_works(c: &Caller) -> bool {
-    if !Path::new(DEBIAN_BWRAP).exists() {
-        return false;
-    }
-    let args = [
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--symlink",
-        "usr/bin",
-        "/bin",
-        "--symlink",
-        "usr/lib",
-        "/lib",
-        "--symlink",
-        "usr/lib64",
-        "/lib64",
-        "true",
-    ];
-    let mut cmd = c.command_for(DEBIAN_BWRAP);
-    cmd.args(args);
-    let what = format!("[{}] {DEBIAN_BWRAP} {}", c.name(), shell_words(&args));
-    Running::spawn(&mut cmd, None, &what).wait().code() == Some(0)
-}
+use nsjail_tests::{Caller, DEBIAN_BWRAP, Output, Running, debian_bwrap_works};
 
 // ---------------------------------------------------------------------------------------------
 // A seccomp program as a client compiles it (Flatpak through libseccomp): classic BPF over
@@ -559,7 +530,7 @@ fn a_flatpak_like_launch_through_args_info_sync_and_seccomp() {
         open.describe()
     );
 
-    let debian = debian_works(&c);
+    let debian = debian_bwrap_works(&c);
     // CI's host has Debian's bwrap and unprivileged user namespaces: there the comparison must
     // run. The guest turns them off, and ours runs alone.
     if nsjail_tests::in_ci() && nsjail_tests::system_install().is_none() {
