@@ -997,7 +997,7 @@ fn markdown(
         let _ = writeln!(
             md,
             "\n`nsjail` also applies its Landlock ruleset (where the kernel has Landlock ABI 2 or \
-             later; here it does); `nsjail --landlock off` is the same start without it. The \
+             newer; here it does); `nsjail --landlock off` is the same start without it. The \
              ruleset is meant to cost at most 3 % of a start. Here the median with it is {:+.1} % \
              of the median without; paired run by run (each run with it against the run without \
              it of the same round, so that a drifting load affects both alike), the median \
