@@ -3,6 +3,7 @@
 //! this module runs it and speaks bubblewrap's machine interface (exit status, `--info-fd`,
 //! `--json-status-fd`, `--sync-fd`, `--block-fd`, one-line `bwrap: ` errors, exit 1).
 
+mod lock_file;
 pub mod parse;
 pub mod translate;
 
@@ -373,6 +374,8 @@ fn run(inv: &Invocation, say: &Say) -> Result<i32> {
     for fd in [inv.block_fd, inv.userns_block_fd].into_iter().flatten() {
         block_on(fd);
     }
+    // Held until this process ends, which is when the sandbox has ended.
+    let _locks = lock_file::take(&inv.lock_files, &req.mounts)?;
     let route = daemon::choose(None, None)?;
     daemon::say_way_in(&route)?;
 

@@ -641,7 +641,10 @@ const HELP: &[(&str, &str)] = &[
     ("--clearenv", "Start from an empty environment"),
     ("--setenv VAR VALUE", "Set VAR to VALUE"),
     ("--unsetenv VAR", "Remove VAR"),
-    ("--lock-file DEST", "Accepted; no lock is held"),
+    (
+        "--lock-file DEST",
+        "Hold a read lock on DEST (under a bind) while running",
+    ),
     ("--sync-fd FD", "Hold FD open until the sandbox ends"),
     ("--bind SRC DEST", "Bind host path SRC at DEST, read-write"),
     (

@@ -40,7 +40,7 @@ pub const FILE_MODE: u32 = 0o666;
 /// temporary file, made private to the caller).
 pub const DATA_MODE: u32 = 0o600;
 
-fn inside(path: &str) -> String {
+pub(crate) fn inside(path: &str) -> String {
     // bubblewrap resolves every destination under the new root: `foo` is `/foo`.
     if path.starts_with('/') {
         path.to_string()

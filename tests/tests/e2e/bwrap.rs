@@ -1536,6 +1536,10 @@ fn differences() -> Vec<Case> {
             1,
             "bwrap: --disable-userns requires --unshare-user",
         ),
+        // Under a bind (the system's /usr): the host file, locked or refused as bubblewrap does.
+        case(&["--lock-file", "/usr/bin/true", "echo", "ok"], 0),
+        // (Debian's 0.8 still starts the command after that error; ours does not.)
+        case(&["--lock-file", "/usr/nonexistent", "true"], 1),
         case(&["--lock-file", "/nonexistent", "echo", "ok"], 0).differs(
             "`--lock-file DEST` holds a lock",
             "ok\n",
@@ -2276,4 +2280,69 @@ fn info_and_json_status_fds_say_the_child_and_its_namespaces() {
     assert_eq!(lines[0]["child-pid"].as_i64(), Some(pid), "{status}");
     assert_eq!(lines[0]["mnt-namespace"], info["mnt-namespace"], "{status}");
     assert_eq!(lines[1]["exit-code"].as_i64(), Some(5), "{status}");
+}
+
+/// The kind of `fcntl` lock another process holds on `path` (`F_GETLK`), if any.
+fn lock_held(path: &Path) -> Option<i16> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    use nix::libc;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut fl = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    fcntl(&f, FcntlArg::F_GETLK(&mut fl)).expect("fcntl(F_GETLK)");
+    (fl.l_type != libc::F_UNLCK as libc::c_short).then_some(fl.l_type)
+}
+
+#[test]
+fn lock_file_holds_a_read_lock_on_the_host_file_while_the_sandbox_runs() {
+    if !nsjail_tests::require_root("bwrap lock file") {
+        return;
+    }
+    // Flatpak locks /app/.ref and /usr/.ref this way, and an uninstall or update looks for the
+    // lock to see whether the app runs.
+    for c in [Caller::setuid_user(), Caller::daemon_user()] {
+        let dir = c.scratch();
+        let file = dir.path().join("ref");
+        std::fs::write(&file, "").unwrap();
+        let d = dir.path().to_str().unwrap();
+        let mut args = SYSTEM.to_vec();
+        args.extend(["--ro-bind", d, "/app", "--lock-file", "/app/ref"]);
+        args.extend(["sh", "-c", "echo ready; sleep 1"]);
+        let nsjail = c.nsjail.to_string_lossy().into_owned();
+        let mut bwraps = vec![("ours", vec![nsjail.as_str(), "bwrap"])];
+        if compare_with_debian(&c, "lock_file_holds_a_read_lock") {
+            bwraps.push(("Debian's", vec![DEBIAN_BWRAP]));
+        }
+        for (whose, program) in bwraps {
+            assert_eq!(lock_held(&file), None, "[{}] before {whose}", c.name());
+            let mut cmd = command(&c, &program, &args, None);
+            let what = format!("[{}] {whose} bwrap {}", c.name(), shell_words(&args));
+            let mut run = Running::spawn(&mut cmd, None, &what);
+            if whose == "ours" {
+                run = run.expect_way_in(c.way_in());
+            }
+            run.wait_stdout("ready");
+            let held = lock_held(&file);
+            let out = run.wait();
+            out.expect_success();
+            assert_eq!(
+                held,
+                Some(nix::libc::F_RDLCK as nix::libc::c_short),
+                "[{}] {whose} bwrap holds no read lock on {} while its sandbox runs\n{}",
+                c.name(),
+                file.display(),
+                out.describe()
+            );
+            assert_eq!(lock_held(&file), None, "[{}] after {whose}", c.name());
+        }
+    }
 }
