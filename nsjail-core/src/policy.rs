@@ -862,6 +862,34 @@ mod tests {
             }),
             "--wall-time-limit is above the policy's ceiling of 2 s (limits.wall_time_secs)"
         );
+        // Each other ceiling by its own option: a count as a count, a size as a size.
+        use crate::limits::{RlimitResource, RlimitSetting};
+        let p = Policy::parse("[limits]\npids = 16\nfile_size_bytes = 1048576\nopen_files = 64\n")
+            .unwrap();
+        let msg = |l: Limits| p.limits_within(&l).unwrap_err().to_string();
+        assert_eq!(
+            msg(Limits {
+                pids: Some(17),
+                ..Limits::default()
+            }),
+            "--pids-limit 17 is above the policy's ceiling of 16 (limits.pids)"
+        );
+        let rlimit = |resource, hard| Limits {
+            rlimits: vec![RlimitSetting {
+                resource,
+                soft: hard,
+                hard,
+            }],
+            ..Limits::default()
+        };
+        assert_eq!(
+            msg(rlimit(RlimitResource::Fsize, 2 << 20)),
+            "--rlimit fsize 2 MiB is above the policy's ceiling of 1 MiB (limits.file_size_bytes)"
+        );
+        assert_eq!(
+            msg(rlimit(RlimitResource::Nofile, 65)),
+            "--rlimit nofile 65 is above the policy's ceiling of 64 (limits.open_files)"
+        );
     }
 
     #[test]
