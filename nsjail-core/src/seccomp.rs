@@ -87,6 +87,16 @@ pub fn insns(bytes: &[u8]) -> Option<Vec<Insn>> {
 mod tests {
     use super::*;
 
+    /// The bits are the kernel's (`linux/seccomp.h`): the helper passes them to seccomp(2) as
+    /// they are, so another value would ask for another flag.
+    #[test]
+    fn the_flags_are_the_kernels_bits_and_only_those_two_are_allowed() {
+        assert_eq!(FLAG_LOG, 2);
+        assert_eq!(FLAG_SPEC_ALLOW, 4);
+        // Neither TSYNC (1), NEW_LISTENER (8), TSYNC_ESRCH (16) nor WAIT_KILLABLE_RECV (32).
+        assert_eq!(ALLOWED_FLAGS, 2 | 4);
+    }
+
     #[test]
     fn only_whole_instructions_are_read_and_every_byte_is_kept() {
         assert!(insns(&[]).is_none());

@@ -496,6 +496,135 @@ mod tests {
     }
 
     #[test]
+    fn the_decoder_gives_two_frames_split_at_any_byte() {
+        let (a, b) = (spawn(), ClientMessage::Signal(15));
+        let mut bytes = encode(&a).unwrap();
+        let first = bytes.len();
+        bytes.extend(encode(&b).unwrap());
+        for cut in 0..=bytes.len() {
+            let mut d = FrameDecoder::new();
+            let mut got = Vec::new();
+            d.push(&bytes[..cut]);
+            while let Some(m) = d.next_frame::<ClientMessage>().unwrap() {
+                got.push(m);
+            }
+            // What is held is what came in less the frames returned.
+            let returned = if cut == bytes.len() {
+                bytes.len()
+            } else if cut >= first {
+                first
+            } else {
+                0
+            };
+            assert_eq!(d.buffered(), cut - returned, "cut {cut}");
+            assert_eq!(d.finish().is_ok(), cut == returned, "cut {cut}");
+            d.push(&bytes[cut..]);
+            while let Some(m) = d.next_frame::<ClientMessage>().unwrap() {
+                got.push(m);
+            }
+            assert_eq!(got, [a.clone(), b.clone()], "cut {cut}");
+            assert_eq!(d.buffered(), 0, "cut {cut}");
+            assert!(d.finish().is_ok(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn the_decoder_counts_what_is_left_after_each_frame_of_one_push() {
+        let one = encode(&spawn()).unwrap();
+        let two = encode(&ClientMessage::Signal(2)).unwrap();
+        let mut bytes = [&one[..], &two[..]].concat();
+        bytes.extend_from_slice(&one[..5]);
+        let mut d = FrameDecoder::new();
+        d.push(&bytes);
+        assert_eq!(d.buffered(), bytes.len());
+        assert_eq!(d.next_frame::<ClientMessage>().unwrap(), Some(spawn()));
+        assert_eq!(d.buffered(), two.len() + 5);
+        assert_eq!(
+            d.next_frame::<ClientMessage>().unwrap(),
+            Some(ClientMessage::Signal(2))
+        );
+        assert_eq!(d.buffered(), 5);
+        assert!(d.next_frame::<ClientMessage>().unwrap().is_none());
+        assert_eq!(d.buffered(), 5);
+        assert_eq!(d.wanted().unwrap(), HEADER_LEN - 5);
+        // The stream ends inside the third frame's header.
+        assert!(matches!(
+            d.finish(),
+            Err(WireError::Truncated {
+                expected: HEADER_LEN,
+                got: 5
+            })
+        ));
+    }
+
+    #[test]
+    fn a_stream_cut_inside_a_frame_says_how_long_the_frame_is() {
+        let frame = encode(&spawn()).unwrap();
+        for cut in 1..frame.len() {
+            let mut d = FrameDecoder::new();
+            d.push(&frame[..cut]);
+            // Until the header is in, the length known is the header's.
+            let expected = if cut < HEADER_LEN {
+                HEADER_LEN
+            } else {
+                frame.len()
+            };
+            match d.finish() {
+                Err(WireError::Truncated { expected: e, got }) => {
+                    assert_eq!((e, got), (expected, cut), "cut {cut}");
+                }
+                other => panic!("cut {cut}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_decoder_waits_for_a_body_of_the_limit_and_refuses_one_byte_more() {
+        let header = |len: usize| {
+            let mut h = encode(&ClientMessage::Signal(1)).unwrap();
+            h.truncate(HEADER_LEN);
+            h[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+            h
+        };
+        let mut d = FrameDecoder::new();
+        d.push(&header(MAX_BODY));
+        assert!(d.next_frame::<ClientMessage>().unwrap().is_none());
+        assert_eq!(d.wanted().unwrap(), MAX_BODY);
+        let mut d = FrameDecoder::new();
+        d.push(&header(MAX_BODY + 1));
+        assert!(matches!(
+            d.next_frame::<ClientMessage>(),
+            Err(WireError::TooLarge { len, max: MAX_BODY }) if len == MAX_BODY + 1
+        ));
+    }
+
+    /// A peer that always leaves part of a frame unsent (so the buffer is never emptied) must
+    /// not make the decoder keep every byte it ever sent: bytes of frames already returned
+    /// are dropped once more than [`MAX_BODY`] of them pile up.
+    #[test]
+    fn the_decoder_holds_bounded_memory_however_long_the_stream() {
+        let msg = ClientMessage::Spawn(Box::new(SpawnRequest::new(vec!["y".repeat(4000)])));
+        let frame = encode(&msg).unwrap();
+        // One frame and a byte each time: a partial frame is pending after every push.
+        let piece = frame.len() + 1;
+        let stream = frame.repeat(4 * MAX_BODY / frame.len());
+        let mut d = FrameDecoder::new();
+        let mut frames = 0;
+        for p in stream.chunks(piece) {
+            d.push(p);
+            // Bytes of returned frames still kept, one unfinished frame, and the last piece.
+            let bound = MAX_BODY + HEADER_LEN + MAX_BODY + p.len();
+            assert!(d.buf.len() <= bound, "{} bytes held", d.buf.len());
+            while let Some(m) = d.next_frame::<ClientMessage>().unwrap() {
+                assert_eq!(m, msg);
+                frames += 1;
+            }
+        }
+        assert_eq!(frames, stream.len() / frame.len());
+        assert!(d.finish().is_ok());
+    }
+
+    #[test]
     fn fd_count_must_match_the_message() {
         assert!(check_fds(&spawn(), 3).is_ok());
         for n in [0, 1, 2, 4] {
