@@ -96,15 +96,20 @@ fn v2_levels(point: &Path, rel: &str) -> Vec<Level> {
 
 fn level(path: &Path) -> Level {
     use std::os::unix::fs::MetadataExt;
-    let root_made = |p: &Path| {
-        std::fs::symlink_metadata(p).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0)
-    };
+    let root_made =
+        |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| only_root_writes(m.uid(), m.mode()));
     let procs = path.join("cgroup.procs");
     Level {
         path: path.to_path_buf(),
         root_owned: root_made(path) && root_made(&procs),
         has_procs: std::fs::read_to_string(&procs).map_or(true, |s| !s.trim().is_empty()),
     }
+}
+
+/// A file of owner `uid` and mode `mode` (as `stat` gives them) can be written by root only: root
+/// owns it and neither its group nor others may write it.
+fn only_root_writes(uid: u32, mode: u32) -> bool {
+    uid == 0 && mode & 0o022 == 0
 }
 
 /// Which of `levels` (root first, ours last) hosts the sandboxes: the deepest one above ours
@@ -359,8 +364,128 @@ mod tests {
         // In the root, or nothing better above: the root.
         assert_eq!(choose_v2(&[lv("/", true, true)]), 0);
         assert_eq!(choose_v2(&[lv("/", true, true), lv("/a", true, true)]), 0);
+        // A cgroup above ours that holds processes cannot take children: the one above it.
+        let job = [
+            lv("/", true, true),
+            lv("/system.slice", true, false),
+            lv("/system.slice/runner.service", true, true),
+            lv("/system.slice/runner.service/job-7", true, true),
+        ];
+        assert_eq!(choose_v2(&job), 1);
         // Our own cgroup is never chosen, even without processes listed.
         assert_eq!(choose_v2(&[lv("/", true, true), lv("/a", true, false)]), 0);
+    }
+
+    #[test]
+    fn parents_when_we_have_no_cgroup_in_the_hierarchy() {
+        // /proc/self/cgroup has no line for it: v1 under the mount's root, v2 the root itself.
+        let v1 = Mount {
+            point: "/sys/fs/cgroup/pids".into(),
+            root: "/".into(),
+            v2: false,
+            controllers: vec!["pids".into()],
+        };
+        let v2 = Mount {
+            point: "/sys/fs/cgroup".into(),
+            root: "/".into(),
+            v2: true,
+            controllers: vec![],
+        };
+        assert_eq!(
+            parent_dir(&v1, None),
+            Parent {
+                dir: "/sys/fs/cgroup/pids/nsjail".into(),
+                between: vec![],
+            }
+        );
+        assert_eq!(
+            parent_dir(&v2, None),
+            Parent {
+                dir: "/sys/fs/cgroup".into(),
+                between: vec![],
+            }
+        );
+    }
+
+    /// A fresh, empty directory of this test's own.
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("nsjail-hier-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn v2_parent_when_no_level_is_roots_is_the_mount_with_every_level_between() {
+        // None of these directories has a cgroup.procs, so none is root's cgroup: the sandboxes
+        // go in the mount's root, and every cgroup from below it down to ours is carried over.
+        let point = scratch("v2-unowned");
+        std::fs::create_dir_all(point.join("user.slice/session-3.scope")).unwrap();
+        let mount = Mount {
+            point: point.clone(),
+            root: "/".into(),
+            v2: true,
+            controllers: vec![],
+        };
+        assert_eq!(
+            parent_dir(&mount, Some("/user.slice/session-3.scope")),
+            Parent {
+                dir: point.clone(),
+                between: vec![
+                    point.join("user.slice"),
+                    point.join("user.slice/session-3.scope"),
+                ],
+            }
+        );
+        // A mount that shows a cgroup below the hierarchy's root as its own: levels start there.
+        let nested = Mount {
+            root: "/user.slice".into(),
+            ..mount.clone()
+        };
+        assert_eq!(
+            parent_dir(&nested, Some("/user.slice/session-3.scope")).between,
+            [point.join("session-3.scope")]
+        );
+        std::fs::remove_dir_all(&point).unwrap();
+    }
+
+    #[test]
+    fn only_root_may_write_a_cgroup_we_host_sandboxes_in() {
+        // A system slice and its cgroup.procs, as systemd makes them.
+        assert!(only_root_writes(0, 0o040755));
+        assert!(only_root_writes(0, 0o100644));
+        assert!(only_root_writes(0, 0o040555));
+        // Delegated to a user (user@1000.service): theirs.
+        assert!(!only_root_writes(1000, 0o040755));
+        assert!(!only_root_writes(1000, 0o100644));
+        // Root's, but its group or everyone may write it.
+        assert!(!only_root_writes(0, 0o040775));
+        assert!(!only_root_writes(0, 0o100664));
+        assert!(!only_root_writes(0, 0o100646));
+        assert!(!only_root_writes(0, 0o041777));
+    }
+
+    #[test]
+    fn a_directory_without_cgroup_procs_is_no_cgroup_of_roots() {
+        // `/` is root's and writable by no one else, but it is no cgroup.
+        let l = level(Path::new("/"));
+        assert!(!l.root_owned);
+        assert!(
+            l.has_procs,
+            "an unreadable cgroup.procs counts as holding processes"
+        );
+    }
+
+    #[test]
+    fn a_cgroup_holds_processes_when_its_cgroup_procs_lists_one() {
+        let d = scratch("procs");
+        std::fs::write(d.join("cgroup.procs"), "").unwrap();
+        assert!(!level(&d).has_procs);
+        std::fs::write(d.join("cgroup.procs"), "\n").unwrap();
+        assert!(!level(&d).has_procs);
+        std::fs::write(d.join("cgroup.procs"), "4242\n4243\n").unwrap();
+        assert!(level(&d).has_procs);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
