@@ -81,7 +81,8 @@ fn file_of(name: &str) -> String {
         .to_string()
 }
 
-/// The survivors docs/testing.md explains: the first backquoted text of each table row.
+/// The survivors docs/testing.md explains: the first backquoted text of each table row. A `|`
+/// in a mutant's name is written `\|` in the table (else it would end the cell).
 pub fn explained(doc: &str) -> BTreeSet<String> {
     let mut inside_block = false;
     doc.lines()
@@ -95,7 +96,7 @@ pub fn explained(doc: &str) -> BTreeSet<String> {
             !inside_block
         })
         .filter_map(|l| l.strip_prefix("| `")?.split_once('`').map(|(n, _)| n))
-        .map(normalize)
+        .map(|n| normalize(&n.replace("\\|", "|")))
         .collect()
 }
 
@@ -317,6 +318,15 @@ mod tests {
         assert_eq!(
             explained(doc),
             BTreeSet::from(["a.rs: replace x".to_string(), "c.rs: z".to_string()])
+        );
+    }
+
+    #[test]
+    fn a_bar_escaped_in_the_table_names_the_mutant_with_a_bar() {
+        let doc = "| `s.rs:1:2: replace \\| with ^ in f` | why |\n";
+        assert_eq!(
+            explained(doc),
+            BTreeSet::from(["s.rs: replace | with ^ in f".to_string()])
         );
     }
 
