@@ -239,3 +239,31 @@ fn every_skip_goes_through_the_harness() {
         offenders.join("\n")
     );
 }
+
+#[test]
+fn every_test_terminal_is_close_on_exec() {
+    // openpty(3) opens both ends inheritable; in the many-threaded test process a sandbox
+    // another test starts meanwhile would hold them. nsjail_tests::openpty() is the one way.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut offenders = Vec::new();
+    for d in ["src", "tests/e2e", "tests"] {
+        for e in std::fs::read_dir(dir.join(d)).unwrap().flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "rs") || path.ends_with("suite_rules.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                if code.contains("pty::openpty") || code.contains("libc::openpty") {
+                    offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "open terminals with nsjail_tests::openpty():\n{}",
+        offenders.join("\n")
+    );
+}

@@ -216,7 +216,7 @@ impl Client {
     /// its controlling terminal; stdout a pipe.
     fn on_terminal(&self, mut cmd: Command, what: String) -> (Output, Vec<Invocation>) {
         let before = self.invocations().len();
-        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let pty = nsjail_tests::openpty();
         let dup = || Stdio::from(pty.slave.try_clone().unwrap());
         cmd.stdin(dup()).stderr(dup()).stdout(Stdio::piped());
         // SAFETY: setsid and ioctl only, between fork and exec.

@@ -243,7 +243,7 @@ fn the_payloads_own_stdio_files_reopen_as_they_were_opened() {
 
         // A terminal on the host's devpts as stdout (stdin is not a terminal, so the payload
         // gets this very one): `echo > /dev/stdout` reaches it.
-        let pty = nix::pty::openpty(None, None).unwrap();
+        let pty = nsjail_tests::openpty();
         // As a terminal's owner has it (grantpt): the caller's, so the caller may reopen it.
         nix::unistd::fchown(
             &pty.slave,

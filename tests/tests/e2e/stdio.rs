@@ -50,7 +50,7 @@ fn stdout_and_stderr_stay_apart() {
 #[test]
 fn a_terminal_is_passed_through() {
     for_each_caller(|c| {
-        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let pty = nsjail_tests::openpty();
         let slave: OwnedFd = pty.slave;
         let mut cmd = c.run_cmd(&[
             "--",

@@ -23,7 +23,7 @@ fn pending_input(fd: &OwnedFd) -> i32 {
 /// The control for [`pending_input`]: a byte written to the master is input waiting on the
 /// slave, so a count of 0 means nothing was pushed, not that the count is blind.
 fn pending_input_sees_input() {
-    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let pty = nsjail_tests::openpty();
     let mut t = tcgetattr(pty.slave.as_fd()).unwrap();
     cfmakeraw(&mut t);
     tcsetattr(pty.slave.as_fd(), SetArg::TCSANOW, &t).unwrap();
@@ -140,7 +140,7 @@ fn the_filter_itself_denies_tiocsti_even_on_the_sandboxs_own_terminal() {
 /// `nsjail run ARGS` as `c` on a new pseudo-terminal that is the CLI's stdin, stdout, stderr
 /// and controlling terminal, as in a terminal window; what appeared on it and how it ended.
 fn run_on_a_terminal(c: &nsjail_tests::Caller, args: &[&str]) -> Output {
-    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let pty = nsjail_tests::openpty();
     let slave: OwnedFd = pty.slave;
     let mut cmd = c.run_cmd(args);
     let dup = || Stdio::from(slave.as_fd().try_clone_to_owned().unwrap());
