@@ -24,6 +24,10 @@ pub const DEFAULT_SUBUID: &str = "/etc/subuid";
 pub const DEFAULT_SUBGID: &str = "/etc/subgid";
 /// The largest policy file read.
 pub const MAX_POLICY_BYTES: usize = 256 * 1024;
+/// The deepest nesting of arrays, inline tables and table headers a policy may have. The parser
+/// recurses once per level with no limit of its own, so deeper text is refused before it is
+/// parsed rather than left to exhaust the stack. A real policy nests two deep.
+pub const MAX_POLICY_NESTING: usize = 16;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PolicyError {
@@ -233,7 +237,56 @@ fn over_ceiling(key: &str, requested: u64, max: u64) -> String {
     )
 }
 
-/// toml quotes what it did not expect (a key, say) as it was written: control characters in it
+/// How deep the brackets and braces of TOML text nest, not counting those in strings or comments.
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        // The three-quote forms first: `"""` is not an empty string followed by a quote.
+        if let Some(quote) = [r#"""""#, "'''", "\"", "'"]
+            .into_iter()
+            .find(|q| rest.starts_with(q))
+        {
+            rest = after_string(&rest[quote.len()..], quote);
+            continue;
+        }
+        match c {
+            '#' => {
+                rest = rest.find('\n').map_or("", |end| &rest[end..]);
+                continue;
+            }
+            '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    deepest
+}
+
+/// What follows the string that `rest` is inside of, which `quote` closes. Only `"` strings have
+/// escapes. A string that never closes takes the rest of the text (the parser refuses it).
+fn after_string<'a>(mut rest: &'a str, quote: &str) -> &'a str {
+    loop {
+        if let Some(after) = rest.strip_prefix(quote) {
+            return after;
+        }
+        let mut chars = rest.chars();
+        match chars.next() {
+            None => return "",
+            Some('\\') if quote.starts_with('"') => {
+                chars.next();
+            }
+            Some(_) => {}
+        }
+        rest = chars.as_str();
+    }
+}
+
+/// The TOML parser quotes what it did not expect (a key, say) as it was written: control characters in it
 /// must not break the one-line message.
 fn one_line(s: &str) -> String {
     s.chars()
@@ -436,24 +489,14 @@ impl Policy {
                 "policy: larger than {MAX_POLICY_BYTES} bytes"
             )));
         }
-        let p: Policy = toml::from_str(text).map_err(|e| {
-            // toml's messages span several lines (with the offending line quoted); keep one.
-            let msg = e.to_string();
-            let first = msg
-                .lines()
-                .next()
-                .unwrap_or("invalid TOML")
-                .trim()
-                .to_string();
-            let at = e
-                .span()
-                .map(|s| {
-                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                    format!(" (line {line})")
-                })
-                .unwrap_or_default();
-            PolicyError::Parse(one_line(&format!("policy: {first}{at}: {}", e.message())))
-        })?;
+        if nesting_depth(text) > MAX_POLICY_NESTING {
+            return Err(PolicyError::Parse(format!(
+                "policy: arrays or tables nested deeper than {MAX_POLICY_NESTING}"
+            )));
+        }
+        // basic_toml's message is one line ending "at line L column C" where it knows the place.
+        let p: Policy = basic_toml::from_str(text)
+            .map_err(|e| PolicyError::Parse(one_line(&format!("policy: {e}"))))?;
         for (field, path) in [
             ("id_ranges.subuid", &p.id_ranges.subuid),
             ("id_ranges.subgid", &p.id_ranges.subgid),

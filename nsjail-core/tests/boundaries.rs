@@ -209,11 +209,54 @@ fn a_policy_file_may_have_256_kib() {
 }
 
 #[test]
+fn a_policy_nested_too_deep_is_refused_not_a_stack_overflow() {
+    // Deep enough to exhaust the stack of a parser without a limit, and well inside 256 KiB.
+    for (open, close) in [("[", "]"), ("{a=", "}")] {
+        let n = 60_000;
+        let text = format!("[access]\nusers = {}1{}\n", open.repeat(n), close.repeat(n));
+        let e = Policy::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("nested deeper than 16"), "{e}");
+    }
+    // Sixteen levels is the most; the type error shows the parser was reached.
+    let at = |n: usize| format!("[access]\nusers = {}1{}\n", "[".repeat(n), "]".repeat(n));
+    let e = Policy::parse(&at(16)).unwrap_err().to_string();
+    assert!(e.contains("untagged enum Principal"), "{e}");
+    assert!(
+        Policy::parse(&at(17))
+            .unwrap_err()
+            .to_string()
+            .contains("deeper")
+    );
+    // Brackets in strings and comments are not nesting.
+    let b = "[".repeat(40);
+    for (text, users) in [
+        (format!("# {b}\n[access]\nusers = [\"{b}\"]\n"), 1),
+        (format!("[access]\nusers = ['{b}', \"\\\"{b}\"]\n"), 2),
+        (
+            format!("[access]\nusers = [\"\"\"\n{b}\"\"\", '''{b}''', \"\"] # {b}\n"),
+            3,
+        ),
+    ] {
+        let p = Policy::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(p.access.users.map(|u| u.len()), Some(users), "{text}");
+    }
+}
+
+#[test]
 fn a_policy_error_names_its_line() {
-    let e = Policy::parse("[limits]\npids = 1\nbogus = 3\n").unwrap_err();
-    assert!(e.to_string().contains("(line 3)"), "{e}");
+    // A bad value: its own line.
+    let e = Policy::parse("[limits]\npids = 1\nmemory_bytes = -1\n").unwrap_err();
+    assert!(
+        e.to_string().contains("`limits.memory_bytes` at line 3"),
+        "{e}"
+    );
+    // A key not known: named, with the line of the table it is in.
+    let e = Policy::parse("\n[limits]\npids = 1\nbogus = 3\n").unwrap_err();
+    assert!(e.to_string().contains("unknown field `bogus`"), "{e}");
+    assert!(e.to_string().contains("`limits` at line 2"), "{e}");
     let e = Policy::parse("[nonsense]\n").unwrap_err();
-    assert!(e.to_string().contains("(line 1)"), "{e}");
+    assert!(e.to_string().contains("unknown field `nonsense`"), "{e}");
+    assert!(e.to_string().contains("at line 1"), "{e}");
 }
 
 #[test]
