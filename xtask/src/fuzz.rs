@@ -16,7 +16,13 @@ use clap::Args;
 use crate::{Workspace, show, step};
 
 /// Every fuzz target in `fuzz/fuzz_targets`.
-pub const TARGETS: [&str; 4] = ["wire_request", "wire_stream", "oci_seccomp", "bpf_accept"];
+pub const TARGETS: [&str; 5] = [
+    "wire_request",
+    "wire_stream",
+    "oci_seccomp",
+    "bpf_accept",
+    "policy",
+];
 
 #[derive(Args)]
 pub struct FuzzArgs {
