@@ -19,5 +19,4 @@ pub mod error;
 pub mod host;
 pub mod sandbox;
 pub mod setup_report;
-#[allow(unsafe_code)]
 pub mod sys;

@@ -1,6 +1,8 @@
 //! Every `unsafe` block of nsjail lives here. Each wraps one system call that neither std nor nix
 //! offers safely, and says in its `// SAFETY:` comment why the call cannot break Rust's rules.
-//! Everything outside this module is safe code.
+//! Everything outside this module is safe code: the crate denies `unsafe_code`, and this is the
+//! one module that allows it.
+#![allow(unsafe_code)]
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
