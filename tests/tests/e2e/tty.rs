@@ -42,7 +42,7 @@ fn tiocsti_cannot_reach_the_callers_terminal() {
         let dir = probe_dir(c);
         for opts in [&[][..], &["--seccomp", "none"][..], &["--as-pid-1"][..]] {
             for check in ["tiocsti", "tiocsti-high"] {
-                let pty = nix::pty::openpty(None, None).expect("openpty");
+                let pty = nsjail_tests::openpty();
                 let slave: OwnedFd = pty.slave;
                 // Raw mode: every pushed byte would be readable at once.
                 let mut t = tcgetattr(slave.as_fd()).unwrap();
