@@ -268,42 +268,14 @@ impl Cgroup {
             joined_at_clone: false,
             removed: false,
         };
-        let mut set = Vec::new();
         let d = &cg.dirs[0];
-        let memory = min_some(limits.memory_bytes, ceilings.memory);
-        if let Some(b) = memory.filter(|_| d.has("memory")) {
-            d.write("memory.max", &b.to_string())?;
-            set.push(format!("memory.max {b}"));
-            // Swap off when a limit was asked for: the limit is the limit. Kernels without
-            // swap support lack the file.
-            if limits.memory_bytes.is_some() && d.exists("memory.swap.max") {
-                d.write("memory.swap.max", "0")?;
-                set.push("memory.swap.max 0".into());
-            }
-        }
-        let pids = min_some(
-            limits.pids.map(|n| n.saturating_add(pids_extra)),
-            ceilings.pids,
-        );
-        if let Some(n) = pids.filter(|_| d.has("pids")) {
-            let v = pids_max(n);
-            d.write("pids.max", &v)?;
-            set.push(format!("pids.max {v}"));
-        }
-        // A CPU-time limit is enforced by the supervisor, which sits beside the sandbox under
-        // the parent (in the caller's cgroup): it must win every wake-up against the sandbox's
-        // group, or the limit is checked late. With the default weight it came late enough in
-        // the emulated guest for the limit to overshoot by 60 ms; the sandbox still gets any
-        // CPU that nobody else beside it wants.
-        if limits.cpu_time_us.is_some() && d.has("cpu") && d.exists("cpu.weight") {
-            d.write("cpu.weight", TIME_LIMITED_WEIGHT)?;
-            set.push(format!("cpu.weight {TIME_LIMITED_WEIGHT}"));
-        }
-        let cpu = min_some(limits.cpu_millis, ceilings.cpu);
-        if let Some(m) = cpu.filter(|_| d.has("cpu")) {
-            let v = format!("{} {CPU_PERIOD_US}", (m * CPU_PERIOD_US / 1000).max(1000));
-            d.write("cpu.max", &v)?;
-            set.push(format!("cpu.max {v}"));
+        let mut set = Vec::new();
+        let settings = v2_settings(limits, &ceilings, pids_extra, &|c| d.has(c), &|f| {
+            d.exists(f)
+        });
+        for (file, value) in settings {
+            d.write(file, &value)?;
+            set.push(format!("{file} {value}"));
         }
         if let Some(below) = parent.between.first() {
             step(format!(
@@ -399,47 +371,15 @@ impl Cgroup {
                 .last()
                 .ok_or(HelperError::Refused("no cgroup".into()))?;
             let mut set = Vec::new();
-            for ctrl in &used {
-                match ctrl.as_str() {
-                    "memory" => {
-                        if let Some(b) = limits.memory_bytes {
-                            d.write("memory.limit_in_bytes", &b.to_string())?;
-                            set.push(format!("memory.limit_in_bytes {b}"));
-                            // Swap off: memory+swap may not exceed memory. Without swap
-                            // accounting (swapaccount=0) the best v1 offers is swappiness 0.
-                            if d.exists("memory.memsw.limit_in_bytes") {
-                                d.write("memory.memsw.limit_in_bytes", &b.to_string())?;
-                                set.push(format!("memory.memsw.limit_in_bytes {b}"));
-                            } else {
-                                d.write("memory.swappiness", "0")?;
-                                set.push("memory.swappiness 0".into());
-                            }
-                        }
-                    }
-                    "pids" => {
-                        if let Some(n) = limits.pids {
-                            let n = n.saturating_add(pids_extra);
-                            let v = pids_max(n);
-                            d.write("pids.max", &v)?;
-                            set.push(format!("pids.max {v}"));
-                        }
-                    }
-                    "cpu" => {
-                        if let Some(m) = limits.cpu_millis {
-                            let quota = m * CPU_PERIOD_US / 1000;
-                            d.write("cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
-                            d.write("cpu.cfs_quota_us", &quota.to_string())?;
-                            set.push(format!(
-                                "cpu.cfs_quota_us {quota} per cpu.cfs_period_us {CPU_PERIOD_US}"
-                            ));
-                        }
-                    }
-                    "cpuacct" if limits.cpu_time_us.is_some() => {
-                        set.push("cpuacct.usage watched for --time-limit".into());
-                    }
-                    "freezer" => set.push("freezer, to kill every member".into()),
-                    _ => {}
-                }
+            for (file, value) in v1_settings(&used, limits, pids_extra, &|f| d.exists(f)) {
+                d.write(file, &value)?;
+                set.push(format!("{file} {value}"));
+            }
+            if limits.cpu_time_us.is_some() && used.iter().any(|c| c == "cpuacct") {
+                set.push("cpuacct.usage watched for --time-limit".into());
+            }
+            if used.iter().any(|c| c == "freezer") {
+                set.push("freezer, to kill every member".into());
             }
             step(describe(d, &set));
         }
@@ -677,6 +617,96 @@ fn signal_listed(d: &Dir, sig: Signal, spare: Option<i32>) {
     }
 }
 
+/// One write into a sandbox's cgroup: the file and its value.
+type Setting = (&'static str, String);
+
+/// What a v2 cgroup is given for `limits` under the `ceilings` of the cgroups it leaves: the
+/// files to write, in order. Decided here, written by `create_v2`. `has`: the cgroup has that
+/// controller; `exists`: it has that file.
+fn v2_settings(
+    limits: &Limits,
+    ceilings: &Ceilings,
+    pids_extra: u64,
+    has: &dyn Fn(&str) -> bool,
+    exists: &dyn Fn(&str) -> bool,
+) -> Vec<Setting> {
+    let mut out = Vec::new();
+    if let Some(b) = min_some(limits.memory_bytes, ceilings.memory).filter(|_| has("memory")) {
+        out.push(("memory.max", b.to_string()));
+        // Swap off when a limit was asked for: the limit is the limit. Kernels without swap
+        // support lack the file.
+        if limits.memory_bytes.is_some() && exists("memory.swap.max") {
+            out.push(("memory.swap.max", "0".to_string()));
+        }
+    }
+    let pids = min_some(
+        limits.pids.map(|n| n.saturating_add(pids_extra)),
+        ceilings.pids,
+    );
+    if let Some(n) = pids.filter(|_| has("pids")) {
+        out.push(("pids.max", pids_max(n)));
+    }
+    // A CPU-time limit is enforced by the supervisor, which sits beside the sandbox under the
+    // parent (in the caller's cgroup): it must win every wake-up against the sandbox's group, or
+    // the limit is checked late. With the default weight it came late enough in the emulated
+    // guest for the limit to overshoot by 60 ms; the sandbox still gets any CPU that nobody else
+    // beside it wants.
+    if limits.cpu_time_us.is_some() && has("cpu") && exists("cpu.weight") {
+        out.push(("cpu.weight", TIME_LIMITED_WEIGHT.to_string()));
+    }
+    if let Some(m) = min_some(limits.cpu_millis, ceilings.cpu).filter(|_| has("cpu")) {
+        let quota = (m * CPU_PERIOD_US / 1000).max(1000);
+        out.push(("cpu.max", format!("{quota} {CPU_PERIOD_US}")));
+    }
+    out
+}
+
+/// What a v1 cgroup is given in a hierarchy where it uses the controllers `used`: the files to
+/// write, in order. Decided here, written by `create_v1`. `exists`: the cgroup has that file.
+fn v1_settings(
+    used: &[String],
+    limits: &Limits,
+    pids_extra: u64,
+    exists: &dyn Fn(&str) -> bool,
+) -> Vec<Setting> {
+    let mut out = Vec::new();
+    for ctrl in used {
+        match (ctrl.as_str(), limits) {
+            (
+                "memory",
+                Limits {
+                    memory_bytes: Some(b),
+                    ..
+                },
+            ) => {
+                out.push(("memory.limit_in_bytes", b.to_string()));
+                // Swap off: memory+swap may not exceed memory. Without swap accounting
+                // (swapaccount=0) the best v1 offers is swappiness 0.
+                if exists("memory.memsw.limit_in_bytes") {
+                    out.push(("memory.memsw.limit_in_bytes", b.to_string()));
+                } else {
+                    out.push(("memory.swappiness", "0".to_string()));
+                }
+            }
+            ("pids", Limits { pids: Some(n), .. }) => {
+                out.push(("pids.max", pids_max(n.saturating_add(pids_extra))));
+            }
+            (
+                "cpu",
+                Limits {
+                    cpu_millis: Some(m),
+                    ..
+                },
+            ) => {
+                out.push(("cpu.cfs_period_us", CPU_PERIOD_US.to_string()));
+                out.push(("cpu.cfs_quota_us", (m * CPU_PERIOD_US / 1000).to_string()));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The most tasks the kernel ever has (`PID_MAX_LIMIT`): `pids.max` takes no more.
 const PID_MAX_LIMIT: u64 = 4 << 20;
 
@@ -765,6 +795,132 @@ fn describe(d: &Dir, set: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(list: &[(&'static str, &str)]) -> Vec<Setting> {
+        list.iter().map(|(f, v)| (*f, v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_v2_cgroup_gets_the_limits_asked_for_within_the_ceilings() {
+        let all = |_: &str| true;
+        let asked = Limits {
+            memory_bytes: Some(64 << 20),
+            pids: Some(16),
+            cpu_millis: Some(250),
+            ..Limits::default()
+        };
+        let none = Ceilings::default();
+        assert_eq!(
+            v2_settings(&asked, &none, 1, &all, &all),
+            settings(&[
+                ("memory.max", "67108864"),
+                ("memory.swap.max", "0"),
+                ("pids.max", "17"),
+                ("cpu.max", "25000 100000"),
+            ])
+        );
+        // A ceiling below what was asked wins; one above it does not.
+        let tight = Ceilings {
+            memory: Some(1 << 20),
+            pids: Some(99),
+            cpu: Some(5),
+        };
+        assert_eq!(
+            v2_settings(&asked, &tight, 1, &all, &all),
+            settings(&[
+                ("memory.max", "1048576"),
+                ("memory.swap.max", "0"),
+                ("pids.max", "17"),
+                // The kernel's smallest quota is 1 ms.
+                ("cpu.max", "1000 100000"),
+            ])
+        );
+        // A ceiling alone is carried over; swap is left alone when no limit was asked for.
+        let only_ceilings = v2_settings(&Limits::default(), &tight, 1, &all, &all);
+        assert_eq!(
+            only_ceilings,
+            settings(&[
+                ("memory.max", "1048576"),
+                ("pids.max", "99"),
+                ("cpu.max", "1000 100000"),
+            ])
+        );
+        // Nothing is written for a controller the cgroup lacks, or to a file it lacks.
+        let no_memory = |c: &str| c != "memory";
+        let no_swap = |f: &str| f != "memory.swap.max";
+        assert_eq!(
+            v2_settings(&asked, &none, 1, &no_memory, &all),
+            settings(&[("pids.max", "17"), ("cpu.max", "25000 100000")])
+        );
+        assert_eq!(
+            v2_settings(&asked, &none, 1, &all, &no_swap)[..2],
+            settings(&[("memory.max", "67108864"), ("pids.max", "17")])[..]
+        );
+        assert!(v2_settings(&Limits::default(), &none, 1, &all, &all).is_empty());
+    }
+
+    #[test]
+    fn a_time_limited_v2_cgroup_gets_a_low_cpu_weight() {
+        let all = |_: &str| true;
+        let timed = Limits {
+            cpu_time_us: Some(1_000_000),
+            ..Limits::default()
+        };
+        let none = Ceilings::default();
+        assert_eq!(
+            v2_settings(&timed, &none, 1, &all, &all),
+            settings(&[("cpu.weight", TIME_LIMITED_WEIGHT)])
+        );
+        assert!(v2_settings(&timed, &none, 1, &|c| c != "cpu", &all).is_empty());
+        assert!(v2_settings(&timed, &none, 1, &all, &|f| f != "cpu.weight").is_empty());
+    }
+
+    #[test]
+    fn a_v1_cgroup_gets_the_limits_of_the_controllers_its_hierarchy_carries() {
+        let asked = Limits {
+            memory_bytes: Some(64 << 20),
+            pids: Some(4 << 20),
+            cpu_millis: Some(250),
+            cpu_time_us: Some(1),
+            ..Limits::default()
+        };
+        let used = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = |_: &str| true;
+        assert_eq!(
+            v1_settings(&used(&["memory"]), &asked, 1, &all),
+            settings(&[
+                ("memory.limit_in_bytes", "67108864"),
+                ("memory.memsw.limit_in_bytes", "67108864"),
+            ])
+        );
+        // Without swap accounting: swappiness 0 instead.
+        assert_eq!(
+            v1_settings(&used(&["memory"]), &asked, 1, &|_| false),
+            settings(&[
+                ("memory.limit_in_bytes", "67108864"),
+                ("memory.swappiness", "0"),
+            ])
+        );
+        // pids.max counts our init; at the kernel's most it is "max".
+        assert_eq!(
+            v1_settings(&used(&["pids"]), &asked, 1, &all),
+            settings(&[("pids.max", "max")])
+        );
+        // One hierarchy may carry several controllers (cpu,cpuacct): each gets its files.
+        assert_eq!(
+            v1_settings(&used(&["cpu", "cpuacct", "freezer"]), &asked, 1, &all),
+            settings(&[
+                ("cpu.cfs_period_us", "100000"),
+                ("cpu.cfs_quota_us", "25000")
+            ])
+        );
+        // A controller used only to account for or to kill gets nothing written.
+        let accounting = Limits {
+            account: true,
+            ..Limits::default()
+        };
+        assert!(v1_settings(&used(&["memory", "pids", "cpu"]), &accounting, 1, &all).is_empty());
+    }
 
     #[test]
     fn limit_values() {
