@@ -247,3 +247,39 @@ fn clone_error(
     }
     sys(call)(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_mount_and_pid_namespaces_are_always_new_the_others_as_asked() {
+        let always = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64;
+        let none = Namespaces {
+            net: false,
+            ipc: false,
+            uts: false,
+            cgroup: false,
+            time: false,
+        };
+        assert_eq!(clone_flags(&none), always);
+        for (ns, flag) in [
+            (Namespaces { net: true, ..none }, libc::CLONE_NEWNET as u64),
+            (Namespaces { ipc: true, ..none }, libc::CLONE_NEWIPC as u64),
+            (Namespaces { uts: true, ..none }, libc::CLONE_NEWUTS as u64),
+            (
+                Namespaces {
+                    cgroup: true,
+                    ..none
+                },
+                libc::CLONE_NEWCGROUP as u64,
+            ),
+            (
+                Namespaces { time: true, ..none },
+                libc::CLONE_NEWTIME as u64,
+            ),
+        ] {
+            assert_eq!(clone_flags(&ns), always | flag, "{ns:?}");
+        }
+    }
+}
