@@ -91,6 +91,61 @@ fn tiocsti_own_pty(high: bool) {
     }
 }
 
+/// Queue SIGRTMIN to ourselves with it blocked, so it stays pending.
+fn sigqueue_self() -> i64 {
+    // SAFETY: a zeroed sigset, filled by the libc calls; a sigval by value.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGRTMIN());
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let value = libc::sigval {
+            sival_ptr: std::ptr::null_mut(),
+        };
+        libc::sigqueue(libc::getpid(), libc::SIGRTMIN(), value) as i64
+    }
+}
+
+/// A new POSIX message queue of 10 messages of 8 KiB; its descriptor is kept open.
+fn mq_create(name: &str) -> i64 {
+    let c = CString::new(name).unwrap_or_default();
+    // SAFETY: a NUL-terminated name and an attribute struct that lives across the call.
+    unsafe {
+        let mut attr: libc::mq_attr = std::mem::zeroed();
+        attr.mq_maxmsg = 10;
+        attr.mq_msgsize = 8192;
+        libc::mq_open(
+            c.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
+            0o600 as libc::mode_t,
+            &attr as *const libc::mq_attr,
+        ) as i64
+    }
+}
+
+/// How many times `take` succeeded before it failed (at most a million).
+fn fill(mut take: impl FnMut() -> bool) -> u64 {
+    let mut n = 0;
+    while n < 1_000_000 && take() {
+        n += 1;
+    }
+    n
+}
+
+fn last_errno() -> String {
+    errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}
+
+/// Wait until `path` exists, at most a minute.
+fn hold(path: &str) {
+    for _ in 0..6000 {
+        if std::path::Path::new(path).exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let check = args.first().map(String::as_str).unwrap_or("");
@@ -307,6 +362,34 @@ fn main() {
             Ok(_) => println!("{check}: ok"),
             Err(e) => println!("{check}: {}", errno_name(e.raw_os_error().unwrap_or(0))),
         },
+        // Per-user kernel resources counted under rlimits, taken until the kernel says no:
+        // `CHECK: N ERRNO`, then held until the file `arg` exists (at most a minute).
+        "sigqueue-fill" => {
+            let n = fill(|| sigqueue_self() == 0);
+            println!("{check}: {n} {}", last_errno());
+            hold(&arg);
+        }
+        "mq-fill" => {
+            let mut i = 0u32;
+            let n = fill(|| {
+                i += 1;
+                mq_create(&format!("/probe-{}-{i}", std::process::id())) >= 0
+            });
+            println!("{check}: {n} {}", last_errno());
+            hold(&arg);
+        }
+        // One of each, as anyone else on the host would take it.
+        "sigqueue-one" => report(check, sigqueue_self()),
+        "mq-one" => {
+            let name = format!("/probe-one-{}", std::process::id());
+            let ret = mq_create(&name);
+            report(check, ret);
+            if ret >= 0 {
+                let c = CString::new(name).unwrap_or_default();
+                // SAFETY: a NUL-terminated name.
+                unsafe { libc::mq_unlink(c.as_ptr()) };
+            }
+        }
         _ => {
             eprintln!("nsjail-probe: unknown check {check:?}");
             std::process::exit(2);

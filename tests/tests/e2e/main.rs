@@ -42,6 +42,7 @@ mod plain;
 mod policy;
 mod processes;
 mod profiles;
+mod root_share;
 mod safe_defaults;
 mod seccomp;
 mod seccomp_request;
