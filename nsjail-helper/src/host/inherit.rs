@@ -365,6 +365,48 @@ pub fn payload_rlimits() -> Vec<RlimitSetting> {
     CALLER.get().map(|c| c.rlimits.clone()).unwrap_or_default()
 }
 
+/// What the sandboxes of a privileged helper may hold, all together, of the per-user resources
+/// the kernel counts under rlimits: pending signals, and bytes of POSIX message queues.
+///
+/// The sandbox's user namespace belongs to root, so the kernel charges those to root, and
+/// checks root's total (root's own processes and every root-owned namespace) against the limit
+/// the creator had when the namespace was made. The helper's own are raised; at the clone they
+/// are these (or the caller's, if lower), so root keeps the rest of its own (found in review:
+/// a payload took every pending signal root had, and root's `sigqueue` failed).
+pub const ROOT_SHARE: [(RlimitResource, u64); 2] = [
+    (RlimitResource::Sigpending, 8192),
+    (RlimitResource::Msgqueue, 400 * 1024),
+];
+
+/// The helper's soft limits while it clones a sandbox's user namespace ([`ROOT_SHARE`]);
+/// dropping it puts the helper's own back.
+pub struct ClampedForClone(Vec<(Resource, u64, u64)>);
+
+pub fn clamp_for_clone() -> Result<ClampedForClone> {
+    let mut saved = Vec::with_capacity(ROOT_SHARE.len());
+    for (r, share) in ROOT_SHARE {
+        let res = nix_resource(r);
+        let (soft, hard) = getrlimit(res).map_err(sys(format!("getrlimit({})", r.name())))?;
+        let callers = payload_rlimits()
+            .into_iter()
+            .find(|l| l.resource == r)
+            .map_or(share, |l| l.soft);
+        setrlimit(res, share.min(callers).min(hard), hard)
+            .map_err(sys(format!("setrlimit({}) for the clone", r.name())))?;
+        saved.push((res, soft, hard));
+    }
+    Ok(ClampedForClone(saved))
+}
+
+impl Drop for ClampedForClone {
+    fn drop(&mut self) {
+        for &(res, soft, hard) in &self.0 {
+            // Lowered by us, within the same hard limit: putting it back cannot fail.
+            let _ = setrlimit(res, soft, hard);
+        }
+    }
+}
+
 /// The caller's umask, for the payload.
 pub fn payload_umask() -> Option<Mode> {
     CALLER.get().map(|c| c.umask)

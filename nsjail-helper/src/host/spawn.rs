@@ -113,6 +113,13 @@ pub fn spawn(
     // caller can neither ptrace the set-up nor setns() into the namespace to get one of their
     // own (which matters where the admin disabled unprivileged user namespaces).
     let into = cgroup.as_ref().and_then(Cgroup::clone_into);
+    // Being root's, the namespace charges what its processes hold to root: the limits at the
+    // clone cap that charge (see `inherit::ROOT_SHARE`).
+    let clamped = if caller.privileged {
+        Some(crate::host::inherit::clamp_for_clone()?)
+    } else {
+        None
+    };
     let mut cloned = sys::clone_fork(flags, into);
     let born_inside = into.is_some() && cloned.is_ok();
     if into.is_some()
@@ -144,6 +151,8 @@ pub fn spawn(
         }
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
     };
+    // The namespace has its ceilings; the helper's own limits come back.
+    drop(clamped);
     // The helper keeps none of the caller's fds: a passed socket's peer sees its end when the
     // sandbox's last holder closes it.
     drop((
