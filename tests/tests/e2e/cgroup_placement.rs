@@ -130,6 +130,94 @@ fn run_in_cgroup(c: &Caller, cgroup: &Path, plant: bool, args: &[&str]) -> Outpu
         .wait()
 }
 
+/// Run a sandbox of `c` from `cgroup` (`--verbose`) that lasts until `look` has looked (as root, on the host)
+/// and another sandbox has run beside it; the held sandbox's output and what `look` saw.
+fn while_one_runs<T>(
+    c: &Caller,
+    cgroup: &Path,
+    args: &[&str],
+    look: impl FnOnce() -> Option<T>,
+) -> (Output, Option<T>) {
+    let dir = nsjail_tests::hardening::probe_dir(c);
+    let release = dir.path().join("release");
+    let hold = format!(
+        "echo held; while ! test -e {}; do sleep 0.02; done",
+        release.display()
+    );
+    let opts = args.iter().take_while(|a| **a != "--");
+    let bind = dir.path().to_str().unwrap();
+    let mut held: Vec<&str> = vec!["--verbose"];
+    held.extend(opts);
+    held.extend([
+        "--default-view",
+        "--ro-bind",
+        bind,
+        bind,
+        "--",
+        "/bin/sh",
+        "-c",
+        &hold,
+    ]);
+    let procs = CString::new(cgroup.join("cgroup.procs").to_str().unwrap()).unwrap();
+    let mut cmd = c.run_cmd(&held);
+    // SAFETY: raw open/write/close on a C string made before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            let n = libc::write(fd, b"0".as_ptr() as *const libc::c_void, 1);
+            libc::close(fd);
+            if n != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut run = Running::spawn(&mut cmd, None, "a held sandbox").expect_way_in(c.way_in());
+    run.wait_stdout("held");
+    let seen = look();
+    // Another sandbox from the same cgroup ends meanwhile: `nsjail` stays for the held one.
+    run_in_cgroup(c, cgroup, false, args).expect_success();
+    let still = cgroup.join("nsjail").is_dir();
+    fs::write(&release, "").expect("release the held sandbox");
+    let out = run.wait();
+    assert!(still, "`nsjail` went while a sandbox was in it");
+    (out, seen)
+}
+
+#[test]
+fn v1_the_nsjail_directory_goes_with_the_last_sandbox() {
+    root_or_skip!();
+    let Some((mount, own)) = v1_hierarchy("memory") else {
+        nsjail_tests::skip(
+            "v1_the_nsjail_directory_goes_with_the_last_sandbox",
+            "no cgroup v1 memory hierarchy",
+        );
+        return;
+    };
+    let c = Caller::setuid_user();
+    let args = [
+        "--cgroup-version",
+        "1",
+        "--memory-limit",
+        "64M",
+        "--",
+        "/bin/true",
+    ];
+    let deleg = Delegated::new(&mount, &own, c.uid, c.gid);
+    let (out, _) = while_one_runs(&c, &deleg.dir, &args, || Some(()));
+    out.expect_success();
+    // Found in review: a root-owned `nsjail` left in the caller's cgroup made it impossible to
+    // remove for whoever manages it (a session's scope, a service).
+    let left: Vec<_> = fs::read_dir(&deleg.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left in the caller's cgroup: {left:?}");
+    fs::remove_dir(&deleg.dir).expect("the caller's cgroup can be removed");
+}
+
 #[test]
 fn v1_an_nsjail_directory_the_caller_made_is_refused() {
     root_or_skip!();
@@ -151,11 +239,13 @@ fn v1_an_nsjail_directory_the_caller_made_is_refused() {
     ];
 
     // The control: from a cgroup delegated to the user, the helper makes `nsjail` itself (as
-    // root) and the sandbox's cgroup below it.
+    // root) and the sandbox's cgroup below it; seen while a sandbox holds it.
     let deleg = Delegated::new(&mount, &own, c.uid, c.gid);
-    let out = run_in_cgroup(&c, &deleg.dir, false, &args);
-    out.expect_success();
     let nsjail = deleg.dir.join("nsjail");
+    let (out, owner) = while_one_runs(&c, &deleg.dir, &args, || {
+        fs::metadata(&nsjail).map(|m| m.uid()).ok()
+    });
+    out.expect_success();
     let dirs = cgroup_dirs(&out.stderr);
     assert!(
         dirs.iter().any(|d| d.parent() == Some(nsjail.as_path())),
@@ -163,12 +253,7 @@ fn v1_an_nsjail_directory_the_caller_made_is_refused() {
         nsjail.display(),
         out.describe()
     );
-    assert_eq!(
-        fs::metadata(&nsjail).unwrap().uid(),
-        0,
-        "{}",
-        nsjail.display()
-    );
+    assert_eq!(owner, Some(0), "{}", nsjail.display());
     drop(deleg);
 
     // The attack: the user makes `nsjail` first. Its files would be the user's, and so would

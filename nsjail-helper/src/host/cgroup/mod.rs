@@ -364,7 +364,20 @@ impl Cgroup {
             let parent_fd = open_parent(&parent)?;
             clean_stale(&parent_fd, &parent, "", &name);
             // The whole hierarchy's controllers are there; remember all, use `used`.
-            let dir = make_dir(parent_fd, &parent, &name, mount.controllers.clone())?;
+            let dir = match make_dir(parent_fd, &parent, &name, mount.controllers.clone()) {
+                // The last sandbox of another helper took the empty `nsjail` with it between
+                // our open and our mkdir: make it again.
+                Err(HelperError::Sys {
+                    source: Errno::ENOENT,
+                    ..
+                }) => make_dir(
+                    open_parent(&parent)?,
+                    &parent,
+                    &name,
+                    mount.controllers.clone(),
+                )?,
+                made => made?,
+            };
             cg.dirs.push(dir);
             let d = cg
                 .dirs
@@ -563,7 +576,18 @@ impl Cgroup {
                     self.name.as_str(),
                     UnlinkatFlags::RemoveDir,
                 ) {
-                    Ok(()) | Err(Errno::ENOENT) => break,
+                    Ok(()) | Err(Errno::ENOENT) => {
+                        // v1: the `nsjail` directory we made below the caller's cgroup goes
+                        // with its last sandbox, or the caller's cgroup could never be removed
+                        // by whoever manages it (found in review). Another sandbox still there
+                        // keeps it (EBUSY); a helper making one meanwhile makes it again.
+                        if self.version == 1
+                            && let Some(ours) = d.path.parent()
+                        {
+                            let _ = std::fs::remove_dir(ours);
+                        }
+                        break;
+                    }
                     Err(Errno::EBUSY) if Instant::now() < deadline => {
                         if !d.pids().is_empty() {
                             self.kill_all();
