@@ -366,17 +366,25 @@ pub fn payload_rlimits() -> Vec<RlimitSetting> {
 }
 
 /// What the sandboxes of a privileged helper may hold, all together, of the per-user resources
-/// the kernel counts under rlimits: pending signals, and bytes of POSIX message queues.
+/// the kernel counts under rlimits: pending signals, and bytes of POSIX message queues. Half of
+/// the system's default limit for each (or of the caller's own, if lower).
 ///
 /// The sandbox's user namespace belongs to root, so the kernel charges those to root, and
 /// checks root's total (root's own processes and every root-owned namespace) against the limit
 /// the creator had when the namespace was made. The helper's own are raised; at the clone they
-/// are these (or the caller's, if lower), so root keeps the rest of its own (found in review:
-/// a payload took every pending signal root had, and root's `sigqueue` failed).
-pub const ROOT_SHARE: [(RlimitResource, u64); 2] = [
-    (RlimitResource::Sigpending, 8192),
-    (RlimitResource::Msgqueue, 400 * 1024),
-];
+/// are these, so root keeps at least half of its own (found in review: a payload took every
+/// pending signal root had, and root's `sigqueue` failed).
+pub const ROOT_SHARE: [RlimitResource; 2] = [RlimitResource::Sigpending, RlimitResource::Msgqueue];
+
+/// The kernel's default limit for a [`ROOT_SHARE`] resource, as every process inherits it from
+/// the first: pending signals are half of `kernel.threads-max`, message-queue bytes 819,200
+/// (`MQ_BYTES_MAX`).
+fn system_default(r: RlimitResource) -> Result<u64> {
+    match r {
+        RlimitResource::Sigpending => Ok(read_u64("/proc/sys/kernel/threads-max")? / 2),
+        _ => Ok(819_200),
+    }
+}
 
 /// The helper's soft limits while it clones a sandbox's user namespace ([`ROOT_SHARE`]);
 /// dropping it puts the helper's own back.
@@ -384,14 +392,16 @@ pub struct ClampedForClone(Vec<(Resource, u64, u64)>);
 
 pub fn clamp_for_clone() -> Result<ClampedForClone> {
     let mut saved = Vec::with_capacity(ROOT_SHARE.len());
-    for (r, share) in ROOT_SHARE {
+    for r in ROOT_SHARE {
         let res = nix_resource(r);
         let (soft, hard) = getrlimit(res).map_err(sys(format!("getrlimit({})", r.name())))?;
+        let system = system_default(r)?;
         let callers = payload_rlimits()
             .into_iter()
             .find(|l| l.resource == r)
-            .map_or(share, |l| l.soft);
-        setrlimit(res, share.min(callers).min(hard), hard)
+            .map_or(system, |l| l.soft);
+        let share = system.min(callers) / 2;
+        setrlimit(res, share.min(hard), hard)
             .map_err(sys(format!("setrlimit({}) for the clone", r.name())))?;
         saved.push((res, soft, hard));
     }
