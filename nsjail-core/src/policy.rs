@@ -1022,6 +1022,22 @@ mod tests {
     }
 
     #[test]
+    fn nesting_is_counted_outside_strings_and_comments() {
+        assert_eq!(nesting_depth("a = [[1], [2]]\n[t]\n[[u]]\n"), 2);
+        assert_eq!(nesting_depth("a = \"[[[\"\nb = [[[1]]]\n"), 3);
+        // An escaped quote does not end a basic string.
+        assert_eq!(nesting_depth("a = \"\\\"[[\"\nb = [1]\n"), 1);
+        // A literal string has no escapes: its backslash is the last character.
+        assert_eq!(nesting_depth("a = 'C:\\'\nb = [[[1]]]\n"), 3);
+        assert_eq!(
+            nesting_depth("a = \"\"\"\n[[\"\"\" # [[[\nb = {c = [1]}\n"),
+            2
+        );
+        assert_eq!(nesting_depth("a = '''[[[''' \nb = 1"), 0);
+        assert_eq!(nesting_depth("a = \"[[[ never closed"), 0);
+    }
+
+    #[test]
     fn bad_policies_are_one_line_errors() {
         for (text, want) in [
             ("[allow]\nshare_nett = true\n", "unknown field"),
