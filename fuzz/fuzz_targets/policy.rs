@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let db = Accounts::from_files("alice:x:1000:1000::/:/bin/sh\n", "wheel:x:10:alice\n");
-    let who = Who { uid: 1000, gid: 1000, groups: vec![10] };
+    let who = Who {
+        uid: 1000,
+        gid: 1000,
+        groups: vec![10],
+    };
     let _ = p.check_access(&who, &db);
     let _ = p.allow.resolve(true);
     let _ = p.allow.resolve(false);
