@@ -87,15 +87,12 @@ impl Drop for Delegated {
     }
 }
 
-/// `nsjail run ARGS` as `c`, from inside `cgroup` (the CLI writes itself into its
-/// `cgroup.procs` before the exec, as the user), `--verbose` unless `plant`; with `plant`, the
-/// user first makes `nsjail` in it.
-fn run_in_cgroup(c: &Caller, cgroup: &Path, plant: bool, args: &[&str]) -> Output {
+/// `nsjail ARGS` as `c`, from inside `cgroup`: the CLI writes itself into its `cgroup.procs`
+/// before the exec, as the user; with `plant`, the user first makes `nsjail` in it.
+fn cmd_in_cgroup(c: &Caller, cgroup: &Path, plant: bool, args: &[&str]) -> std::process::Command {
     let procs = CString::new(cgroup.join("cgroup.procs").to_str().unwrap()).unwrap();
     let planted = CString::new(cgroup.join("nsjail").to_str().unwrap()).unwrap();
-    let mut all = if plant { vec![] } else { vec!["--verbose"] };
-    all.extend_from_slice(args);
-    let mut cmd = c.run_cmd(&all);
+    let mut cmd = c.run_cmd(args);
     // SAFETY: raw open/write/close/mkdir on C strings made before the fork.
     unsafe {
         cmd.pre_exec(move || {
@@ -114,6 +111,15 @@ fn run_in_cgroup(c: &Caller, cgroup: &Path, plant: bool, args: &[&str]) -> Outpu
             Ok(())
         });
     }
+    cmd
+}
+
+/// `nsjail run ARGS` as `c`, from inside `cgroup` ([`cmd_in_cgroup`]), `--verbose` unless
+/// `plant`.
+fn run_in_cgroup(c: &Caller, cgroup: &Path, plant: bool, args: &[&str]) -> Output {
+    let mut all = if plant { vec![] } else { vec!["--verbose"] };
+    all.extend_from_slice(args);
+    let mut cmd = cmd_in_cgroup(c, cgroup, plant, &all);
     let what = format!(
         "[{}] (in cgroup {}{}) nsjail run {}",
         c.name(),
@@ -128,6 +134,25 @@ fn run_in_cgroup(c: &Caller, cgroup: &Path, plant: bool, args: &[&str]) -> Outpu
     Running::spawn(&mut cmd, None, &what)
         .expect_way_in(c.way_in())
         .wait()
+}
+
+/// A sandbox with a limit in cgroup v1's memory hierarchy.
+const V1_LIMITED: [&str; 6] = [
+    "--cgroup-version",
+    "1",
+    "--memory-limit",
+    "64M",
+    "--",
+    "/bin/true",
+];
+
+/// The v1 memory hierarchy ([`v1_hierarchy`]), or a skip said for `test`.
+fn v1_memory(test: &str) -> Option<(PathBuf, String)> {
+    let found = v1_hierarchy("memory");
+    if found.is_none() {
+        nsjail_tests::skip(test, "no cgroup v1 memory hierarchy");
+    }
+    found
 }
 
 /// Run a sandbox of `c` from `cgroup` (`--verbose`) that lasts until `look` has looked (as root, on the host)
@@ -158,20 +183,7 @@ fn while_one_runs<T>(
         "-c",
         &hold,
     ]);
-    let procs = CString::new(cgroup.join("cgroup.procs").to_str().unwrap()).unwrap();
-    let mut cmd = c.run_cmd(&held);
-    // SAFETY: raw open/write/close on a C string made before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-            let n = libc::write(fd, b"0".as_ptr() as *const libc::c_void, 1);
-            libc::close(fd);
-            if n != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    let mut cmd = cmd_in_cgroup(c, cgroup, false, &held);
     let mut run = Running::spawn(&mut cmd, None, "a held sandbox").expect_way_in(c.way_in());
     run.wait_stdout("held");
     let seen = look();
@@ -187,22 +199,11 @@ fn while_one_runs<T>(
 #[test]
 fn v1_the_nsjail_directory_goes_with_the_last_sandbox() {
     root_or_skip!();
-    let Some((mount, own)) = v1_hierarchy("memory") else {
-        nsjail_tests::skip(
-            "v1_the_nsjail_directory_goes_with_the_last_sandbox",
-            "no cgroup v1 memory hierarchy",
-        );
+    let Some((mount, own)) = v1_memory("v1_the_nsjail_directory_goes_with_the_last_sandbox") else {
         return;
     };
     let c = Caller::setuid_user();
-    let args = [
-        "--cgroup-version",
-        "1",
-        "--memory-limit",
-        "64M",
-        "--",
-        "/bin/true",
-    ];
+    let args = V1_LIMITED;
     let deleg = Delegated::new(&mount, &own, c.uid, c.gid);
     let (out, _) = while_one_runs(&c, &deleg.dir, &args, || Some(()));
     out.expect_success();
@@ -221,22 +222,11 @@ fn v1_the_nsjail_directory_goes_with_the_last_sandbox() {
 #[test]
 fn v1_an_nsjail_directory_the_caller_made_is_refused() {
     root_or_skip!();
-    let Some((mount, own)) = v1_hierarchy("memory") else {
-        nsjail_tests::skip(
-            "v1_an_nsjail_directory_the_caller_made_is_refused",
-            "no cgroup v1 memory hierarchy",
-        );
+    let Some((mount, own)) = v1_memory("v1_an_nsjail_directory_the_caller_made_is_refused") else {
         return;
     };
     let c = Caller::setuid_user();
-    let args = [
-        "--cgroup-version",
-        "1",
-        "--memory-limit",
-        "64M",
-        "--",
-        "/bin/true",
-    ];
+    let args = V1_LIMITED;
 
     // The control: from a cgroup delegated to the user, the helper makes `nsjail` itself (as
     // root) and the sandbox's cgroup below it; seen while a sandbox holds it.
